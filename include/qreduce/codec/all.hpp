@@ -1,0 +1,51 @@
+// qreduce/codec/all.hpp: the codec list, and the run-time name of each codec.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include "passthrough.hpp"
+#include "rotation.hpp"
+#include "scaled.hpp"
+
+namespace qreduce {
+
+enum class codec_kind : std::uint8_t { none = 0, fp8, fp8_fnuz, int8, int6, int4, fp4, mxfp4 };
+
+inline constexpr codec_kind all_codecs[] = {codec_kind::none, codec_kind::fp8,  codec_kind::fp8_fnuz,
+                                            codec_kind::int8, codec_kind::int6, codec_kind::int4,
+                                            codec_kind::fp4,  codec_kind::mxfp4};
+
+// Calls f.template operator()<C>() with the codec type of `k`.
+template <class F>
+constexpr decltype(auto) visit_codec(codec_kind k, F&& f) {
+  switch (k) {
+    case codec_kind::fp8: return f.template operator()<codec::fp8>();
+    case codec_kind::fp8_fnuz: return f.template operator()<codec::fp8_fnuz>();
+    case codec_kind::int8: return f.template operator()<codec::int8>();
+    case codec_kind::int6: return f.template operator()<codec::int6>();
+    case codec_kind::int4: return f.template operator()<codec::int4>();
+    case codec_kind::fp4: return f.template operator()<codec::fp4>();
+    case codec_kind::mxfp4: return f.template operator()<codec::mxfp4>();
+    case codec_kind::none: break;
+  }
+  return f.template operator()<codec::passthrough>();
+}
+
+inline const char* codec_name(codec_kind k) {
+  return visit_codec(k, []<class C>() { return C::name; });
+}
+
+inline std::optional<codec_kind> parse_codec(std::string_view s) {
+  for (codec_kind k : all_codecs)
+    if (s == codec_name(k)) return k;
+  return std::nullopt;
+}
+
+// Compressed bytes per original 16-bit byte (e.g. 18/64 for fp4).
+inline double compression_ratio(codec_kind k) {
+  return visit_codec(k, []<class C>() {
+    return double(C::payload_bytes + C::scale_bytes) / double(2 * codec::group_size);
+  });
+}
+
+}  // namespace qreduce

@@ -1,0 +1,142 @@
+// qreduce/codec/codec.hpp: what a codec is, and the tile layout every codec's bytes travel in.
+//
+// A codec turns groups of 32 values into a fixed number of bytes and back. The algorithms are
+// written once against the `codec_type` concept below; adding a codec touches its own header and the
+// codec list (codec/all.hpp).
+//
+// Work split. A group of 32 values is handled by 4 consecutive lanes of a wave, 8 values each (one
+// 16-byte load of fp16/bf16). The codec says how one lane's 8 values become a `lane_payload` given
+// the group's state (scale), and where that payload and the group's scale lie in memory:
+//
+//   group payload: payload_bytes bytes, lane l's part at a fixed place inside it (the codec's
+//                  store_lane / load_lane); scale: scale_bytes bytes.
+//   tile:          64 groups (2048 values): the 64 payloads back to back, then the 64 scales.
+//                  tile_bytes = 64 * (payload_bytes + scale_bytes), a multiple of 16.
+//
+// docs/wire-format.md describes every codec's bytes; tests/host/test_codecs.cpp pins them down.
+#pragma once
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include "../numeric/float16.hpp"
+
+namespace qreduce::codec {
+
+inline constexpr int group_size = 32;
+inline constexpr int lane_values = 8;
+inline constexpr int lanes_per_group = group_size / lane_values;  // 4
+inline constexpr int tile_groups = 64;
+inline constexpr int tile_values = tile_groups * group_size;  // 2048
+
+// One lane's share of a group: up to four 32-bit words (16 bytes).
+template <int Words>
+struct lane_words {
+  std::uint32_t w[Words];
+};
+
+// clang-format off
+template <class C>
+concept codec_type = requires(const float (&x)[8], float (&y)[8], typename C::state st,
+                         typename C::lane_payload p, std::byte* mem, const std::byte* cmem,
+                         std::uint32_t absmax_bits) {
+  { C::name } -> std::convertible_to<const char*>;
+  { C::payload_bytes } -> std::convertible_to<int>;
+  { C::scale_bytes } -> std::convertible_to<int>;
+  { C::needs_absmax } -> std::convertible_to<bool>;
+  { C::make_state(absmax_bits) } -> std::same_as<typename C::state>;
+  { C::template encode_lane<f16>(x, st) } -> std::same_as<typename C::lane_payload>;
+  { C::template encode_lane<bf16>(x, st) } -> std::same_as<typename C::lane_payload>;
+  { C::template decode_lane<f16>(p, st, y) };
+  { C::template decode_lane<bf16>(p, st, y) };
+  { C::store_lane(mem, 0, p) };
+  { C::load_lane(cmem, 0) } -> std::same_as<typename C::lane_payload>;
+  { C::store_scale(mem, st) };
+  { C::load_scale(cmem) } -> std::same_as<typename C::state>;
+};
+// clang-format on
+
+template <codec_type C>
+inline constexpr int tile_bytes = tile_groups * (C::payload_bytes + C::scale_bytes);
+
+template <codec_type C>
+inline constexpr double bits_per_value = 8.0 * (C::payload_bytes + C::scale_bytes) / group_size;
+
+// Compressed size of n values (whole tiles: a partial last tile is padded with zeros).
+template <codec_type C>
+constexpr std::size_t encoded_bytes(std::size_t n) {
+  return (n + tile_values - 1) / tile_values * std::size_t(tile_bytes<C>);
+}
+
+// Largest magnitude of 8 floats as the bits of a non-negative float: integer order matches magnitude
+// order, and NaN > inf > every finite value, so one unsigned max finds both the scale and non-finites.
+QR_HOST_DEVICE QR_FORCEINLINE std::uint32_t absmax_bits8(const float (&x)[8]) {
+  std::uint32_t m = 0u;
+QR_UNROLL
+  for (int j = 0; j < 8; ++j) {
+    const std::uint32_t a = numeric::float_bits(x[j]) & 0x7fffffffu;
+    m = a > m ? a : m;
+  }
+  return m;
+}
+
+// ---- host reference: one group at a time ------------------------------------------------------
+// The device paths run the same lane functions; these loops are the reference the tests compare to.
+
+template <codec_type C, class T>
+void encode_group(const float* values, std::byte* payload, std::byte* scale) {
+  float x[lanes_per_group][8];
+  std::uint32_t am = 0u;
+  for (int l = 0; l < lanes_per_group; ++l) {
+    for (int j = 0; j < 8; ++j) x[l][j] = values[l * 8 + j];
+    const std::uint32_t a = absmax_bits8(x[l]);
+    am = a > am ? a : am;
+  }
+  const auto st = C::make_state(am);
+  for (int l = 0; l < lanes_per_group; ++l) C::store_lane(payload, l, C::template encode_lane<T>(x[l], st));
+  C::store_scale(scale, st);
+}
+
+template <codec_type C, class T>
+void decode_group(const std::byte* payload, const std::byte* scale, float* values) {
+  const auto st = C::load_scale(scale);
+  for (int l = 0; l < lanes_per_group; ++l) {
+    float y[8];
+    C::template decode_lane<T>(C::load_lane(payload, l), st, y);
+    for (int j = 0; j < 8; ++j) values[l * 8 + j] = y[j];
+  }
+}
+
+// Whole buffers in the tile layout (n values, the last tile padded with zeros).
+template <codec_type C, class T>
+void encode(const T* in, std::size_t n, std::byte* out) {
+  const std::size_t tiles = (n + tile_values - 1) / tile_values;
+  for (std::size_t t = 0; t < tiles; ++t) {
+    std::byte* tile = out + t * tile_bytes<C>;
+    for (int g = 0; g < tile_groups; ++g) {
+      float v[group_size];
+      for (int i = 0; i < group_size; ++i) {
+        const std::size_t k = t * tile_values + std::size_t(g) * group_size + std::size_t(i);
+        v[i] = k < n ? numeric::to_float(in[k]) : 0.0f;
+      }
+      encode_group<C, T>(v, tile + g * C::payload_bytes, tile + tile_groups * C::payload_bytes + g * C::scale_bytes);
+    }
+  }
+}
+
+template <codec_type C, class T>
+void decode(const std::byte* in, std::size_t n, float* out) {
+  const std::size_t tiles = (n + tile_values - 1) / tile_values;
+  for (std::size_t t = 0; t < tiles; ++t) {
+    const std::byte* tile = in + t * tile_bytes<C>;
+    for (int g = 0; g < tile_groups; ++g) {
+      float v[group_size];
+      decode_group<C, T>(tile + g * C::payload_bytes, tile + tile_groups * C::payload_bytes + g * C::scale_bytes, v);
+      for (int i = 0; i < group_size; ++i) {
+        const std::size_t k = t * tile_values + std::size_t(g) * group_size + std::size_t(i);
+        if (k < n) out[k] = v[i];
+      }
+    }
+  }
+}
+
+}  // namespace qreduce::codec

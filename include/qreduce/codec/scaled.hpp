@@ -1,0 +1,183 @@
+// qreduce/codec/scaled.hpp: the quantizing codecs: one scale per group of 32, codes of 4, 6 or 8 bits.
+//
+//   encode: s = absmax-derived scale (scale.hpp); inv = 1 / s (IEEE f32 division);
+//           code_i = Format.round(x_i * inv)   (f32 product, round to nearest even, saturating)
+//   decode: x_i = Format.value(code_i) * s     (f32, exact)
+//
+// These steps are the same on every backend; native conversion instructions replace only
+// Format.round, and they produce the same codes (tests/gpu and tests/isa check both facts).
+#pragma once
+#include <cstdint>
+#include "codec.hpp"
+#include "memory.hpp"
+#include "scale.hpp"
+#include "../numeric/minifloat.hpp"
+
+namespace qreduce::codec {
+
+template <class Scale>
+struct group_state {
+  typename Scale::storage scale;
+  float inv;     // 1 / scale, or 0 for a non-finite group
+  bool finite;
+};
+
+// Packing of 8 codes of B bits into a lane payload, and its place in the group payload.
+template <int B>
+struct packing;
+
+template <>
+struct packing<4> {  // group payload: 16 bytes, value i in byte i/2 (even i low nibble)
+  using lane_payload = lane_words<1>;
+  static constexpr int payload_bytes = 16;
+  QR_HOST_DEVICE static QR_FORCEINLINE void store(std::byte* g, int lane, const lane_payload& p) {
+    mem::store_words<1>(g + 4 * lane, p.w);
+  }
+  QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load(const std::byte* g, int lane) {
+    lane_payload p;
+    mem::load_words<1>(g + 4 * lane, p.w);
+    return p;
+  }
+};
+
+template <>
+struct packing<8> {  // group payload: 32 bytes, value i in byte i
+  using lane_payload = lane_words<2>;
+  static constexpr int payload_bytes = 32;
+  QR_HOST_DEVICE static QR_FORCEINLINE void store(std::byte* g, int lane, const lane_payload& p) {
+    mem::store_words<2>(g + 8 * lane, p.w);
+  }
+  QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load(const std::byte* g, int lane) {
+    lane_payload p;
+    mem::load_words<2>(g + 8 * lane, p.w);
+    return p;
+  }
+};
+
+template <>
+struct packing<6> {  // group payload: 24 bytes: low nibbles as in packing<4>, then 2-bit high parts
+  using lane_payload = lane_words<2>;  // w[0]: 8 low nibbles, w[1]: 8 two-bit high parts (16 bits)
+  static constexpr int payload_bytes = 24;
+  QR_HOST_DEVICE static QR_FORCEINLINE void store(std::byte* g, int lane, const lane_payload& p) {
+    mem::store_words<1>(g + 4 * lane, p.w);
+    mem::store_small<std::uint16_t>(g + 16 + 2 * lane, std::uint16_t(p.w[1]));
+  }
+  QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load(const std::byte* g, int lane) {
+    lane_payload p;
+    mem::load_words<1>(g + 4 * lane, p.w);
+    p.w[1] = mem::load_small<std::uint16_t>(g + 16 + 2 * lane);
+    return p;
+  }
+};
+
+template <class Format, class Scale, const char* Name>
+struct scaled_codec {
+  using format = Format;
+  using scale_type = Scale;
+  using pack = packing<Format::code_bits>;
+  using lane_payload = typename pack::lane_payload;
+  using state = group_state<Scale>;
+  static constexpr const char* name = Name;
+  static constexpr int payload_bytes = pack::payload_bytes;
+  static constexpr int scale_bytes = Scale::bytes;
+  static constexpr bool needs_absmax = true;
+  static constexpr float qmax = Format::max;
+
+  QR_HOST_DEVICE static QR_FORCEINLINE state make_state(std::uint32_t absmax_bits) {
+    if (!numeric::is_finite_bits(absmax_bits)) return state{Scale::nan, 0.0f, false};
+    const auto s = Scale::from_absmax(numeric::bits_float(absmax_bits), qmax);
+    return state{s, 1.0f / Scale::to_float(s), true};
+  }
+
+  template <class T>
+  QR_HOST_DEVICE static QR_FORCEINLINE lane_payload encode_lane(const float (&x)[8], const state& st) {
+    float s[8];
+QR_UNROLL
+    for (int j = 0; j < 8; ++j) s[j] = st.finite ? x[j] * st.inv : 0.0f;
+    lane_payload p{};
+    if constexpr (Format::code_bits == 4) {
+      if constexpr (requires { Format::encode8(s); }) {
+        p.w[0] = Format::encode8(s);
+      } else {
+QR_UNROLL
+        for (int j = 0; j < 8; ++j) p.w[0] |= Format::encode_soft(s[j]) << (4 * j);
+      }
+    } else if constexpr (Format::code_bits == 8) {
+      if constexpr (requires { Format::encode2(s[0], s[1]); }) {
+QR_UNROLL
+        for (int j = 0; j < 4; ++j) p.w[j / 2] |= Format::encode2(s[2 * j], s[2 * j + 1]) << (16 * (j % 2));
+      } else {
+QR_UNROLL
+        for (int j = 0; j < 8; ++j) p.w[j / 4] |= Format::encode_soft(s[j]) << (8 * (j % 4));
+      }
+    } else {
+      static_assert(Format::code_bits == 6);
+QR_UNROLL
+      for (int j = 0; j < 8; ++j) {
+        const std::uint32_t c = Format::encode_soft(s[j]);
+        p.w[0] |= (c & 0xfu) << (4 * j);
+        p.w[1] |= (c >> 4) << (2 * j);
+      }
+    }
+    return p;
+  }
+
+  template <class T>
+  QR_HOST_DEVICE static QR_FORCEINLINE void decode_lane(const lane_payload& p, const state& st, float (&y)[8]) {
+    const float sc = st.finite ? Scale::to_float(st.scale) : numeric::bits_float(0x7fc00000u);
+    float v[8];
+    if constexpr (Format::code_bits == 4) {
+      if constexpr (requires { Format::decode8(p.w[0], v); }) {
+        Format::decode8(p.w[0], v);
+      } else {
+QR_UNROLL
+        for (int j = 0; j < 8; ++j) v[j] = Format::decode_soft((p.w[0] >> (4 * j)) & 0xfu);
+      }
+    } else if constexpr (Format::code_bits == 8) {
+QR_UNROLL
+      for (int j = 0; j < 8; ++j) v[j] = Format::decode_soft((p.w[j / 4] >> (8 * (j % 4))) & 0xffu);
+    } else {
+QR_UNROLL
+      for (int j = 0; j < 8; ++j)
+        v[j] = Format::decode_soft(((p.w[0] >> (4 * j)) & 0xfu) | (((p.w[1] >> (2 * j)) & 0x3u) << 4));
+    }
+QR_UNROLL
+    for (int j = 0; j < 8; ++j) y[j] = v[j] * sc;
+  }
+
+  QR_HOST_DEVICE static QR_FORCEINLINE void store_lane(std::byte* g, int lane, const lane_payload& p) {
+    pack::store(g, lane, p);
+  }
+  QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load_lane(const std::byte* g, int lane) {
+    return pack::load(g, lane);
+  }
+  QR_HOST_DEVICE static QR_FORCEINLINE void store_scale(std::byte* s, const state& st) {
+    mem::store_small<typename Scale::storage>(s, st.scale);
+  }
+  QR_HOST_DEVICE static QR_FORCEINLINE state load_scale(const std::byte* s) {
+    const auto v = mem::load_small<typename Scale::storage>(s);
+    return state{v, 0.0f, v != Scale::nan};
+  }
+};
+
+namespace names {
+inline constexpr char int8[] = "int8";
+inline constexpr char int6[] = "int6";
+inline constexpr char int4[] = "int4";
+inline constexpr char fp8[] = "fp8";
+inline constexpr char fp8_fnuz[] = "fp8_fnuz";
+inline constexpr char fp4[] = "fp4";
+inline constexpr char mxfp4[] = "mxfp4";
+}  // namespace names
+
+using int8 = scaled_codec<numeric::int_format<8>, scale_bf16, names::int8>;
+using int6 = scaled_codec<numeric::int_format<6>, scale_bf16, names::int6>;
+using int4 = scaled_codec<numeric::int_format<4>, scale_bf16, names::int4>;
+using fp8 = scaled_codec<numeric::e4m3fn, scale_bf16, names::fp8>;
+using fp8_fnuz = scaled_codec<numeric::e4m3fnuz, scale_bf16, names::fp8_fnuz>;
+// The seed's FP4 method (absmax / 6 per 32 values), its scale held as bf16 so bf16 inputs fit.
+using fp4 = scaled_codec<numeric::e2m1, scale_bf16, names::fp4>;
+// OCP MX FP4: power-of-two E8M0 scale per 32 values.
+using mxfp4 = scaled_codec<numeric::e2m1, scale_e8m0, names::mxfp4>;
+
+}  // namespace qreduce::codec

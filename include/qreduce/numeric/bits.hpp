@@ -1,0 +1,38 @@
+// qreduce/numeric/bits.hpp: bit casts and integer helpers usable on host and device.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include "../config.hpp"
+
+namespace qreduce::numeric {
+
+QR_HOST_DEVICE QR_FORCEINLINE std::uint32_t float_bits(float f) {
+#if QR_DEVICE_PASS && QR_BACKEND_CUDA
+  return __float_as_uint(f);
+#else
+  return __builtin_bit_cast(std::uint32_t, f);
+#endif
+}
+
+QR_HOST_DEVICE QR_FORCEINLINE float bits_float(std::uint32_t u) {
+#if QR_DEVICE_PASS && QR_BACKEND_CUDA
+  return __uint_as_float(u);
+#else
+  return __builtin_bit_cast(float, u);
+#endif
+}
+
+// Round to nearest, ties to even, of a float; identical on every backend (no fast-math assumed).
+QR_HOST_DEVICE QR_FORCEINLINE float round_even(float x) {
+#if QR_DEVICE_PASS && QR_BACKEND_CUDA
+  return rintf(x);
+#else
+  return __builtin_rintf(x);
+#endif
+}
+
+QR_HOST_DEVICE QR_FORCEINLINE bool is_finite_bits(std::uint32_t f32_bits) {
+  return (f32_bits & 0x7f800000u) != 0x7f800000u;
+}
+
+}  // namespace qreduce::numeric

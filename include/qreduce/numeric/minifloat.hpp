@@ -1,0 +1,178 @@
+// qreduce/numeric/minifloat.hpp: the element formats the codecs round to.
+//
+// Each format maps an already-scaled float s to a code: round to nearest, ties to even, saturate to
+// the largest finite magnitude. Callers never pass NaN or infinity (a group holding one is handled
+// by the codec before this point). Each format has a software path that runs everywhere and, where
+// the pass has one (config.hpp), a native conversion instruction that produces the same code.
+//
+//   e2m1     OCP FP4: 1 sign, 2 exponent (bias 1), 1 mantissa; magnitudes 0 .5 1 1.5 2 3 4 6
+//   e4m3fn   OCP FP8 E4M3: bias 7, max 448, 0x7f/0xff NaN, has -0
+//   e4m3fnuz FP8 E4M3 FNUZ (gfx942's native): bias 8, max 240, 0x80 NaN, no -0 (negative values that
+//            round to zero give 0x00)
+//   int_format<B>  B-bit two's complement, symmetric range [-(2^(B-1)-1), 2^(B-1)-1]
+#pragma once
+#include <cstdint>
+#include "bits.hpp"
+
+namespace qreduce::numeric {
+
+// Software rounding to a small binary float format. E/M: exponent/mantissa bits, Bias, MaxBits: the
+// code of the largest finite magnitude. Exact: a/step and the product back are powers-of-two scalings.
+template <int E, int M, int Bias, std::uint32_t MaxCode, bool HasNegZero>
+struct minifloat_format {
+  static constexpr int exponent_bits = E;
+  static constexpr int mantissa_bits = M;
+  static constexpr int code_bits = 1 + E + M;
+  static constexpr std::uint32_t sign_bit = 1u << (E + M);
+
+  // Magnitude of a code (sign ignored), computed by placing its fields into a float's bit pattern.
+  QR_HOST_DEVICE static QR_FORCEINLINE float magnitude(std::uint32_t code) {
+    // fields land at float bits [23-M-?]: exponent at 23.., mantissa just below; then rescale by
+    // 2^(127-Bias). Subnormal codes become float subnormals, which the multiply makes exact values.
+    const float raw = bits_float((code & (sign_bit - 1u)) << (23 - M));
+    return raw * bits_float(std::uint32_t(127 + 127 - Bias) << 23);
+  }
+
+  static constexpr float max_value() {
+    // (1 + m/2^M) * 2^(e - Bias) for the max code, evaluated at compile time
+    const std::uint32_t e = (MaxCode >> M) & ((1u << E) - 1u);
+    const std::uint32_t m = MaxCode & ((1u << M) - 1u);
+    float v = 1.0f + float(m) / float(1u << M);
+    int p = int(e) - Bias;
+    for (; p > 0; --p) v *= 2.0f;
+    for (; p < 0; ++p) v *= 0.5f;
+    return v;
+  }
+  static constexpr float max = max_value();
+
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode_soft(float s) {
+    const std::uint32_t sb = float_bits(s);
+    const std::uint32_t sign = (sb >> 31) ? sign_bit : 0u;
+    const float a = bits_float(sb & 0x7fffffffu);
+    std::uint32_t mag;
+    if (a >= max) {
+      mag = MaxCode;
+    } else {
+      constexpr int emin = 1 - Bias;  // exponent of the smallest normal
+      int e = int((float_bits(a) >> 23) & 0xffu) - 127;
+      if (e < emin) e = emin;
+      // step = 2^(e - M); q = rne(a / step), an integer in [0, 2^(M+1)]
+      const float q = round_even(a * bits_float(std::uint32_t(127 - (e - M)) << 23));
+      const std::uint32_t qi = std::uint32_t(q);
+      if (qi == 0u) {
+        mag = 0u;
+      } else if (e == emin && qi < (1u << M)) {
+        mag = qi;  // subnormal
+      } else if (qi == (2u << M)) {
+        mag = std::uint32_t(e + 1 + Bias) << M;  // rounded up into the next binade
+      } else {
+        mag = (std::uint32_t(e + Bias) << M) | (qi - (1u << M));
+      }
+      if (mag > MaxCode) mag = MaxCode;
+    }
+    if (!HasNegZero && mag == 0u) return 0u;
+    return sign | mag;
+  }
+
+  QR_HOST_DEVICE static QR_FORCEINLINE float decode_soft(std::uint32_t code) {
+    const float m = magnitude(code);
+    return (code & sign_bit) ? -m : m;
+  }
+};
+
+struct e2m1 : minifloat_format<2, 1, 1, 0x7u, true> {
+  static constexpr const char* name = "e2m1";
+  // Two values into one byte: x0 in the low nibble.
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode2(float x0, float x1) {
+#if QR_HAS_NATIVE_FP4_CVT && QR_BACKEND_CUDA
+    std::uint16_t r;
+    // cvt puts its first source in the upper half of the result.
+    asm("{ .reg .b8 t; cvt.rn.satfinite.e2m1x2.f32 t, %2, %1; cvt.u16.u8 %0, t; }"
+        : "=h"(r) : "f"(x0), "f"(x1));
+    return r;
+#elif QR_HAS_NATIVE_FP4_CVT && QR_BACKEND_HIP
+    // Scale 1.0: the value is already scaled in f32 (bit-identity with every other target).
+    return __builtin_amdgcn_cvt_scalef32_pk_fp4_f32(0u, x0, x1, 1.0f, 0) & 0xffu;
+#else
+    return encode_soft(x0) | (encode_soft(x1) << 4);
+#endif
+  }
+  // Eight values (one lane) into one 32-bit word, value j at bits [4j, 4j+4).
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode8(const float (&x)[8]) {
+#if QR_HAS_NATIVE_FP4_CVT && QR_BACKEND_HIP
+    std::uint32_t w = 0u;
+    w = __builtin_amdgcn_cvt_scalef32_pk_fp4_f32(w, x[0], x[1], 1.0f, 0);
+    w = __builtin_amdgcn_cvt_scalef32_pk_fp4_f32(w, x[2], x[3], 1.0f, 1);
+    w = __builtin_amdgcn_cvt_scalef32_pk_fp4_f32(w, x[4], x[5], 1.0f, 2);
+    w = __builtin_amdgcn_cvt_scalef32_pk_fp4_f32(w, x[6], x[7], 1.0f, 3);
+    return w;
+#else
+    std::uint32_t w = 0u;
+QR_UNROLL
+    for (int j = 0; j < 4; ++j) w |= encode2(x[2 * j], x[2 * j + 1]) << (8 * j);
+    return w;
+#endif
+  }
+  QR_HOST_DEVICE static QR_FORCEINLINE void decode8(std::uint32_t w, float (&out)[8]) {
+#if QR_HAS_NATIVE_FP4_DECODE && QR_BACKEND_HIP
+QR_UNROLL
+    for (int j = 0; j < 4; ++j) {
+      const auto p = __builtin_amdgcn_cvt_scalef32_pk_f32_fp4(w, 1.0f, j);
+      out[2 * j] = p[0];
+      out[2 * j + 1] = p[1];
+    }
+#else
+QR_UNROLL
+    for (int j = 0; j < 8; ++j) out[j] = decode_soft((w >> (4 * j)) & 0xfu);
+#endif
+  }
+};
+
+struct e4m3fn : minifloat_format<4, 3, 7, 0x7eu, true> {
+  static constexpr const char* name = "e4m3fn";
+  // Two values into 16 bits: x0 in the low byte.
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode2(float x0, float x1) {
+#if QR_HAS_NATIVE_FP8_E4M3_CVT && QR_BACKEND_CUDA
+    std::uint16_t r;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %2, %1;" : "=h"(r) : "f"(x0), "f"(x1));
+    return r;
+#elif QR_HAS_NATIVE_FP8_E4M3_CVT && QR_BACKEND_HIP
+    typedef short v2s __attribute__((ext_vector_type(2)));
+    const v2s z = {0, 0};
+    const v2s r = __builtin_amdgcn_cvt_scalef32_pk_fp8_f32(z, x0, x1, 1.0f, false);
+    return std::uint32_t(std::uint16_t(r[0]));
+#else
+    return encode_soft(x0) | (encode_soft(x1) << 8);
+#endif
+  }
+};
+
+struct e4m3fnuz : minifloat_format<4, 3, 8, 0x7fu, false> {
+  static constexpr const char* name = "e4m3fnuz";
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode2(float x0, float x1) {
+#if QR_HAS_NATIVE_FP8_FNUZ_CVT && QR_BACKEND_HIP
+    return std::uint32_t(__builtin_amdgcn_cvt_pk_fp8_f32(x0, x1, 0, false)) & 0xffffu;
+#else
+    return encode_soft(x0) | (encode_soft(x1) << 8);
+#endif
+  }
+};
+
+template <int B>
+struct int_format {
+  static_assert(B >= 2 && B <= 8);
+  static constexpr int code_bits = B;
+  static constexpr float max = float((1 << (B - 1)) - 1);
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode_soft(float s) {
+    float q = round_even(s);
+    q = q > max ? max : (q < -max ? -max : q);
+    return std::uint32_t(std::int32_t(q)) & ((1u << B) - 1u);
+  }
+  QR_HOST_DEVICE static QR_FORCEINLINE float decode_soft(std::uint32_t code) {
+    // sign-extend B bits
+    const std::int32_t v = std::int32_t(code << (32 - B)) >> (32 - B);
+    return float(v);
+  }
+};
+
+}  // namespace qreduce::numeric

@@ -1,0 +1,294 @@
+// Host tests of every codec: golden bytes, error bounds, adversarial groups, non-finite inputs,
+// exhaustive fp16 coverage, and the rotation.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "qreduce/codec/all.hpp"
+
+using namespace qreduce;
+using namespace qreduce::codec;
+
+namespace {
+
+template <class C>
+struct group_bytes {
+  std::byte payload[C::payload_bytes];
+  std::byte scale[C::scale_bytes > 0 ? C::scale_bytes : 1];
+};
+
+template <class C, class T>
+std::vector<float> round_trip_group(const float* v) {
+  group_bytes<C> g{};
+  encode_group<C, T>(v, g.payload, g.scale);
+  std::vector<float> out(group_size);
+  decode_group<C, T>(g.payload, g.scale, out.data());
+  return out;
+}
+
+// Per-element error bound of one group: half the format's spacing at the value, times the scale.
+template <class C>
+double element_bound(float x, float absmax) {
+  if constexpr (C::scale_bytes == 0) {
+    return std::fabs(double(x)) * std::ldexp(1.0, -8) + 1e-45;  // one rounding to fp16/bf16
+  } else {
+    using F = typename C::format;
+    const auto st = C::make_state(std::bit_cast<std::uint32_t>(absmax));
+    const double s = C::scale_type::to_float(st.scale);
+    const double a = std::fabs(double(x)) / s;
+    double spacing;
+    if constexpr (requires { F::mantissa_bits; }) {
+      const int emin = 1 - (F::code_bits == 4 ? 1 : (F::max == 448.0f ? 7 : 8));
+      const int e = a > 0 ? std::max(int(std::floor(std::log2(a))), emin) : emin;
+      spacing = std::ldexp(1.0, e - F::mantissa_bits);
+    } else {
+      spacing = 1.0;
+    }
+    const double saturation = std::fabs(double(x)) - double(F::max) * s;  // only near FLT_MAX
+    return std::max(0.5 * spacing * s * (1.0 + 1e-6), saturation * (1.0 + 1e-6)) + 1e-45;
+  }
+}
+
+template <class C, class T>
+void check_group_within_bound(const float* v) {
+  float absmax = 0;
+  for (int i = 0; i < group_size; ++i) absmax = std::max(absmax, std::fabs(v[i]));
+  const auto out = round_trip_group<C, T>(v);
+  for (int i = 0; i < group_size; ++i) {
+    REQUIRE_MESSAGE(std::isfinite(out[i]), std::string(C::name) << " produced a non-finite value from " << v[i]);
+    const double err = std::fabs(double(out[i]) - double(v[i]));
+    REQUIRE_MESSAGE(err <= element_bound<C>(v[i], absmax),
+                    std::string(C::name) << ": |" << out[i] << " - " << v[i] << "| = " << err << " > bound "
+                            << element_bound<C>(v[i], absmax) << " (absmax " << absmax << ")");
+  }
+}
+
+template <class T>
+float representable(float x) {
+  return numeric::to_float(numeric::from_float<T>(x));
+}
+
+}  // namespace
+
+#define ALL_CODECS passthrough, fp8, fp8_fnuz, int8, int6, int4, fp4, mxfp4
+
+TEST_CASE_TEMPLATE("every codec satisfies the concept and has a 16-byte aligned tile", C, ALL_CODECS) {
+  static_assert(codec_type<C>);
+  CHECK(tile_bytes<C> % 16 == 0);
+  CHECK(bits_per_value<C> <= 16.0);
+}
+
+TEST_CASE("bits per value") {
+  CHECK(bits_per_value<fp4> == doctest::Approx(4.5));
+  CHECK(bits_per_value<mxfp4> == doctest::Approx(4.25));
+  CHECK(bits_per_value<int6> == doctest::Approx(6.5));
+  CHECK(bits_per_value<int8> == doctest::Approx(8.5));
+  CHECK(bits_per_value<passthrough> == doctest::Approx(16.0));
+}
+
+TEST_CASE("golden bytes: fp4 group") {
+  float v[32] = {6, -6, 3, 1.5f, 0.5f, 0, -0.25f, 5};  // 5 ties to 4, -0.25 ties to -0
+  group_bytes<fp4> g{};
+  encode_group<fp4, f16>(v, g.payload, g.scale);
+  const std::uint8_t want[16] = {0xf7, 0x35, 0x01, 0x68};
+  CHECK(std::memcmp(g.payload, want, 16) == 0);
+  CHECK(std::to_integer<int>(g.scale[0]) == 0x80);  // bf16 1.0 = 0x3f80, little-endian
+  CHECK(std::to_integer<int>(g.scale[1]) == 0x3f);
+}
+
+TEST_CASE("golden bytes: mxfp4, int8, int6, int4, fp8 groups") {
+  {
+    float v[32] = {12, -1};  // 12/6 = 2 -> E8M0 2^1 = 128; codes 6 -> 7, -0.5 -> 0x9
+    group_bytes<mxfp4> g{};
+    encode_group<mxfp4, bf16>(v, g.payload, g.scale);
+    CHECK(std::to_integer<int>(g.payload[0]) == 0x97);
+    CHECK(std::to_integer<int>(g.scale[0]) == 128);
+  }
+  {
+    float v[32] = {127, -3, 2.5f, 0};
+    group_bytes<int8> g{};
+    encode_group<int8, f16>(v, g.payload, g.scale);
+    const std::uint8_t want[4] = {0x7f, 0xfd, 0x02, 0x00};
+    CHECK(std::memcmp(g.payload, want, 4) == 0);
+  }
+  {
+    float v[32] = {31, -31, 17, -1};  // scale 1; 17 = 0b010001, -1 = 0b111111, -31 = 0b100001
+    group_bytes<int6> g{};
+    encode_group<int6, f16>(v, g.payload, g.scale);
+    // low nibbles: f, 1, 1, f ; high 2-bit parts: 01, 10, 01, 11
+    const std::uint8_t lo[2] = {0x1f, 0xf1};
+    CHECK(std::memcmp(g.payload, lo, 2) == 0);
+    CHECK(std::to_integer<int>(g.payload[16]) == (0x1 | (0x2 << 2) | (0x1 << 4) | (0x3 << 6)));
+  }
+  {
+    float v[32] = {7, -7, 1};
+    group_bytes<int4> g{};
+    encode_group<int4, f16>(v, g.payload, g.scale);
+    CHECK(std::to_integer<int>(g.payload[0]) == 0x97);
+    CHECK(std::to_integer<int>(g.payload[1]) == 0x01);
+  }
+  {
+    float v[32] = {448, 1, -2};
+    group_bytes<fp8> g{};
+    encode_group<fp8, f16>(v, g.payload, g.scale);
+    const std::uint8_t want[3] = {0x7e, 0x38, 0xc0};
+    CHECK(std::memcmp(g.payload, want, 3) == 0);
+  }
+  {
+    float v[32] = {240, 1, -2};
+    group_bytes<fp8_fnuz> g{};
+    encode_group<fp8_fnuz, f16>(v, g.payload, g.scale);
+    const std::uint8_t want[3] = {0x7f, 0x40, 0xc8};
+    CHECK(std::memcmp(g.payload, want, 3) == 0);
+  }
+}
+
+TEST_CASE_TEMPLATE("round-trip error stays inside the bound on Gaussian and heavy-tailed data", C, ALL_CODECS) {
+  std::mt19937 rng(42);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  std::student_t_distribution<float> t(2.0f);
+  for (int trial = 0; trial < 2000; ++trial) {
+    float v[32];
+    const float mag = std::ldexp(1.0f, int(trial % 30) - 20);
+    for (float& x : v) x = representable<f16>(std::clamp((trial % 2 ? n(rng) : t(rng)) * mag, -6e4f, 6e4f));
+    check_group_within_bound<C, f16>(v);
+    for (float& x : v) x = representable<bf16>(x * 1e20f);
+    check_group_within_bound<C, bf16>(v);
+  }
+}
+
+TEST_CASE_TEMPLATE("adversarial groups", C, ALL_CODECS) {
+  float v[32];
+  SUBCASE("all zero decodes to zeros") {
+    for (float& x : v) x = 0.0f;
+    const auto out = round_trip_group<C, f16>(v);
+    for (float y : out) CHECK(y == 0.0f);
+  }
+  SUBCASE("all equal") {
+    for (float& x : v) x = -3.25f;
+    check_group_within_bound<C, f16>(v);
+  }
+  SUBCASE("one huge outlier") {
+    for (int i = 0; i < 32; ++i) v[i] = 0.01f * float(i % 7 - 3);
+    v[13] = 60000.0f;
+    check_group_within_bound<C, f16>(v);
+  }
+  SUBCASE("fp16 subnormals") {
+    for (int i = 0; i < 32; ++i) v[i] = numeric::to_float(f16{std::uint16_t(i * 31 + (i % 2 ? 0x8000 : 0))});
+    check_group_within_bound<C, f16>(v);
+  }
+  SUBCASE("bf16 extremes: the largest and the smallest magnitudes") {
+    for (int i = 0; i < 32; ++i) v[i] = numeric::to_float(bf16{std::uint16_t(i % 2 ? 0x7f7f : 0x8001)});
+    check_group_within_bound<C, bf16>(v);
+    for (int i = 0; i < 32; ++i) v[i] = numeric::to_float(bf16{std::uint16_t(0x0001 + i)});
+    check_group_within_bound<C, bf16>(v);
+  }
+  SUBCASE("mixed signs around a tie") {
+    for (int i = 0; i < 32; ++i) v[i] = (i % 2 ? -1.0f : 1.0f) * (0.5f + float(i) / 64.0f);
+    check_group_within_bound<C, f16>(v);
+  }
+}
+
+TEST_CASE_TEMPLATE("NaN and infinity poison their own group only", C, fp8, fp8_fnuz, int8, int6, int4, fp4, mxfp4) {
+  std::vector<f16> in(4 * 32);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> n;
+  for (auto& x : in) x = numeric::to_f16(n(rng));
+  std::vector<std::byte> clean(encoded_bytes<C>(in.size())), dirty(clean.size());
+  encode<C, f16>(in.data(), in.size(), clean.data());
+  for (float bad : {NAN, INFINITY, -INFINITY}) {
+    auto poisoned = in;
+    poisoned[32 + 5] = numeric::to_f16(bad);
+    encode<C, f16>(poisoned.data(), poisoned.size(), dirty.data());
+    std::vector<float> a(in.size()), b(in.size());
+    decode<C, f16>(clean.data(), in.size(), a.data());
+    decode<C, f16>(dirty.data(), in.size(), b.data());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      if (i >= 32 && i < 64) {
+        CHECK(std::isnan(b[i]));
+      } else {
+        REQUIRE(a[i] == b[i]);
+      }
+    }
+  }
+}
+
+TEST_CASE("passthrough keeps NaN and infinity values") {
+  float v[32] = {NAN, INFINITY, -INFINITY, 1.5f};
+  const auto out = round_trip_group<passthrough, f16>(v);
+  CHECK(std::isnan(out[0]));
+  CHECK(out[1] == INFINITY);
+  CHECK(out[2] == -INFINITY);
+  CHECK(out[3] == 1.5f);
+}
+
+TEST_CASE_TEMPLATE("exhaustive fp16: every pattern, in groups, round-trips within bound", C, ALL_CODECS) {
+  // Groups of 32 consecutive patterns (similar magnitudes) and each finite value alone in its group.
+  for (std::uint32_t base = 0; base < 65536; base += 32) {
+    float v[32];
+    bool finite = true;
+    for (int i = 0; i < 32; ++i) {
+      v[i] = numeric::to_float(f16{std::uint16_t(base + i)});
+      finite = finite && std::isfinite(v[i]);
+    }
+    if (finite) {
+      check_group_within_bound<C, f16>(v);
+    } else if constexpr (C::scale_bytes > 0) {
+      for (float y : round_trip_group<C, f16>(v)) CHECK(std::isnan(y));
+    }
+  }
+  for (std::uint32_t b = 0; b < 65536; ++b) {
+    float v[32] = {};
+    v[b % 32] = numeric::to_float(f16{std::uint16_t(b)});
+    if (std::isfinite(v[b % 32])) check_group_within_bound<C, f16>(v);
+  }
+}
+
+TEST_CASE("encode of whole buffers pads the last tile with zeros and leaves its bytes defined") {
+  std::vector<f16> in(2048 + 37);
+  for (std::size_t i = 0; i < in.size(); ++i) in[i] = numeric::to_f16(float(i % 11) - 5.0f);
+  std::vector<std::byte> a(encoded_bytes<int4>(in.size()), std::byte{0xaa});
+  std::vector<std::byte> b(a.size(), std::byte{0x55});
+  encode<int4, f16>(in.data(), in.size(), a.data());
+  encode<int4, f16>(in.data(), in.size(), b.data());
+  CHECK(a == b);  // every byte written, padding included
+  std::vector<float> out(in.size());
+  decode<int4, f16>(a.data(), in.size(), out.data());
+  for (std::size_t i = 0; i < in.size(); ++i) CHECK(std::fabs(out[i] - numeric::to_float(in[i])) <= 0.5f * 5.0f / 7.0f * 1.01f);
+}
+
+TEST_CASE("Hadamard rotation: inverse undoes forward, and outliers cost less") {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> n;
+  float x[4][8];
+  for (auto& l : x)
+    for (float& v : l) v = std::ldexp(std::round(n(rng) * 64.0f), -6);  // few bits: exact sums
+  float y[4][8];
+  std::memcpy(y, x, sizeof x);
+  hadamard32_host(y, rotation_forward_scale);
+  hadamard32_host(y, 1.0f);
+  for (int l = 0; l < 4; ++l)
+    for (int j = 0; j < 8; ++j) CHECK(y[l][j] == x[l][j]);
+
+  double e_plain = 0, e_rot = 0;
+  for (int trial = 0; trial < 500; ++trial) {
+    float v[32];
+    for (float& t : v) t = n(rng);
+    v[trial % 32] = 8.0f;  // an outlier channel, 8 sigma
+    group_bytes<int4> g{};
+    float out[32];
+    encode_group<int4, f16>(v, g.payload, g.scale);
+    decode_group<int4, f16>(g.payload, g.scale, out);
+    for (int i = 0; i < 32; ++i) e_plain += double(out[i] - v[i]) * (out[i] - v[i]);
+    encode_rotated_group<int4, f16>(v, g.payload, g.scale);
+    decode_rotated_group<int4, f16>(g.payload, g.scale, out);
+    for (int i = 0; i < 32; ++i) e_rot += double(out[i] - v[i]) * (out[i] - v[i]);
+  }
+  CHECK(e_rot < 0.5 * e_plain);
+}
