@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <type_traits>
 #include "passthrough.hpp"
 #include "rotation.hpp"
 #include "scaled.hpp"
@@ -15,24 +16,24 @@ inline constexpr codec_kind all_codecs[] = {codec_kind::none, codec_kind::fp8,  
                                             codec_kind::int8, codec_kind::int6, codec_kind::int4,
                                             codec_kind::fp4,  codec_kind::mxfp4};
 
-// Calls f.template operator()<C>() with the codec type of `k`.
+// Calls f(std::type_identity<C>{}) with the codec type C of `k`.
 template <class F>
 constexpr decltype(auto) visit_codec(codec_kind k, F&& f) {
   switch (k) {
-    case codec_kind::fp8: return f.template operator()<codec::fp8>();
-    case codec_kind::fp8_fnuz: return f.template operator()<codec::fp8_fnuz>();
-    case codec_kind::int8: return f.template operator()<codec::int8>();
-    case codec_kind::int6: return f.template operator()<codec::int6>();
-    case codec_kind::int4: return f.template operator()<codec::int4>();
-    case codec_kind::fp4: return f.template operator()<codec::fp4>();
-    case codec_kind::mxfp4: return f.template operator()<codec::mxfp4>();
+    case codec_kind::fp8: return f(std::type_identity<codec::fp8>{});
+    case codec_kind::fp8_fnuz: return f(std::type_identity<codec::fp8_fnuz>{});
+    case codec_kind::int8: return f(std::type_identity<codec::int8>{});
+    case codec_kind::int6: return f(std::type_identity<codec::int6>{});
+    case codec_kind::int4: return f(std::type_identity<codec::int4>{});
+    case codec_kind::fp4: return f(std::type_identity<codec::fp4>{});
+    case codec_kind::mxfp4: return f(std::type_identity<codec::mxfp4>{});
     case codec_kind::none: break;
   }
-  return f.template operator()<codec::passthrough>();
+  return f(std::type_identity<codec::passthrough>{});
 }
 
 inline const char* codec_name(codec_kind k) {
-  return visit_codec(k, []<class C>() { return C::name; });
+  return visit_codec(k, [](auto tag) { return decltype(tag)::type::name; });
 }
 
 inline std::optional<codec_kind> parse_codec(std::string_view s) {
@@ -43,7 +44,8 @@ inline std::optional<codec_kind> parse_codec(std::string_view s) {
 
 // Compressed bytes per original 16-bit byte (e.g. 18/64 for fp4).
 inline double compression_ratio(codec_kind k) {
-  return visit_codec(k, []<class C>() {
+  return visit_codec(k, [](auto tag) {
+    using C = typename decltype(tag)::type;
     return double(C::payload_bytes + C::scale_bytes) / double(2 * codec::group_size);
   });
 }

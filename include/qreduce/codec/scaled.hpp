@@ -70,14 +70,13 @@ struct packing<6> {  // group payload: 24 bytes: low nibbles as in packing<4>, t
   }
 };
 
-template <class Format, class Scale, const char* Name>
+template <class Format, class Scale>
 struct scaled_codec {
   using format = Format;
   using scale_type = Scale;
   using pack = packing<Format::code_bits>;
   using lane_payload = typename pack::lane_payload;
   using state = group_state<Scale>;
-  static constexpr const char* name = Name;
   static constexpr int payload_bytes = pack::payload_bytes;
   static constexpr int scale_bytes = Scale::bytes;
   static constexpr bool needs_absmax = true;
@@ -160,24 +159,15 @@ QR_UNROLL
   }
 };
 
-namespace names {
-inline constexpr char int8[] = "int8";
-inline constexpr char int6[] = "int6";
-inline constexpr char int4[] = "int4";
-inline constexpr char fp8[] = "fp8";
-inline constexpr char fp8_fnuz[] = "fp8_fnuz";
-inline constexpr char fp4[] = "fp4";
-inline constexpr char mxfp4[] = "mxfp4";
-}  // namespace names
-
-using int8 = scaled_codec<numeric::int_format<8>, scale_bf16, names::int8>;
-using int6 = scaled_codec<numeric::int_format<6>, scale_bf16, names::int6>;
-using int4 = scaled_codec<numeric::int_format<4>, scale_bf16, names::int4>;
-using fp8 = scaled_codec<numeric::e4m3fn, scale_bf16, names::fp8>;
-using fp8_fnuz = scaled_codec<numeric::e4m3fnuz, scale_bf16, names::fp8_fnuz>;
+// Each codec is a named type (the name travels in benchmarks, errors and the Python API).
+struct int8 : scaled_codec<numeric::int_format<8>, scale_bf16> { static constexpr const char* name = "int8"; };
+struct int6 : scaled_codec<numeric::int_format<6>, scale_bf16> { static constexpr const char* name = "int6"; };
+struct int4 : scaled_codec<numeric::int_format<4>, scale_bf16> { static constexpr const char* name = "int4"; };
+struct fp8 : scaled_codec<numeric::e4m3fn, scale_bf16> { static constexpr const char* name = "fp8"; };
+struct fp8_fnuz : scaled_codec<numeric::e4m3fnuz, scale_bf16> { static constexpr const char* name = "fp8_fnuz"; };
 // The seed's FP4 method (absmax / 6 per 32 values), its scale held as bf16 so bf16 inputs fit.
-using fp4 = scaled_codec<numeric::e2m1, scale_bf16, names::fp4>;
+struct fp4 : scaled_codec<numeric::e2m1, scale_bf16> { static constexpr const char* name = "fp4"; };
 // OCP MX FP4: power-of-two E8M0 scale per 32 values.
-using mxfp4 = scaled_codec<numeric::e2m1, scale_e8m0, names::mxfp4>;
+struct mxfp4 : scaled_codec<numeric::e2m1, scale_e8m0> { static constexpr const char* name = "mxfp4"; };
 
 }  // namespace qreduce::codec

@@ -4,8 +4,8 @@
 // f16 is IEEE binary16, bf16 is bfloat16. Both are stored as their bit pattern so the headers need no
 // vendor fp16 header and compile as plain C++. Conversions to float are exact. Conversions from
 // float round to nearest even, overflow to infinity, keep the sign, and turn every NaN into the
-// canonical quiet NaN (sign | 0x7e00 for f16, sign | 0x7fc0 for bf16), so that NaN payloads never make
-// the host reference and a device disagree.
+// positive canonical quiet NaN (0x7e00 for f16, 0x7fc0 for bf16): NaN signs and payloads differ
+// between CPUs and GPUs after arithmetic, so they must never reach the bytes.
 #pragma once
 #include <cstdint>
 #include "bits.hpp"
@@ -54,7 +54,7 @@ QR_HOST_DEVICE QR_FORCEINLINE float to_float(f16 v) {
 
 QR_HOST_DEVICE QR_FORCEINLINE bf16 to_bf16(float f) {
   const std::uint32_t x = float_bits(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return bf16{std::uint16_t(((x >> 16) & 0x8000u) | 0x7fc0u)};
+  if ((x & 0x7fffffffu) > 0x7f800000u) return bf16{std::uint16_t(0x7fc0u)};
   return bf16{std::uint16_t((x + 0x7fffu + ((x >> 16) & 1u)) >> 16)};
 }
 
@@ -62,7 +62,7 @@ QR_HOST_DEVICE QR_FORCEINLINE f16 to_f16(float f) {
   const std::uint32_t x = float_bits(f);
   const std::uint16_t sign = std::uint16_t((x >> 16) & 0x8000u);
   const std::uint32_t a = x & 0x7fffffffu;
-  if (a > 0x7f800000u) return f16{std::uint16_t(sign | 0x7e00u)};
+  if (a > 0x7f800000u) return f16{std::uint16_t(0x7e00u)};
 #if QR_DEVICE_PASS && QR_BACKEND_CUDA
   std::uint16_t h;
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));

@@ -1,0 +1,136 @@
+// qreduce/algorithm/lanes.hpp: the device building blocks every algorithm (and a user kernel) uses:
+// load/store 8 tensor values per thread, rotate a group across its 4 lanes, encode a lane into a
+// codec tile and decode it back, and the bounded wait on a peer's flag.
+//
+// A codec tile is handled by 256 threads: thread t owns values [8t, 8t+8) of the tile, and the group
+// of 32 values is lanes 4*(t/4) .. 4*(t/4)+3. All threads of a block call these functions together
+// (the group exchanges use lane shuffles): out-of-range values are zeros, never skipped threads.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include "../codec/codec.hpp"
+#include "../codec/rotation.hpp"
+#include "../transport/device.hpp"
+#include "../transport/workspace.hpp"
+
+#if !QR_BACKEND_HOST
+namespace qreduce::device {
+
+template <class T>
+QR_DEVICE QR_FORCEINLINE void unpack8(const uint4& v, float (&x)[8]) {
+  const std::uint32_t w[4] = {v.x, v.y, v.z, v.w};
+  QR_UNROLL
+  for (int j = 0; j < 4; ++j) {
+    x[2 * j] = numeric::to_float(T{std::uint16_t(w[j] & 0xffffu)});
+    x[2 * j + 1] = numeric::to_float(T{std::uint16_t(w[j] >> 16)});
+  }
+}
+
+template <class T>
+QR_DEVICE QR_FORCEINLINE uint4 pack8(const float (&x)[8]) {
+  std::uint32_t w[4];
+  QR_UNROLL
+  for (int j = 0; j < 4; ++j)
+    w[j] = std::uint32_t(numeric::from_float<T>(x[2 * j]).bits) | (std::uint32_t(numeric::from_float<T>(x[2 * j + 1]).bits) << 16);
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+// Values [i, i+8) of a tensor of n values (i a multiple of 8, the tensor 16-byte aligned); zeros past n.
+template <class T>
+QR_DEVICE QR_FORCEINLINE void load8(const T* in, std::size_t n, std::size_t i, float (&x)[8]) {
+  if (i + 8 <= n) {
+    unpack8<T>(*reinterpret_cast<const uint4*>(in + i), x);
+  } else {
+    QR_UNROLL
+    for (int j = 0; j < 8; ++j) x[j] = i + j < n ? numeric::to_float(in[i + j]) : 0.0f;
+  }
+}
+
+template <class T>
+QR_DEVICE QR_FORCEINLINE void store8(T* out, std::size_t n, std::size_t i, const float (&x)[8]) {
+  if (i + 8 <= n) {
+    *reinterpret_cast<uint4*>(out + i) = pack8<T>(x);
+  } else {
+    QR_UNROLL
+    for (int j = 0; j < 8; ++j)
+      if (i + j < n) out[i + j] = numeric::from_float<T>(x[j]);
+  }
+}
+
+// The 32-point Walsh-Hadamard transform of codec/rotation.hpp, on 4 lanes: same operations, same order.
+QR_DEVICE QR_FORCEINLINE void hadamard32(float (&x)[8], int lane_in_group, float post_scale) {
+  codec::hadamard8(x);
+  QR_UNROLL
+  for (int span = 1; span < codec::lanes_per_group; span <<= 1) {
+    const bool upper = (lane_in_group & span) != 0;
+    QR_UNROLL
+    for (int j = 0; j < 8; ++j) {
+      const float y = codec::butterfly(x[j], shfl_xor(x[j], span), upper);
+      x[j] = span == codec::lanes_per_group / 2 ? y * post_scale : y;
+    }
+  }
+}
+
+// One lane's encoded share of a group: the payload and the group's state (scale).
+template <codec::codec_type C>
+struct lane_code {
+  typename C::lane_payload payload;
+  typename C::state state;
+};
+
+template <codec::codec_type C, class T>
+QR_DEVICE QR_FORCEINLINE lane_code<C> encode_lane(const float (&x)[8]) {
+  std::uint32_t am = 0u;
+  if constexpr (C::needs_absmax) {
+    am = codec::absmax_bits8(x);
+    const std::uint32_t a1 = shfl_xor(am, 1);
+    am = a1 > am ? a1 : am;
+    const std::uint32_t a2 = shfl_xor(am, 2);
+    am = a2 > am ? a2 : am;
+  }
+  const auto st = C::make_state(am);
+  return {C::template encode_lane<T>(x, st), st};
+}
+
+// Store thread t's share into a tile (t in [0, 256)); lane 0 of each group stores the scale.
+template <codec::codec_type C>
+QR_DEVICE QR_FORCEINLINE void store_lane(std::byte* tile, int t, const lane_code<C>& c) {
+  const int g = t / codec::lanes_per_group, l = t % codec::lanes_per_group;
+  C::store_lane(tile + g * C::payload_bytes, l, c.payload);
+  if constexpr (C::scale_bytes > 0)
+    if (l == 0) C::store_scale(tile + codec::tile_groups * C::payload_bytes + g * C::scale_bytes, c.state);
+}
+
+template <codec::codec_type C, class T>
+QR_DEVICE QR_FORCEINLINE void decode_lane(const std::byte* tile, int t, float (&y)[8]) {
+  const int g = t / codec::lanes_per_group, l = t % codec::lanes_per_group;
+  const auto st = C::load_scale(tile + codec::tile_groups * C::payload_bytes + g * C::scale_bytes);
+  C::template decode_lane<T>(C::load_lane(tile + g * C::payload_bytes, l), st, y);
+}
+
+// Waits until *flag reaches seq (modulo 2^32). Bounded: returns false when h.timeout_ns passes (after
+// recording which peer did not arrive) or when another block of this rank already gave up.
+QR_DEVICE inline bool wait_flag(const device_handle& h, const std::uint32_t* flag, std::uint32_t seq, int peer,
+                                int phase) {
+  if (static_cast<std::int32_t>(load_acquire_sys(flag) - seq) >= 0) return true;
+  const std::uint64_t start = now_ns();
+  for (std::uint32_t spins = 1;; ++spins) {
+    if (static_cast<std::int32_t>(load_acquire_sys(flag) - seq) >= 0) return true;
+    if ((spins & 1023u) == 0u) {
+      if (load_relaxed_sys(&h.err->status) != 0u) return false;
+      if (now_ns() - start > h.timeout_ns) {
+        if (cas_sys(&h.err->status, 0u, 2u)) {
+          h.err->peer = std::uint32_t(peer);
+          h.err->phase = std::uint32_t(phase);
+          h.err->block = blockIdx.x;
+          h.err->seq = seq;
+          store_release_sys(&h.err->status, 1u);
+        }
+        return false;
+      }
+    }
+  }
+}
+
+}  // namespace qreduce::device
+#endif

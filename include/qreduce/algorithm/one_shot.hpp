@@ -1,0 +1,86 @@
+// qreduce/algorithm/one_shot.hpp: the unquantized one-shot all-reduce for small messages.
+//
+// Block b of rank r pushes its slice of the input into every rank's one-shot slot [parity][b][r],
+// raises its flag there, waits for the W flags of its own slot row, then adds the W slices in f32 in
+// rank order: one link crossing, no second phase, and every rank adds the same values in the same
+// order, so outputs are bitwise identical.
+//
+// The slots alternate between two parities (the block's call counter modulo 2): a rank can start call
+// k+2, which reuses call k's slots, only after every peer raised its flag for call k+1, i.e. after that
+// peer finished reading call k.
+#pragma once
+#include <cstddef>
+#include "lanes.hpp"
+
+namespace qreduce::algorithm {
+
+struct one_shot_plan {
+  int blocks = 0;
+  std::size_t per_block = 0;  // values per block, a multiple of 8
+};
+
+inline one_shot_plan plan_one_shot(const workspace_layout& l, std::size_t n) {
+  const std::size_t B = std::size_t(l.cfg.blocks);
+  std::size_t blocks = (n + codec::tile_values - 1) / codec::tile_values;
+  blocks = blocks < 1 ? 1 : (blocks > B ? B : blocks);
+  std::size_t per = (n + blocks - 1) / blocks;
+  per = (per + 7) / 8 * 8;
+  one_shot_plan p;
+  p.blocks = int((n + per - 1) / per);
+  if (p.blocks < 1) p.blocks = 1;
+  p.per_block = per;
+  return p;
+}
+
+}  // namespace qreduce::algorithm
+
+#if !QR_BACKEND_HOST
+namespace qreduce::algorithm {
+
+template <class T, int W, class Epilogue>
+__global__ void __launch_bounds__(block_threads)
+    one_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, std::size_t per_block, Epilogue ep) {
+  using namespace device;
+  const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
+  const std::uint32_t seq = *h.seq(b) + 1u;
+  const int parity = int(seq & 1u);
+  const std::size_t lo = std::size_t(b) * per_block;
+  const std::size_t hi = lo + per_block < n ? lo + per_block : n;
+  __shared__ int give_up;
+  if (t == 0) give_up = 0;
+
+  for (std::size_t i = lo + 8 * std::size_t(t); i < hi; i += 8 * block_threads) {
+    uint4 v;
+    if (i + 8 <= n) {
+      v = *reinterpret_cast<const uint4*>(in + i);
+    } else {
+      std::uint16_t e[8];
+      for (int j = 0; j < 8; ++j) e[j] = i + j < n ? in[i + j].bits : std::uint16_t(0);
+      v = make_uint4(e[0] | (std::uint32_t(e[1]) << 16), e[2] | (std::uint32_t(e[3]) << 16),
+                     e[4] | (std::uint32_t(e[5]) << 16), e[6] | (std::uint32_t(e[7]) << 16));
+    }
+    QR_UNROLL
+    for (int p = 0; p < W; ++p) *reinterpret_cast<uint4*>(h.oneshot_slot(p, parity, b, r) + 2 * (i - lo)) = v;
+  }
+  block_sync();
+  if (t < W) store_release_sys(h.flag(t, 0, b, r), seq);
+  if (t < W && !wait_flag(h, h.flag(r, 0, b, t), seq, t, 0)) give_up = 1;
+  block_sync();
+  if (!give_up) {
+    for (std::size_t i = lo + 8 * std::size_t(t); i < hi; i += 8 * block_threads) {
+      float acc[8] = {};
+      QR_UNROLL
+      for (int s = 0; s < W; ++s) {
+        float y[8];
+        unpack8<T>(*reinterpret_cast<const uint4*>(h.oneshot_slot(r, parity, b, s) + 2 * (i - lo)), y);
+        QR_UNROLL
+        for (int j = 0; j < 8; ++j) acc[j] += y[j];
+      }
+      ep(out, n, i, acc);
+    }
+  }
+  if (t == 0) *h.seq(b) = seq;
+}
+
+}  // namespace qreduce::algorithm
+#endif

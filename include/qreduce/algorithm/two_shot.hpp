@@ -1,0 +1,118 @@
+// qreduce/algorithm/two_shot.hpp: the quantized two-shot all-reduce (reduce-scatter + all-gather).
+//
+// Per block and round, on rank r of W, the block owns a chunk of W segments of K codec tiles:
+//   1. encode segment s of its input and store it into rank s's scatter slot [block][r];
+//      raise flag (phase 0) on every rank;
+//   2. wait for the W phase-0 flags; decode the W contributions of segment r and add them in f32,
+//      in rank order; encode the sum once and store it into every rank's gather slot [block][r];
+//      raise flag (phase 1) on every rank;
+//   3. wait for the W phase-1 flags; decode the W reduced segments and write the output.
+// Every rank decodes the same bytes in step 3, so every rank's output is bitwise identical.
+// With rotation on, step 1 rotates each group, the sum is formed in the rotated basis (the
+// transform is linear), and step 3 undoes the rotation after decoding.
+//
+// Why no call can overwrite data a peer still reads: a block reaches round j+1 only after every
+// peer's same-numbered block sent its round-j phase-1 flag, which that peer raised after finishing
+// everything before it; slots are indexed by block and sender, never by message offset.
+#pragma once
+#include <cstddef>
+#include "../error.hpp"
+#include "lanes.hpp"
+
+namespace qreduce::algorithm {
+
+// How a two-shot call is cut: K tiles per segment, and the grid. A pure function of the message and
+// the communicator, so every rank computes the same.
+struct two_shot_plan {
+  int tiles_per_segment = 1;
+  int blocks = 0;
+  std::size_t chunks = 0;
+};
+
+inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t n) {
+  const std::size_t W = std::size_t(l.cfg.world), B = std::size_t(l.cfg.blocks);
+  const std::size_t per_tile_round = B * W * codec::tile_values;
+  std::size_t k = (n + per_tile_round - 1) / per_tile_round;
+  k = k < 1 ? 1 : (k > std::size_t(l.cfg.tiles_per_slot) ? std::size_t(l.cfg.tiles_per_slot) : k);
+  two_shot_plan p;
+  p.tiles_per_segment = int(k);
+  const std::size_t chunk = W * k * codec::tile_values;
+  p.chunks = (n + chunk - 1) / chunk;
+  p.blocks = int(p.chunks < B ? p.chunks : B);
+  return p;
+}
+
+}  // namespace qreduce::algorithm
+
+#if !QR_BACKEND_HOST
+namespace qreduce::algorithm {
+
+template <codec::codec_type C, class T, int W, class Epilogue>
+__global__ void __launch_bounds__(block_threads)
+    two_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate,
+                    Epilogue ep) {
+  using namespace device;
+  constexpr int TB = codec::tile_bytes<C>;
+  const int b = blockIdx.x, t = threadIdx.x, r = h.rank, lane = t % codec::lanes_per_group;
+  const std::size_t seg = std::size_t(tiles_per_segment) * codec::tile_values;
+  const std::size_t chunk = W * seg;
+  const std::size_t chunks = (n + chunk - 1) / chunk;
+  __shared__ int give_up;
+  if (t == 0) give_up = 0;
+  std::uint32_t seq = *h.seq(b);
+
+  for (std::size_t c = b; c < chunks; c += gridDim.x) {
+    ++seq;
+    const std::size_t base = c * chunk;
+    // 1. scatter: encode each segment into its owner's slot
+    for (int k = 0; k < tiles_per_segment; ++k) {
+      QR_UNROLL
+      for (int s = 0; s < W; ++s) {
+        float x[8];
+        load8(in, n, base + s * seg + std::size_t(k) * codec::tile_values + 8 * t, x);
+        if (rotate) hadamard32(x, lane, codec::rotation_forward_scale);
+        store_lane<C>(h.scatter_slot(s, b, r) + k * TB, t, encode_lane<C, T>(x));
+      }
+    }
+    block_sync();
+    if (t < W) store_release_sys(h.flag(t, 0, b, r), seq);
+    if (t < W && !wait_flag(h, h.flag(r, 0, b, t), seq, t, 0)) give_up = 1;
+    block_sync();
+    if (give_up) break;
+
+    // 2. reduce the own segment in f32, encode once, send to every rank
+    for (int k = 0; k < tiles_per_segment; ++k) {
+      float acc[8] = {};
+      QR_UNROLL
+      for (int s = 0; s < W; ++s) {
+        float y[8];
+        decode_lane<C, T>(h.scatter_slot(r, b, s) + k * TB, t, y);
+        QR_UNROLL
+        for (int j = 0; j < 8; ++j) acc[j] += y[j];
+      }
+      const auto code = encode_lane<C, T>(acc);
+      QR_UNROLL
+      for (int p = 0; p < W; ++p) store_lane<C>(h.gather_slot(p, b, r) + k * TB, t, code);
+    }
+    block_sync();
+    if (t < W) store_release_sys(h.flag(t, 1, b, r), seq);
+    if (t < W && !wait_flag(h, h.flag(r, 1, b, t), seq, t, 1)) give_up = 1;
+    block_sync();
+    if (give_up) break;
+
+    // 3. gather: decode every reduced segment and hand it to the epilogue
+    for (int k = 0; k < tiles_per_segment; ++k) {
+      QR_UNROLL
+      for (int s = 0; s < W; ++s) {
+        float y[8];
+        decode_lane<C, T>(h.gather_slot(r, b, s) + k * TB, t, y);
+        if (rotate) hadamard32(y, lane, 1.0f);
+        ep(out, n, base + s * seg + std::size_t(k) * codec::tile_values + 8 * t, y);
+      }
+    }
+  }
+  if (t == 0) *h.seq(b) = seq;
+}
+
+}  // namespace qreduce::algorithm
+#endif

@@ -1,0 +1,223 @@
+// qreduce/comm.hpp: the communicator: owns a rank's workspace and its peers' mappings, checks
+// every call, and launches the all-reduce `auto` or the caller picks.
+//
+//   qreduce::socket_bootstrap bs(rank, world, "job-42");
+//   qreduce::communicator comm(bs);                      // on the current device
+//   comm.all_reduce(x, x, n, qreduce::dtype::bf16, {.codec = qreduce::codec_kind::fp4}, stream);
+//
+// Calls are asynchronous on the stream and can be captured in a CUDA/HIP graph: the flags are
+// sequence numbers kept in device memory, so replays never see stale values. Every wait for a peer
+// is bounded by the configured timeout; a kernel that gives up records the peer it waited for, and
+// the next call (or check()) throws errc::timeout naming it. The communicator is then unusable.
+#pragma once
+#include <unistd.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+#include "algorithm/one_shot.hpp"
+#include "algorithm/two_shot.hpp"
+#include "bootstrap/bootstrap.hpp"
+#include "dispatch.hpp"
+#include "epilogue/identity.hpp"
+#include "options.hpp"
+#include "runtime.hpp"
+
+namespace qreduce {
+
+class communicator {
+ public:
+  using fallback_fn = std::function<void(const void* in, void* out, std::size_t count, dtype t, rt::stream_t s)>;
+
+  explicit communicator(bootstrap& bs, comm_config cfg = config_from_env()) : rank_(bs.rank()), world_(bs.size()) {
+    validate_config(cfg, world_);
+    device_ = rt::get_device();
+    arch_ = rt::device_arch(device_);
+    overrides_ = dispatch_overrides::from_env();
+
+    rank_info mine;
+    mine.rank = rank_;
+    mine.world = world_;
+    const int sms = rt::multiprocessor_count(device_);
+    mine.proposed_blocks = cfg.max_blocks > 0 && cfg.max_blocks < sms ? cfg.max_blocks : sms;
+    mine.tiles_per_slot = cfg.tiles_per_slot;
+    mine.oneshot_values_per_block = cfg.oneshot_values_per_block;
+    mine.timeout_ms = cfg.timeout_ms;
+    std::vector<rank_info> all(static_cast<std::size_t>(world_));
+    bs.allgather(&mine, all.data(), sizeof mine);
+    const int blocks = check_agreement(all.data(), world_);
+
+    workspace_config wc;
+    wc.world = world_;
+    wc.blocks = blocks;
+    wc.tiles_per_slot = cfg.tiles_per_slot;
+    wc.oneshot_values_per_block = cfg.oneshot_values_per_block;
+    h_.layout = workspace_layout::make(wc);
+    h_.rank = rank_;
+    h_.timeout_ns = cfg.timeout_ms * 1000000ull;
+
+    try {
+      workspace_ = static_cast<std::byte*>(rt::malloc_device(h_.layout.total));
+      rt::memset_device(workspace_, 0, h_.layout.total);
+      err_host_ = static_cast<error_record*>(rt::malloc_host_mapped(sizeof(error_record)));
+      *err_host_ = error_record{};
+      h_.err = static_cast<error_record*>(rt::host_device_pointer(err_host_));
+      rt::device_synchronize();
+      map_peers(bs);
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+
+  ~communicator() { release(); }
+  communicator(const communicator&) = delete;
+  communicator& operator=(const communicator&) = delete;
+
+  int rank() const { return rank_; }
+  int world() const { return world_; }
+  int device() const { return device_; }
+  int blocks() const { return h_.layout.cfg.blocks; }
+  std::size_t workspace_bytes() const { return h_.layout.total; }
+  std::size_t max_oneshot_values() const { return h_.layout.one_shot_max_values(); }
+  const device_handle& handle() const { return h_; }
+
+  // The collective used when `auto` (or the caller) picks the fallback: e.g. ncclAllReduce (sum).
+  void set_fallback(fallback_fn f) { fallback_ = std::move(f); }
+
+  // What `auto` would run for a message of `bytes` bytes with this codec.
+  dispatch_choice choice(std::size_t bytes, codec_kind codec) const {
+    return choose(arch_, world_, codec, bytes, bool(fallback_), max_oneshot_values() * 2, overrides_);
+  }
+
+  // Sums `count` values of every rank's `in` into every rank's `out` (in == out is allowed).
+  // Returns the algorithm that ran. Throws errc::invalid_argument (nothing written) for bad input.
+  algorithm_kind all_reduce(const void* in, void* out, std::size_t count, dtype type, allreduce_options opts = {},
+                            rt::stream_t stream = nullptr) {
+    check();
+    if (closed_) throw error(errc::failed_state, "all_reduce after close()");
+    if (auto why = check_call({in, out, count, type, opts}, max_oneshot_values(), bool(fallback_)))
+      throw error(errc::invalid_argument, "all_reduce: " + *why);
+    if (count == 0) return opts.algorithm;
+    if (rt::stream_device(stream) != device_)
+      throw error(errc::invalid_argument, "all_reduce: the stream belongs to device " + std::to_string(rt::stream_device(stream)) +
+                                              ", the communicator to device " + std::to_string(device_));
+    const void* tensors[] = {in, out};
+    for (const void* p : tensors)
+      if (rt::pointer_device(p) != device_)
+        throw error(errc::invalid_argument, "all_reduce: tensor memory is not on the communicator's device " + std::to_string(device_));
+    dispatch_choice c{opts.algorithm, opts.codec};
+    if (opts.algorithm == algorithm_kind::automatic) c = choice(count * 2, opts.codec);
+    if (c.algorithm == algorithm_kind::fallback) {
+      fallback_(in, out, count, type, stream);
+      return c.algorithm;
+    }
+    if (type == dtype::f16) launch<f16>(c, static_cast<const f16*>(in), static_cast<f16*>(out), count, opts.rotate, stream);
+    else launch<bf16>(c, static_cast<const bf16*>(in), static_cast<bf16*>(out), count, opts.rotate, stream);
+    return c.algorithm;
+  }
+
+  template <class T>
+  algorithm_kind all_reduce(const T* in, T* out, std::size_t count, allreduce_options opts = {}, rt::stream_t stream = nullptr) {
+    return all_reduce(static_cast<const void*>(in), static_cast<void*>(out), count, dtype_of<T>, opts, stream);
+  }
+
+  // Throws errc::timeout if one of this communicator's kernels gave up waiting for a peer. Reads
+  // host memory only: call it after synchronizing the stream to learn about the last call.
+  void check() const {
+    if (err_host_ == nullptr) throw error(errc::failed_state, "communicator was closed");
+    const auto status = __atomic_load_n(&err_host_->status, __ATOMIC_ACQUIRE);
+    if (status == 1u)
+      throw error(errc::timeout, "rank " + std::to_string(rank_) + ": rank " + std::to_string(err_host_->peer) +
+                                     " did not arrive within " + std::to_string(h_.timeout_ns / 1000000ull) + " ms (phase " +
+                                     std::to_string(err_host_->phase) + ", block " + std::to_string(err_host_->block) +
+                                     ", call " + std::to_string(err_host_->seq) + "); the communicator is unusable");
+  }
+
+  // Frees the workspace and the mappings (after the device finished using them); later calls throw.
+  void close() {
+    if (!closed_) {
+      (void)QR_RT(DeviceSynchronize)();
+      release();
+    }
+  }
+
+ private:
+  struct peer_info {
+    std::int64_t pid;
+    std::int32_t device;
+    rt::ipc_handle_t handle;
+    std::byte* ptr;
+  };
+
+  void map_peers(bootstrap& bs) {
+    peer_info mine{std::int64_t(::getpid()), device_, rt::ipc_get_handle(workspace_), workspace_};
+    std::vector<peer_info> all(static_cast<std::size_t>(world_));
+    bs.allgather(&mine, all.data(), sizeof mine);
+    for (int r = 0; r < world_; ++r) {
+      const peer_info& p = all[std::size_t(r)];
+      if (r == rank_) {
+        h_.peer[r] = workspace_;
+      } else if (p.pid == mine.pid) {
+        rt::enable_peer_access(p.device);  // same process: the pointer is valid here
+        h_.peer[r] = p.ptr;
+      } else {
+        h_.peer[r] = static_cast<std::byte*>(rt::ipc_open(p.handle));
+        opened_.push_back(h_.peer[r]);
+      }
+    }
+    // Nobody launches before every rank has mapped every workspace.
+    std::vector<rank_info> barrier(static_cast<std::size_t>(world_));
+    rank_info token;
+    bs.allgather(&token, barrier.data(), sizeof token);
+  }
+
+  template <class T>
+  void launch(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s) {
+    switch (world_) {
+      case 2: launch_w<T, 2>(c, in, out, n, rotate, s); break;
+      case 4: launch_w<T, 4>(c, in, out, n, rotate, s); break;
+      default: launch_w<T, 8>(c, in, out, n, rotate, s); break;
+    }
+  }
+
+  template <class T, int W>
+  void launch_w(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s) {
+    if (c.algorithm == algorithm_kind::one_shot) {
+      const auto p = algorithm::plan_one_shot(h_.layout, n);
+      algorithm::one_shot_kernel<T, W, epilogue::identity>
+          <<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.per_block, epilogue::identity{});
+      rt::check_launch("one_shot_kernel");
+      return;
+    }
+    const auto p = algorithm::plan_two_shot(h_.layout, n);
+    visit_codec(c.codec, [&](auto tag) {
+      using C = typename decltype(tag)::type;
+      algorithm::two_shot_kernel<C, T, W, epilogue::identity>
+          <<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate, epilogue::identity{});
+    });
+    rt::check_launch("two_shot_kernel");
+  }
+
+  void release() noexcept {
+    for (void* p : opened_) rt::ipc_close(p);
+    opened_.clear();
+    if (workspace_) rt::free_device(workspace_);
+    workspace_ = nullptr;
+    if (err_host_) rt::free_host(err_host_);
+    err_host_ = nullptr;
+    closed_ = true;
+  }
+
+  int rank_, world_, device_ = -1, arch_ = 0;
+  device_handle h_{};
+  std::byte* workspace_ = nullptr;
+  error_record* err_host_ = nullptr;
+  std::vector<void*> opened_;
+  fallback_fn fallback_;
+  dispatch_overrides overrides_;
+  bool closed_ = false;
+};
+
+}  // namespace qreduce

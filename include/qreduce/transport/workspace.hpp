@@ -1,0 +1,99 @@
+// qreduce/transport/workspace.hpp: the layout of a rank's workspace, and the handle kernels get.
+//
+// Every rank allocates one workspace of the same size; peers write into it through their mapping.
+// The layout depends only on the communicator's configuration (world size, block count, slot sizes),
+// never on a call's message size, codec or grid, so calls of any sizes in any order cannot overlap.
+//
+//   flags    uint32 [2 phases][blocks][world]    raised by the sender named by the last index
+//   seq      uint32 [blocks]                     this rank's own per-block call counter
+//   scatter  [blocks][world] slots of slot_bytes  two-shot phase 1: segment owner receives here
+//   gather   [blocks][world] slots of slot_bytes  two-shot phase 2: reduced segments arrive here
+//   oneshot  [2 parities][blocks][world] slots of oneshot_slot_bytes  one-shot inputs
+//
+// Each region starts on a 256-byte boundary.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include "../codec/codec.hpp"
+#include "../config.hpp"
+
+namespace qreduce {
+
+inline constexpr int max_world = 8;
+inline constexpr int block_threads = 256;  // one codec tile (2048 values, 8 per thread) per pass
+
+struct workspace_config {
+  int world = 0;
+  int blocks = 0;                 // persistent grid: fixed for the communicator's life
+  int tiles_per_slot = 2;         // two-shot: codec tiles a block sends per segment per round
+  int oneshot_values_per_block = 4096;  // one-shot: values per block (a multiple of 2048)
+};
+
+struct workspace_layout {
+  workspace_config cfg{};
+  std::size_t slot_bytes = 0, oneshot_slot_bytes = 0;
+  std::size_t flags_off = 0, seq_off = 0, scatter_off = 0, gather_off = 0, oneshot_off = 0, total = 0;
+
+  static constexpr std::size_t align(std::size_t x) { return (x + 255) / 256 * 256; }
+
+  static constexpr workspace_layout make(const workspace_config& c) {
+    workspace_layout l{};
+    l.cfg = c;
+    const auto W = std::size_t(c.world), B = std::size_t(c.blocks);
+    l.slot_bytes = std::size_t(c.tiles_per_slot) * codec::tile_values * 2;  // room for any codec
+    l.oneshot_slot_bytes = std::size_t(c.oneshot_values_per_block) * 2;
+    l.flags_off = 0;
+    l.seq_off = align(l.flags_off + 2 * B * W * 4);
+    l.scatter_off = align(l.seq_off + B * 4);
+    l.gather_off = align(l.scatter_off + B * W * l.slot_bytes);
+    l.oneshot_off = align(l.gather_off + B * W * l.slot_bytes);
+    l.total = align(l.oneshot_off + 2 * B * W * l.oneshot_slot_bytes);
+    return l;
+  }
+  // Largest message (in values) the two-shot moves in one round; larger ones loop.
+  constexpr std::size_t two_shot_round_values() const {
+    return std::size_t(cfg.blocks) * cfg.world * cfg.tiles_per_slot * codec::tile_values;
+  }
+  // Largest message (in values) the one-shot takes.
+  constexpr std::size_t one_shot_max_values() const {
+    return std::size_t(cfg.blocks) * cfg.oneshot_values_per_block;
+  }
+};
+
+// Written by a kernel whose bounded wait expired; read by the host. Lives in host-mapped memory.
+struct error_record {
+  std::uint32_t status;  // 0: fine, 2: being written, 1: timed out
+  std::uint32_t peer;    // the rank that did not arrive
+  std::uint32_t phase;   // 0: scatter / one-shot, 1: gather
+  std::uint32_t block;
+  std::uint32_t seq;
+};
+
+// What a kernel needs, passed by value.
+struct device_handle {
+  std::byte* peer[max_world];  // each rank's workspace as mapped in this process (peer[rank] is ours)
+  error_record* err;           // device-side address of the host-mapped error record
+  workspace_layout layout;
+  std::uint64_t timeout_ns;
+  int rank;
+
+  QR_HOST_DEVICE std::uint32_t* flag(int r, int phase, int block, int src) const {
+    const auto W = layout.cfg.world;
+    return reinterpret_cast<std::uint32_t*>(peer[r] + layout.flags_off) + (std::size_t(phase) * layout.cfg.blocks + block) * W + src;
+  }
+  QR_HOST_DEVICE std::uint32_t* seq(int block) const {
+    return reinterpret_cast<std::uint32_t*>(peer[rank] + layout.seq_off) + block;
+  }
+  QR_HOST_DEVICE std::byte* scatter_slot(int r, int block, int src) const {
+    return peer[r] + layout.scatter_off + (std::size_t(block) * layout.cfg.world + src) * layout.slot_bytes;
+  }
+  QR_HOST_DEVICE std::byte* gather_slot(int r, int block, int src) const {
+    return peer[r] + layout.gather_off + (std::size_t(block) * layout.cfg.world + src) * layout.slot_bytes;
+  }
+  QR_HOST_DEVICE std::byte* oneshot_slot(int r, int parity, int block, int src) const {
+    return peer[r] + layout.oneshot_off +
+           ((std::size_t(parity) * layout.cfg.blocks + block) * layout.cfg.world + src) * layout.oneshot_slot_bytes;
+  }
+};
+
+}  // namespace qreduce

@@ -1,0 +1,121 @@
+// Shared helpers of the GPU tests: skip when no GPU, deterministic inputs, the bit-exact host
+// reference of the all-reduce, and a tiny check/report layer (the tests print "N passed, N failed").
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+#include "qreduce/qreduce.hpp"
+
+namespace qrtest {
+
+inline int failures = 0, passes = 0;
+
+#define QR_EXPECT(cond, ...)                                                      \
+  do {                                                                            \
+    if (cond) {                                                                   \
+      ++qrtest::passes;                                                           \
+    } else {                                                                      \
+      ++qrtest::failures;                                                         \
+      std::fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
+      std::fprintf(stderr, __VA_ARGS__);                                          \
+      std::fprintf(stderr, "\n");                                                 \
+    }                                                                             \
+  } while (0)
+
+#define QR_CUDA(call) qreduce::rt::check((call), #call)
+
+inline int finish(const char* name) {
+  std::printf("%s: %d passed, %d failed\n", name, passes, failures);
+  return failures == 0 ? 0 : 1;
+}
+
+// Exits 0 with a clear message where no GPU can run the test.
+inline void require_gpu(const char* name) {
+  if (qreduce::rt::device_count() == 0) {
+    std::printf("%s: SKIPPED: no GPU visible (run it on the device machine)\n", name);
+    std::exit(0);
+  }
+}
+
+// Inputs like tensor-parallel partial sums: Gaussian, a few outlier channels, per-rank seeds.
+template <class T>
+std::vector<T> make_input(std::size_t n, int rank, std::uint64_t seed, float scale = 1.0f) {
+  std::mt19937_64 rng(seed * 1000003ull + std::uint64_t(rank) * 7919ull + n);
+  std::normal_distribution<float> g(0.0f, scale);
+  std::vector<T> v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    float x = g(rng);
+    if (i % 997 == 13) x *= 30.0f;
+    v[i] = qreduce::numeric::from_float<T>(x);
+  }
+  return v;
+}
+
+// The exact result every rank must produce: per 2048-value tile, encode each rank's values, decode,
+// add in rank order (f32), encode the sum, decode, round to T. rotate: the Walsh-Hadamard variant.
+template <class C, class T>
+std::vector<T> reference_two_shot(const std::vector<std::vector<T>>& in, bool rotate) {
+  using namespace qreduce;
+  const std::size_t n = in[0].size();
+  std::vector<T> out(n);
+  std::byte payload[C::payload_bytes], scale[C::scale_bytes > 0 ? C::scale_bytes : 1];
+  for (std::size_t g0 = 0; g0 < n; g0 += codec::group_size) {
+    float acc[codec::group_size] = {};
+    for (const auto& x : in) {
+      float v[codec::group_size], y[codec::group_size];
+      for (int i = 0; i < codec::group_size; ++i) v[i] = g0 + i < n ? numeric::to_float(x[g0 + i]) : 0.0f;
+      if (rotate) codec::encode_rotated_group<C, T>(v, payload, scale);
+      else codec::encode_group<C, T>(v, payload, scale);
+      codec::decode_group<C, T>(payload, scale, y);  // the owner decodes without un-rotating
+      for (int i = 0; i < codec::group_size; ++i) acc[i] += y[i];
+    }
+    float y[codec::group_size];
+    codec::encode_group<C, T>(acc, payload, scale);
+    if (rotate) codec::decode_rotated_group<C, T>(payload, scale, y);
+    else codec::decode_group<C, T>(payload, scale, y);
+    for (int i = 0; i < codec::group_size && g0 + i < n; ++i) out[g0 + i] = numeric::from_float<T>(y[i]);
+  }
+  return out;
+}
+
+template <class T>
+std::vector<T> reference_one_shot(const std::vector<std::vector<T>>& in) {
+  const std::size_t n = in[0].size();
+  std::vector<T> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    float acc = 0.0f;
+    for (const auto& x : in) acc += qreduce::numeric::to_float(x[i]);
+    out[i] = qreduce::numeric::from_float<T>(acc);
+  }
+  return out;
+}
+
+// Relative L2 error of `got` against the exact (fp64) sum of the inputs.
+template <class T>
+double rel_l2_vs_fp64(const std::vector<std::vector<T>>& in, const std::vector<T>& got) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    double s = 0;
+    for (const auto& x : in) s += double(qreduce::numeric::to_float(x[i]));
+    const double d = double(qreduce::numeric::to_float(got[i])) - s;
+    num += d * d;
+    den += s * s;
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b, std::size_t* first_diff = nullptr) {
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].bits != b[i].bits) {
+      if (first_diff) *first_diff = i;
+      return false;
+    }
+  return true;
+}
+
+}  // namespace qrtest

@@ -1,0 +1,348 @@
+// GPU test of the all-reduce through the communicator: N ranks as threads of one process
+// (--mode threads) or as separate processes (--mode procs, socket bootstrap, IPC-mapped memory),
+// on however many GPUs there are (ranks share GPUs round-robin; on one GPU they all share it).
+//
+// For every codec, fp16 and bf16, one-shot and two-shot, and sizes from 1 value up:
+//   * every rank's output is bitwise equal to the host reference of the same algorithm (and so to
+//     every other rank's);
+//   * the error against the fp64 sum stays inside the codec's documented bound;
+// then: stress (alternating sizes, algorithms and codecs), graph capture with replays on fresh data,
+// argument validation, and a rank that never arrives (the others fail with a timeout naming it).
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <thread>
+#include "common.hpp"
+
+using namespace qreduce;
+
+namespace {
+
+// Documented relative-L2 bounds against the fp64 sum (docs/accuracy.md), for the test's inputs.
+double bound_for(codec_kind k, dtype t) {
+  switch (k) {
+    case codec_kind::none: return t == dtype::f16 ? 2e-3 : 1e-2;
+    case codec_kind::fp8:
+    case codec_kind::fp8_fnuz: return 0.08;
+    case codec_kind::int8: return 0.02;
+    case codec_kind::int6: return 0.06;
+    case codec_kind::int4: return 0.3;
+    case codec_kind::fp4: return 0.3;
+    case codec_kind::mxfp4: return 0.35;
+  }
+  return 0;
+}
+
+// Buffers are allocated once per rank: cudaFree synchronizes the whole device, and with ranks as
+// threads on one GPU that would wait for a peer's kernel that waits for this rank.
+struct ctx {
+  int rank, world;
+  bootstrap* bs;
+  communicator* comm;
+  cudaStream_t stream;
+  bool quick;
+  void* a;  // capacity: max_values 16-bit values each (+16 bytes)
+  void* b;
+  std::size_t max_values;
+};
+
+void barrier(ctx& c) {
+  std::vector<int> all(static_cast<std::size_t>(c.world));
+  c.bs->allgather(&c.rank, all.data(), sizeof(int));
+}
+
+// All ranks run the same sequence of cases; each checks its own output.
+template <class T>
+void run_case(ctx& c, std::size_t n, allreduce_options o, bool in_place, std::uint64_t seed) {
+  std::vector<std::vector<T>> inputs;
+  for (int r = 0; r < c.world; ++r) inputs.push_back(qrtest::make_input<T>(n, r, seed));
+  std::vector<T> want;
+  const bool one = o.algorithm == algorithm_kind::one_shot;
+  if (one) want = qrtest::reference_one_shot(inputs);
+  else visit_codec(o.codec, [&](auto tag) { want = qrtest::reference_two_shot<typename decltype(tag)::type, T>(inputs, o.rotate); });
+
+  T* din = static_cast<T*>(c.a);
+  T* dout = in_place ? din : static_cast<T*>(c.b);
+  QR_CUDA(cudaMemcpyAsync(din, inputs[std::size_t(c.rank)].data(), n * sizeof(T), cudaMemcpyHostToDevice, c.stream));
+  if (!in_place) QR_CUDA(cudaMemsetAsync(dout, 0xff, n * sizeof(T), c.stream));  // poison: every value must be written
+  c.comm->all_reduce(din, dout, n, o, c.stream);
+  std::vector<T> got(n);
+  QR_CUDA(cudaMemcpyAsync(got.data(), dout, n * sizeof(T), cudaMemcpyDeviceToHost, c.stream));
+  QR_CUDA(cudaStreamSynchronize(c.stream));
+  c.comm->check();
+  std::size_t diff = 0;
+  QR_EXPECT(qrtest::same_bits(got, want, &diff), "rank %d %s/%s %s n=%zu%s%s: output differs from the host reference at %zu (%g vs %g)",
+            c.rank, codec_name(o.codec), dtype_name(dtype_of<T>), algorithm_name(o.algorithm), n, in_place ? " in-place" : "",
+            o.rotate ? " rotated" : "", diff, double(numeric::to_float(got[diff])), double(numeric::to_float(want[diff])));
+  const double e = qrtest::rel_l2_vs_fp64(inputs, got);
+  QR_EXPECT(e <= bound_for(o.codec, dtype_of<T>), "rank %d %s/%s n=%zu: relative L2 error %.3g above the bound %.3g", c.rank,
+            codec_name(o.codec), dtype_name(dtype_of<T>), n, e, bound_for(o.codec, dtype_of<T>));
+  if (c.rank == 0 && n >= 100000 && !one)
+    std::printf("  %-8s %s n=%-9zu%s rel.L2 vs fp64 %.3e\n", codec_name(o.codec), dtype_name(dtype_of<T>), n, o.rotate ? " rot" : "    ", e);
+}
+
+void correctness(ctx& c) {
+  std::vector<std::size_t> sizes = {1, 7, 8, 2047, 2048 + 5, 100003, (1u << 20) + 17};
+  if (!c.quick) sizes.push_back(std::size_t(1) << 25);  // 64 MiB of fp16
+  std::uint64_t seed = 100;
+  for (std::size_t n : sizes) {
+    for (codec_kind k : all_codecs) {
+      if (n == (std::size_t(1) << 25) && k != codec_kind::fp4 && k != codec_kind::none) continue;
+      allreduce_options o{k, algorithm_kind::two_shot, false};
+      run_case<f16>(c, n, o, false, ++seed);
+      run_case<bf16>(c, n, o, n % 2 == 1, ++seed);
+      if (k == codec_kind::int4 || k == codec_kind::fp4) {
+        o.rotate = true;
+        run_case<f16>(c, n, o, false, ++seed);
+      }
+    }
+    if (n <= c.comm->max_oneshot_values()) {
+      run_case<f16>(c, n, {codec_kind::none, algorithm_kind::one_shot, false}, false, ++seed);
+      run_case<bf16>(c, n, {codec_kind::none, algorithm_kind::one_shot, false}, true, ++seed);
+    }
+  }
+}
+
+void stress(ctx& c, int calls) {
+  // Alternating sizes, algorithms and codecs on buffers reused across calls; each output checked.
+  const std::size_t sizes[] = {4096, 77, 300000, 2048 * 3 + 1, 65536, 1000};
+  const allreduce_options opts[] = {{codec_kind::int4, algorithm_kind::two_shot, false},
+                                    {codec_kind::none, algorithm_kind::one_shot, false},
+                                    {codec_kind::fp8, algorithm_kind::two_shot, false},
+                                    {codec_kind::none, algorithm_kind::automatic, false},
+                                    {codec_kind::fp4, algorithm_kind::automatic, true}};
+  struct combo {
+    std::size_t n;
+    allreduce_options o;
+    std::vector<f16> in, want;
+  };
+  std::vector<combo> combos;
+  for (std::size_t n : sizes)
+    for (const auto& o : opts) {
+      combo cb{n, o, {}, {}};
+      std::vector<std::vector<f16>> inputs;
+      for (int r = 0; r < c.world; ++r) inputs.push_back(qrtest::make_input<f16>(n, r, 7 + n));
+      cb.in = inputs[std::size_t(c.rank)];
+      const auto ran = c.comm->choice(n * 2, o.codec);
+      const auto alg = o.algorithm == algorithm_kind::automatic ? ran.algorithm : o.algorithm;
+      if (alg == algorithm_kind::one_shot) cb.want = qrtest::reference_one_shot(inputs);
+      else visit_codec(o.codec, [&](auto tag) { cb.want = qrtest::reference_two_shot<typename decltype(tag)::type, f16>(inputs, o.rotate); });
+      if (alg == algorithm_kind::one_shot && n > c.comm->max_oneshot_values()) continue;
+      combos.push_back(std::move(cb));
+    }
+  f16* din = static_cast<f16*>(c.a);
+  f16* dout = static_cast<f16*>(c.b);
+  std::vector<f16> got;
+  int bad = 0;
+  for (int i = 0; i < calls; ++i) {
+    const combo& cb = combos[std::size_t(i) % combos.size()];
+    QR_CUDA(cudaMemcpyAsync(din, cb.in.data(), cb.n * 2, cudaMemcpyHostToDevice, c.stream));
+    c.comm->all_reduce(din, dout, cb.n, cb.o, c.stream);
+    got.resize(cb.n);
+    QR_CUDA(cudaMemcpyAsync(got.data(), dout, cb.n * 2, cudaMemcpyDeviceToHost, c.stream));
+    QR_CUDA(cudaStreamSynchronize(c.stream));
+    if (!qrtest::same_bits(got, cb.want)) ++bad;
+  }
+  c.comm->check();
+  QR_EXPECT(bad == 0, "rank %d: %d of %d stress calls differ from the reference", c.rank, bad, calls);
+}
+
+void graphs(ctx& c, int replays) {
+  const std::size_t n = 123457;
+  f16* din = static_cast<f16*>(c.a);
+  f16* dout = static_cast<f16*>(c.b);
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  QR_CUDA(cudaStreamBeginCapture(c.stream, cudaStreamCaptureModeThreadLocal));
+  c.comm->all_reduce(din, dout, n, {codec_kind::int6, algorithm_kind::two_shot, false}, c.stream);
+  c.comm->all_reduce(dout, dout, 1000, {codec_kind::none, algorithm_kind::one_shot, false}, c.stream);
+  QR_CUDA(cudaStreamEndCapture(c.stream, &g));
+  QR_CUDA(cudaGraphInstantiate(&ge, g, 0));
+  int bad = 0;
+  for (int i = 0; i < replays; ++i) {
+    std::vector<std::vector<f16>> inputs;
+    for (int r = 0; r < c.world; ++r) inputs.push_back(qrtest::make_input<f16>(n, r, 5000 + std::uint64_t(i)));
+    auto want = qrtest::reference_two_shot<codec::int6, f16>(inputs, false);
+    std::vector<std::vector<f16>> heads;
+    for (int r = 0; r < c.world; ++r) heads.emplace_back(want.begin(), want.begin() + 1000);
+    const auto head = qrtest::reference_one_shot(heads);
+    std::copy(head.begin(), head.end(), want.begin());
+    QR_CUDA(cudaMemcpyAsync(din, inputs[std::size_t(c.rank)].data(), n * 2, cudaMemcpyHostToDevice, c.stream));
+    QR_CUDA(cudaGraphLaunch(ge, c.stream));
+    std::vector<f16> got(n);
+    QR_CUDA(cudaMemcpyAsync(got.data(), dout, n * 2, cudaMemcpyDeviceToHost, c.stream));
+    QR_CUDA(cudaStreamSynchronize(c.stream));
+    if (!qrtest::same_bits(got, want)) ++bad;
+  }
+  c.comm->check();
+  QR_EXPECT(bad == 0, "rank %d: %d of %d graph replays differ from the reference", c.rank, bad, replays);
+  barrier(c);
+  QR_CUDA(cudaGraphExecDestroy(ge));
+  QR_CUDA(cudaGraphDestroy(g));
+}
+
+void validation(ctx& c) {
+  f16* d = static_cast<f16*>(c.a);
+  auto expect_invalid = [&](const char* what, auto&& call) {
+    try {
+      call();
+      QR_EXPECT(false, "rank %d: %s was accepted", c.rank, what);
+    } catch (const error& e) {
+      QR_EXPECT(e.code() == errc::invalid_argument, "rank %d: %s: wrong error %s", c.rank, what, e.what());
+    }
+  };
+  expect_invalid("a null pointer", [&] { c.comm->all_reduce<f16>(nullptr, d, 10, {}, c.stream); });
+  expect_invalid("a misaligned pointer", [&] { c.comm->all_reduce<f16>(d + 1, d + 1, 10, {}, c.stream); });
+  expect_invalid("overlapping in/out", [&] { c.comm->all_reduce<f16>(d, d + 8, 100, {}, c.stream); });
+  expect_invalid("one-shot above its capacity",
+                 [&] { c.comm->all_reduce<f16>(d, d, c.comm->max_oneshot_values() + 1, {codec_kind::none, algorithm_kind::one_shot}, c.stream); });
+  expect_invalid("host memory", [&] {
+    static f16 host[64] alignas(16);
+    c.comm->all_reduce<f16>(host, host, 64, {}, c.stream);
+  });
+  expect_invalid("a bad dtype", [&] { c.comm->all_reduce(d, d, 10, dtype(7), {}, c.stream); });
+}
+
+using rank_fn = std::function<void(ctx&)>;
+
+// One rank's whole run, in a thread or a child process.
+void rank_main(int rank, int world, bootstrap& bs, const comm_config& cfg, bool quick, const rank_fn& body) {
+  int ndev = rt::device_count();
+  rt::set_device(rank % ndev);
+  communicator comm(bs, cfg);
+  cudaStream_t s;
+  QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  const std::size_t max_values = quick ? (std::size_t(1) << 21) : (std::size_t(1) << 25) + 64;
+  void *a, *b;
+  QR_CUDA(cudaMalloc(&a, max_values * 2 + 16));
+  QR_CUDA(cudaMalloc(&b, max_values * 2 + 16));
+  ctx c{rank, world, &bs, &comm, s, quick, a, b, max_values};
+  barrier(c);
+  body(c);
+  barrier(c);
+  QR_CUDA(cudaFree(a));
+  QR_CUDA(cudaFree(b));
+  QR_CUDA(cudaStreamDestroy(s));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Ranks that are threads on one GPU spin-wait on each other's kernels: their streams must not
+  // share a hardware queue, or one rank's kernel waits behind another's forever (until the timeout).
+  ::setenv("CUDA_DEVICE_MAX_CONNECTIONS", "32", 0);
+  qrtest::require_gpu("test_allreduce");
+  std::string mode = "threads";
+  int world = 2;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--mode" && i + 1 < argc) mode = argv[++i];
+    else if (a == "--ranks" && i + 1 < argc) world = std::atoi(argv[++i]);
+    else if (a == "--quick") quick = true;
+  }
+  const int ndev = rt::device_count();
+  comm_config cfg;
+  // Ranks sharing a GPU in one process must fit on it together: each gets a share of the SMs.
+  const int sharing = (world + ndev - 1) / ndev;
+  if (mode == "threads") cfg.max_blocks = rt::multiprocessor_count(0) / sharing;
+  else cfg.max_blocks = 16;  // processes time-slice one GPU anyway
+  cfg.timeout_ms = mode == "threads" ? 20000 : 60000;
+  std::printf("test_allreduce: %d ranks as %s on %d GPU(s) (%s), %d blocks each%s\n", world, mode.c_str(), ndev,
+              rt::device_name(0).c_str(), cfg.max_blocks, quick ? ", quick" : "");
+
+  const rank_fn body = [&](ctx& c) {
+    correctness(c);
+    validation(c);
+    stress(c, mode == "threads" ? 2000 : 300);
+    graphs(c, mode == "threads" ? 50 : 10);
+  };
+
+  if (mode == "threads") {
+    auto group = std::make_shared<thread_group>(world);
+    std::vector<std::thread> th;
+    std::mutex mu;
+    for (int r = 0; r < world; ++r)
+      th.emplace_back([&, r] {
+        try {
+          thread_bootstrap bs(group, r);
+          rank_main(r, world, bs, cfg, quick, body);
+        } catch (const std::exception& e) {
+          std::lock_guard l(mu);
+          QR_EXPECT(false, "rank %d threw: %s", r, e.what());
+        }
+      });
+    for (auto& t : th) t.join();
+
+    // A rank that never arrives: the others' kernels give up and report it.
+    comm_config short_cfg = cfg;
+    short_cfg.timeout_ms = 300;
+    std::vector<std::thread> th2;
+    auto group2 = std::make_shared<thread_group>(world);
+    for (int r = 0; r < world; ++r)
+      th2.emplace_back([&, r] {
+        thread_bootstrap bs(group2, r);
+        rt::set_device(r % ndev);
+        f16* d;
+        QR_CUDA(cudaMalloc(&d, 1 << 20));
+        communicator comm(bs, short_cfg);
+        int token = r;
+        std::vector<int> all(static_cast<std::size_t>(world));
+        if (r == world - 1) {  // never calls; keeps its workspace alive until the others are done
+          bs.allgather(&token, all.data(), sizeof token);
+          return;
+        }
+        try {
+          comm.all_reduce<f16>(d, d, 100000, {codec_kind::fp4, algorithm_kind::two_shot}, nullptr);
+          QR_CUDA(cudaDeviceSynchronize());
+          comm.check();
+          std::lock_guard l(mu);
+          QR_EXPECT(false, "rank %d: the call without rank %d did not time out", r, world - 1);
+        } catch (const error& e) {
+          std::lock_guard l(mu);
+          QR_EXPECT(e.code() == errc::timeout && std::strstr(e.what(), ("rank " + std::to_string(world - 1) + " did not arrive").c_str()),
+                    "rank %d: expected a timeout naming rank %d, got: %s", r, world - 1, e.what());
+          try {
+            comm.all_reduce<f16>(d, d, 100, {}, nullptr);
+            QR_EXPECT(false, "rank %d: a call after a timeout was accepted", r);
+          } catch (const error& e2) {
+            QR_EXPECT(e2.code() == errc::timeout, "rank %d: a call after a timeout: %s", r, e2.what());
+          }
+        }
+        bs.allgather(&token, all.data(), sizeof token);
+        QR_CUDA(cudaFree(d));
+      });
+    for (auto& t : th2) t.join();
+    return qrtest::finish("test_allreduce");
+  }
+
+  // procs: fork before any CUDA call in the children
+  const std::string name = "test-" + std::to_string(::getpid());
+  std::vector<pid_t> kids;
+  for (int r = 0; r < world; ++r) {
+    const pid_t p = ::fork();
+    if (p == 0) {
+      try {
+        socket_bootstrap bs(r, world, name, std::chrono::seconds(120));
+        rank_main(r, world, bs, cfg, quick, body);
+      } catch (const std::exception& e) {
+        QR_EXPECT(false, "rank %d threw: %s", r, e.what());
+      }
+      std::printf("rank %d: %d passed, %d failed\n", r, qrtest::passes, qrtest::failures);
+      std::fflush(stdout);
+      std::_Exit(qrtest::failures == 0 ? 0 : 1);
+    }
+    kids.push_back(p);
+  }
+  int failed_ranks = 0;
+  for (pid_t p : kids) {
+    int st = 0;
+    ::waitpid(p, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) ++failed_ranks;
+  }
+  QR_EXPECT(failed_ranks == 0, "%d of %d rank processes failed", failed_ranks, world);
+  return qrtest::finish("test_allreduce");
+}
