@@ -63,6 +63,7 @@ class communicator {
       err_host_ = static_cast<error_record*>(rt::malloc_host_mapped(sizeof(error_record)));
       *err_host_ = error_record{};
       h_.err = static_cast<error_record*>(rt::host_device_pointer(err_host_));
+      preload_kernels();
       rt::device_synchronize();
       map_peers(bs);
     } catch (...) {
@@ -100,13 +101,17 @@ class communicator {
     if (auto why = check_call({in, out, count, type, opts}, max_oneshot_values(), bool(fallback_)))
       throw error(errc::invalid_argument, "all_reduce: " + *why);
     if (count == 0) return opts.algorithm;
-    if (rt::stream_device(stream) != device_)
-      throw error(errc::invalid_argument, "all_reduce: the stream belongs to device " + std::to_string(rt::stream_device(stream)) +
-                                              ", the communicator to device " + std::to_string(device_));
-    const void* tensors[] = {in, out};
-    for (const void* p : tensors)
-      if (rt::pointer_device(p) != device_)
-        throw error(errc::invalid_argument, "all_reduce: tensor memory is not on the communicator's device " + std::to_string(device_));
+    // The device checks query the runtime, which a capturing stream does not allow: a graph is
+    // checked when it is first captured outside capture (or not at all).
+    if (!rt::stream_capturing(stream)) {
+      if (rt::stream_device(stream) != device_)
+        throw error(errc::invalid_argument, "all_reduce: the stream belongs to device " + std::to_string(rt::stream_device(stream)) +
+                                                ", the communicator to device " + std::to_string(device_));
+      const void* tensors[] = {in, out};
+      for (const void* p : tensors)
+        if (rt::pointer_device(p) != device_)
+          throw error(errc::invalid_argument, "all_reduce: tensor memory is not on the communicator's device " + std::to_string(device_));
+    }
     dispatch_choice c{opts.algorithm, opts.codec};
     if (opts.algorithm == algorithm_kind::automatic) c = choice(count * 2, opts.codec);
     if (c.algorithm == algorithm_kind::fallback) {
@@ -132,15 +137,13 @@ class communicator {
       throw error(errc::timeout, "rank " + std::to_string(rank_) + ": rank " + std::to_string(err_host_->peer) +
                                      " did not arrive within " + std::to_string(h_.timeout_ns / 1000000ull) + " ms (phase " +
                                      std::to_string(err_host_->phase) + ", block " + std::to_string(err_host_->block) +
-                                     ", call " + std::to_string(err_host_->seq) + "); the communicator is unusable");
+                                     ", call " + std::to_string(err_host_->seq) + ", its last call " +
+                                     std::to_string(err_host_->seen) + "); the communicator is unusable");
   }
 
   // Frees the workspace and the mappings (after the device finished using them); later calls throw.
   void close() {
-    if (!closed_) {
-      (void)QR_RT(DeviceSynchronize)();
-      release();
-    }
+    if (!closed_) release();
   }
 
  private:
@@ -173,6 +176,35 @@ class communicator {
     bs.allgather(&token, barrier.data(), sizeof token);
   }
 
+  // Loads every kernel this communicator can launch. With lazy module loading (CUDA's default) the
+  // first launch of a kernel can wait for the device to go idle, and a peer's kernel that spins
+  // waiting for this rank would then never let it: ranks sharing a device would deadlock.
+  void preload_kernels() {
+    switch (world_) {
+      case 2: preload_w<2>(); break;
+      case 4: preload_w<4>(); break;
+      default: preload_w<8>(); break;
+    }
+  }
+  template <int W>
+  void preload_w() {
+    auto load = [](const void* fn) {
+      QR_RT(FuncAttributes) a{};
+      rt::check(QR_RT(FuncGetAttributes)(&a, fn), "FuncGetAttributes");
+    };
+    auto per_type = [&](auto ttag) {
+      using T = typename decltype(ttag)::type;
+      load(reinterpret_cast<const void*>(&algorithm::one_shot_kernel<T, W, epilogue::identity>));
+      for (codec_kind k : all_codecs)
+        visit_codec(k, [&](auto tag) {
+          using C = typename decltype(tag)::type;
+          load(reinterpret_cast<const void*>(&algorithm::two_shot_kernel<C, T, W, epilogue::identity>));
+        });
+    };
+    per_type(std::type_identity<f16>{});
+    per_type(std::type_identity<bf16>{});
+  }
+
   template <class T>
   void launch(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s) {
     switch (world_) {
@@ -201,6 +233,8 @@ class communicator {
   }
 
   void release() noexcept {
+    // Kernels in flight (ours, and on a shared device our peers') may still touch the workspace.
+    if (workspace_) (void)QR_RT(DeviceSynchronize)();
     for (void* p : opened_) rt::ipc_close(p);
     opened_.clear();
     if (workspace_) rt::free_device(workspace_);

@@ -133,6 +133,12 @@ inline int pointer_device(const void* p) {
 #endif
 }
 
+inline bool stream_capturing(stream_t s) {
+  QR_RT(StreamCaptureStatus) st{};
+  check(QR_RT(StreamIsCapturing)(s, &st), "StreamIsCapturing");
+  return st != QR_RT(StreamCaptureStatusNone);
+}
+
 // The device of a stream's context (the current device for the legacy default stream).
 inline int stream_device(stream_t s) {
 #if QR_BACKEND_CUDA && CUDART_VERSION >= 12080

@@ -124,6 +124,7 @@ QR_DEVICE inline bool wait_flag(const device_handle& h, const std::uint32_t* fla
           h.err->phase = std::uint32_t(phase);
           h.err->block = blockIdx.x;
           h.err->seq = seq;
+          h.err->seen = load_acquire_sys(flag);
           store_release_sys(&h.err->status, 1u);
         }
         return false;

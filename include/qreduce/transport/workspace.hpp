@@ -66,7 +66,8 @@ struct error_record {
   std::uint32_t peer;    // the rank that did not arrive
   std::uint32_t phase;   // 0: scatter / one-shot, 1: gather
   std::uint32_t block;
-  std::uint32_t seq;
+  std::uint32_t seq;     // the call (per-block sequence number) it waited for
+  std::uint32_t seen;    // the flag's value when it gave up (the peer's last call)
 };
 
 // What a kernel needs, passed by value.
