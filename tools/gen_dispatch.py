@@ -53,14 +53,17 @@ def main():
                 entries += rows_from(times, 0, world, codec, SIZES)
     for f in a.tuning:
         data = json.load(open(f))
+        if not data.get("timings_meaningful", False):
+            sys.exit(f"gen_dispatch: {f} comes from ranks sharing a GPU: its timings cannot tune anything")
         provenance.append(f"measured: {data['machine']} ({data['date']}), {os.path.basename(f)}")
         arch, world = int(data["arch"]), int(data["world"])
         by = {}
         for r in data["results"]:
-            if r["algorithm"] not in ("oneshot", "twoshot", "fallback"):
+            alg = "fallback" if r["algorithm"] == "nccl" else r["algorithm"]
+            if alg not in ("oneshot", "twoshot", "fallback"):
                 continue
-            key = r["codec"] if r["algorithm"] == "twoshot" else None
-            by.setdefault(int(r["bytes"]), []).append((r["algorithm"], key, float(r["median_us"])))
+            key = r["codec"] if alg == "twoshot" else None
+            by.setdefault(int(r["bytes"]), []).append((alg, key, float(r["median_us"])))
         sizes = sorted(by)
         for codec in CODECS:
             times = {}

@@ -53,7 +53,11 @@ inline int device_count() {
 }
 inline int multiprocessor_count(int dev) {
   int n = 0;
-  check(QR_RT(DeviceGetAttribute)(&n, QR_RT(DevAttrMultiProcessorCount), dev), "DeviceGetAttribute");
+#if QR_BACKEND_CUDA
+  check(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev), "DeviceGetAttribute");
+#else
+  check(hipDeviceGetAttribute(&n, hipDeviceAttributeMultiprocessorCount, dev), "DeviceGetAttribute");
+#endif
   return n;
 }
 inline std::string device_name(int dev) {
@@ -121,7 +125,11 @@ inline void enable_peer_access(int peer) {
 
 // The device a pointer lives on, or -1 for host memory the runtime does not know.
 inline int pointer_device(const void* p) {
-  QR_RT(PointerAttributes) a{};
+#if QR_BACKEND_CUDA
+  cudaPointerAttributes a{};
+#else
+  hipPointerAttribute_t a{};
+#endif
   if (QR_RT(PointerGetAttributes)(&a, p) != success) {
     (void)QR_RT(GetLastError)();
     return -1;

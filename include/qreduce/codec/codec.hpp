@@ -18,6 +18,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include "../numeric/float16.hpp"
 
 namespace qreduce::codec {
@@ -35,14 +36,16 @@ struct lane_words {
 };
 
 // clang-format off
+// (Type traits rather than std::convertible_to: the latter calls std::declval, which HIP's device
+// pass rejects.)
 template <class C>
-concept codec_type = requires(const float (&x)[8], float (&y)[8], typename C::state st,
-                         typename C::lane_payload p, std::byte* mem, const std::byte* cmem,
-                         std::uint32_t absmax_bits) {
-  { C::name } -> std::convertible_to<const char*>;
-  { C::payload_bytes } -> std::convertible_to<int>;
-  { C::scale_bytes } -> std::convertible_to<int>;
-  { C::needs_absmax } -> std::convertible_to<bool>;
+concept codec_type =
+    std::is_convertible_v<decltype(C::name), const char*> &&
+    std::is_convertible_v<decltype(C::payload_bytes), int> &&
+    std::is_convertible_v<decltype(C::scale_bytes), int> &&
+    std::is_convertible_v<decltype(C::needs_absmax), bool> &&
+    requires(const float (&x)[8], float (&y)[8], typename C::state st, typename C::lane_payload p,
+             std::byte* mem, const std::byte* cmem, std::uint32_t absmax_bits) {
   { C::make_state(absmax_bits) } -> std::same_as<typename C::state>;
   { C::template encode_lane<f16>(x, st) } -> std::same_as<typename C::lane_payload>;
   { C::template encode_lane<bf16>(x, st) } -> std::same_as<typename C::lane_payload>;

@@ -60,7 +60,6 @@ QR_HOST_DEVICE QR_FORCEINLINE bf16 to_bf16(float f) {
 
 QR_HOST_DEVICE QR_FORCEINLINE f16 to_f16(float f) {
   const std::uint32_t x = float_bits(f);
-  const std::uint16_t sign = std::uint16_t((x >> 16) & 0x8000u);
   const std::uint32_t a = x & 0x7fffffffu;
   if (a > 0x7f800000u) return f16{std::uint16_t(0x7e00u)};
 #if QR_DEVICE_PASS && QR_BACKEND_CUDA
@@ -70,6 +69,7 @@ QR_HOST_DEVICE QR_FORCEINLINE f16 to_f16(float f) {
 #elif QR_DEVICE_PASS && QR_BACKEND_HIP
   return f16{__builtin_bit_cast(std::uint16_t, static_cast<_Float16>(f))};
 #else
+  const std::uint16_t sign = std::uint16_t((x >> 16) & 0x8000u);
   if (a >= 0x477ff000u) return f16{std::uint16_t(sign | 0x7c00u)};  // >= 65520 rounds to inf
   if (a >= 0x38800000u) {                                         // normal binary16
     const std::uint32_t r = a + 0xfffu + ((a >> 13) & 1u);

@@ -115,12 +115,13 @@ QR_UNROLL
   }
   QR_HOST_DEVICE static QR_FORCEINLINE void decode8(std::uint32_t w, float (&out)[8]) {
 #if QR_HAS_NATIVE_FP4_DECODE && QR_BACKEND_HIP
-QR_UNROLL
-    for (int j = 0; j < 4; ++j) {
-      const auto p = __builtin_amdgcn_cvt_scalef32_pk_f32_fp4(w, 1.0f, j);
-      out[2 * j] = p[0];
-      out[2 * j + 1] = p[1];
-    }
+    // the byte selector must be a constant: one call per byte
+    const auto p0 = __builtin_amdgcn_cvt_scalef32_pk_f32_fp4(w, 1.0f, 0);
+    const auto p1 = __builtin_amdgcn_cvt_scalef32_pk_f32_fp4(w, 1.0f, 1);
+    const auto p2 = __builtin_amdgcn_cvt_scalef32_pk_f32_fp4(w, 1.0f, 2);
+    const auto p3 = __builtin_amdgcn_cvt_scalef32_pk_f32_fp4(w, 1.0f, 3);
+    out[0] = p0[0]; out[1] = p0[1]; out[2] = p1[0]; out[3] = p1[1];
+    out[4] = p2[0]; out[5] = p2[1]; out[6] = p3[0]; out[7] = p3[1];
 #else
 QR_UNROLL
     for (int j = 0; j < 8; ++j) out[j] = decode_soft((w >> (4 * j)) & 0xfu);

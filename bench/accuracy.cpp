@@ -1,0 +1,163 @@
+// qreduce_accuracy: the codec accuracy table, on the CPU (no GPU needed).
+//
+// For each codec, the relative L2 error and the largest absolute error of a W-rank two-shot
+// all-reduce (the host reference of the exact bytes the GPUs produce) against the fp64 sum, on three
+// kinds of data: Gaussian, heavy-tailed (Student t, 3 degrees of freedom), and LLM-like activations
+// (Gaussian with a few outlier channels 20-100x larger). With and without the Hadamard rotation, and
+// beside a model of QuickReduce's scheme (scale absmax/qmax rounded to nearest fp16, partial sums and
+// the second quantization in fp16) as the reference to beat.
+//   qreduce_accuracy [--world W] [--values N] [--csv FILE] [--markdown FILE]
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+#include "qreduce/codec/all.hpp"
+
+using namespace qreduce;
+
+namespace {
+
+enum class data_kind { gaussian, heavy_tailed, outlier_channels };
+const char* data_name(data_kind d) {
+  return d == data_kind::gaussian ? "gaussian" : d == data_kind::heavy_tailed ? "heavy-tailed" : "outlier-channels";
+}
+
+std::vector<std::vector<float>> make_data(data_kind d, int world, std::size_t n, std::uint64_t seed) {
+  std::vector<std::vector<float>> v(static_cast<std::size_t>(world), std::vector<float>(n));
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> g;
+  std::student_t_distribution<float> t(3.0f);
+  std::vector<float> channel_gain(4096, 1.0f);
+  for (std::size_t c = 0; c < channel_gain.size(); c += 97) channel_gain[c] = 20.0f + float(c % 81);
+  for (auto& r : v)
+    for (std::size_t i = 0; i < n; ++i) {
+      float x = d == data_kind::heavy_tailed ? t(rng) : g(rng);
+      if (d == data_kind::outlier_channels) x *= channel_gain[i % channel_gain.size()];
+      r[i] = numeric::to_float(numeric::to_f16(x));  // what an fp16 tensor holds
+    }
+  return v;
+}
+
+struct stats {
+  double rel_l2, max_abs;
+};
+
+stats compare(const std::vector<std::vector<float>>& in, const std::vector<float>& got) {
+  double num = 0, den = 0, mx = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    double s = 0;
+    for (const auto& r : in) s += r[i];
+    const double d = std::fabs(double(got[i]) - s);
+    num += d * d;
+    den += s * s;
+    mx = std::max(mx, d);
+  }
+  return {std::sqrt(num / den), mx};
+}
+
+// qreduce's two-shot, exactly as the kernels compute it (fp16 tensors).
+template <class C>
+std::vector<float> qreduce_two_shot(const std::vector<std::vector<float>>& in, bool rotate) {
+  const std::size_t n = in[0].size();
+  std::vector<float> out(n);
+  std::byte payload[C::payload_bytes], scale[C::scale_bytes > 0 ? C::scale_bytes : 1];
+  for (std::size_t g0 = 0; g0 < n; g0 += codec::group_size) {
+    float acc[codec::group_size] = {}, y[codec::group_size];
+    for (const auto& r : in) {
+      if (rotate) codec::encode_rotated_group<C, f16>(&r[g0], payload, scale);
+      else codec::encode_group<C, f16>(&r[g0], payload, scale);
+      codec::decode_group<C, f16>(payload, scale, y);
+      for (int i = 0; i < codec::group_size; ++i) acc[i] += y[i];
+    }
+    codec::encode_group<C, f16>(acc, payload, scale);
+    if (rotate) codec::decode_rotated_group<C, f16>(payload, scale, y);
+    else codec::decode_group<C, f16>(payload, scale, y);
+    for (int i = 0; i < codec::group_size; ++i) out[g0 + i] = numeric::to_float(numeric::to_f16(y[i]));
+  }
+  return out;
+}
+
+// QuickReduce's scheme, modelled: per 32 values, scale = fp16(absmax / qmax) (nearest), values
+// x / scale rounded by the format and saturated, decoded in fp16; partial sums added in fp16; the sum
+// re-quantized the same way.
+template <class F>
+std::vector<float> quickreduce_model(const std::vector<std::vector<float>>& in) {
+  auto h = [](float x) { return numeric::to_float(numeric::to_f16(x)); };
+  auto quant = [&](const float* v, float* y) {
+    float am = 0;
+    for (int i = 0; i < 32; ++i) am = std::max(am, std::fabs(v[i]));
+    const float s = h(am / F::max);
+    for (int i = 0; i < 32; ++i) {
+      const float q = s > 0 ? F::decode_soft(F::encode_soft(h(v[i] / s))) : 0.0f;
+      y[i] = h(q * s);
+    }
+  };
+  const std::size_t n = in[0].size();
+  std::vector<float> out(n);
+  for (std::size_t g0 = 0; g0 < n; g0 += 32) {
+    float acc[32] = {}, y[32];
+    for (const auto& r : in) {
+      quant(&r[g0], y);
+      for (int i = 0; i < 32; ++i) acc[i] = h(acc[i] + y[i]);
+    }
+    quant(acc, y);
+    for (int i = 0; i < 32; ++i) out[g0 + i] = y[i];
+  }
+  return out;
+}
+
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int world = 4;
+  std::size_t n = 1 << 20;
+  std::string csv, md;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--world" && i + 1 < argc) world = std::atoi(argv[++i]);
+    else if (a == "--values" && i + 1 < argc) n = std::strtoull(argv[++i], nullptr, 10) / 32 * 32;
+    else if (a == "--csv" && i + 1 < argc) csv = argv[++i];
+    else if (a == "--markdown" && i + 1 < argc) md = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: qreduce_accuracy [--world W] [--values N] [--csv FILE] [--markdown FILE]\n");
+      return 2;
+    }
+  }
+  std::printf("qreduce codec accuracy: %d-rank two-shot all-reduce of %zu fp16 values vs the fp64 sum (CPU)\n", world, n);
+  std::printf("%-18s %-16s %10s %11s %10s\n", "codec", "data", "bits/value", "rel. L2", "max |err|");
+  std::ofstream fc, fm;
+  if (!csv.empty()) {
+    fc.open(csv);
+    fc << "codec,rotation,data,bits_per_value,rel_l2,max_abs_err\n";
+  }
+  if (!md.empty()) {
+    fm.open(md);
+    fm << "| codec | data | bits/value | rel. L2 | max abs err |\n|---|---|---|---|---|\n";
+  }
+  auto row = [&](const std::string& name, bool rot, data_kind d, double bits, stats s) {
+    const std::string label = name + (rot ? " +rot" : "");
+    std::printf("%-18s %-16s %10.2f %11.3e %10.3e\n", label.c_str(), data_name(d), bits, s.rel_l2, s.max_abs);
+    std::fflush(stdout);
+    if (fc) fc << name << "," << (rot ? 1 : 0) << "," << data_name(d) << "," << bits << "," << s.rel_l2 << "," << s.max_abs << "\n";
+    if (fm) fm << "| " << label << " | " << data_name(d) << " | " << bits << " | " << s.rel_l2 << " | " << s.max_abs << " |\n";
+  };
+  for (data_kind d : {data_kind::gaussian, data_kind::heavy_tailed, data_kind::outlier_channels}) {
+    const auto in = make_data(d, world, n, 17);
+    for (codec_kind k : all_codecs)
+      for (bool rot : {false, true}) {
+        if (rot && k == codec_kind::none) continue;
+        visit_codec(k, [&](auto tag) {
+          using C = typename decltype(tag)::type;
+          row(C::name, rot, d, codec::bits_per_value<C>, compare(in, qreduce_two_shot<C>(in, rot)));
+        });
+      }
+    row("quickreduce-fp4", false, d, 4.5, compare(in, quickreduce_model<numeric::e2m1>(in)));
+    row("quickreduce-int4", false, d, 4.5, compare(in, quickreduce_model<numeric::int_format<4>>(in)));
+    row("quickreduce-int8", false, d, 8.5, compare(in, quickreduce_model<numeric::int_format<8>>(in)));
+  }
+  return 0;
+}

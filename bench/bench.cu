@@ -1,0 +1,585 @@
+// qreduce_bench: qreduce's all-reduce against NCCL, on the local GPUs.
+//
+//   qreduce_bench [allreduce options]     one process per GPU (default: every visible GPU)
+//   qreduce_bench codecs [--bytes N]      encode/decode throughput of every codec on GPU 0
+//
+// All-reduce options:
+//   --ranks N            N processes; more ranks than GPUs share GPUs (functional runs only: the
+//                        GPU time-slices between processes, so such timings mean nothing)
+//   --sizes a,b,..       message sizes in bytes (K/M/G suffixes); default 4K..1G, powers of two
+//   --max-size S         largest default size
+//   --dtypes fp16,bf16   --codecs none,fp8,...   --algorithms oneshot,twoshot,auto,nccl
+//   --iters N --warmup N --graph (time graph replays of the calls)
+//   --out DIR            CSV and JSON results (default build/bench)
+// Timing: CUDA events around each call after warm-up, rotating among buffer sets larger than the L2,
+// median with p10/p90 over the iterations, the slowest rank's median reported. algbw = bytes / time;
+// busbw = algbw * 2(W-1)/W (nccl-tests' convention). Every configuration's output is checked in the
+// same run against an fp64 sum of a sample of positions, and across ranks for bitwise identity.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+#include "nccl_loader.hpp"
+#include "qreduce/qreduce.hpp"
+
+using namespace qreduce;
+
+namespace {
+
+#define CK(call) rt::check((call), #call)
+
+// Deterministic inputs: rank r's value i, on device and host alike (Box-Muller on hashed uniforms).
+QR_HOST_DEVICE inline std::uint32_t hash32(std::uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return std::uint32_t(x);
+}
+QR_HOST_DEVICE inline float input_value(int rank, std::uint32_t seed, std::size_t i) {
+  const std::uint64_t k = (std::uint64_t(seed) << 40) ^ (std::uint64_t(rank) << 56) ^ i;
+  const float u1 = (float(hash32(2 * k) >> 8) + 1.0f) * (1.0f / 16777216.0f);
+  const float u2 = float(hash32(2 * k + 1) >> 8) * (1.0f / 16777216.0f);
+  float g = sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
+  if (i % 997 == 13) g *= 20.0f;  // outlier channels
+  return g;
+}
+
+template <class T>
+__global__ void fill_kernel(T* x, std::size_t n, int rank, std::uint32_t seed) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
+    x[i] = numeric::from_float<T>(input_value(rank, seed, i));
+}
+
+std::size_t parse_size(const std::string& s) {
+  double v = std::stod(s);
+  const char u = s.empty() ? 0 : char(std::toupper(s.back()));
+  if (u == 'K') v *= 1024;
+  if (u == 'M') v *= 1024 * 1024;
+  if (u == 'G') v *= 1024.0 * 1024 * 1024;
+  return std::size_t(v);
+}
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string t; std::getline(ss, t, ',');)
+    if (!t.empty()) out.push_back(t);
+  return out;
+}
+std::string human(std::size_t b) {
+  char buf[32];
+  if (b >= (1u << 30)) std::snprintf(buf, sizeof buf, "%zu GiB", b >> 30);
+  else if (b >= (1u << 20)) std::snprintf(buf, sizeof buf, "%zu MiB", b >> 20);
+  else std::snprintf(buf, sizeof buf, "%zu KiB", b >> 10);
+  return buf;
+}
+
+struct options {
+  int ranks = 0;
+  std::vector<std::size_t> sizes;
+  std::size_t max_size = std::size_t(1) << 30;
+  std::vector<dtype> dtypes = {dtype::f16, dtype::bf16};
+  std::vector<codec_kind> codecs = {codec_kind::none, codec_kind::fp8, codec_kind::int8, codec_kind::int6,
+                                    codec_kind::int4, codec_kind::fp4, codec_kind::mxfp4};
+  std::vector<std::string> algorithms = {"oneshot", "twoshot", "auto", "nccl"};
+  int iters = 50, warmup = 10;
+  bool graph = false;
+  std::string out = "build/bench";
+};
+
+struct config {
+  std::string algorithm;  // oneshot | twoshot | auto | nccl
+  codec_kind codec;
+  dtype type;
+  std::size_t bytes;
+};
+
+struct result {
+  config c;
+  std::string ran;  // what auto chose
+  double median_us, p10_us, p90_us;
+  double rel_l2;
+  bool identical;
+};
+
+struct t3 {
+  double med, p10, p90;
+};
+
+struct rank_ctx {
+  int rank, world, device;
+  socket_bootstrap* bs;
+  communicator* comm;
+  nccl_api* nccl;
+  ncclComm_t ncomm = nullptr;
+  cudaStream_t s;
+  std::size_t l2;
+};
+
+template <class V>
+std::vector<V> gather(rank_ctx& x, const V& v) {
+  std::vector<V> all(static_cast<std::size_t>(x.world));
+  x.bs->allgather(&v, all.data(), sizeof(V));
+  return all;
+}
+
+void launch(rank_ctx& x, const config& c, const void* in, void* out, std::size_t n) {
+  if (c.algorithm == "nccl") {
+    x.nccl->check(x.nccl->all_reduce(in, out, n, c.type == dtype::f16 ? ncclFloat16 : ncclBfloat16, ncclSum, x.ncomm, x.s),
+                  "ncclAllReduce");
+    return;
+  }
+  allreduce_options o;
+  o.codec = c.codec;
+  o.algorithm = c.algorithm == "oneshot" ? algorithm_kind::one_shot
+                : c.algorithm == "twoshot" ? algorithm_kind::two_shot
+                                           : algorithm_kind::automatic;
+  x.comm->all_reduce(in, out, n, c.type, o, x.s);
+}
+
+double percentile(std::vector<float> v, double p) {
+  std::sort(v.begin(), v.end());
+  const double k = p * double(v.size() - 1);
+  const std::size_t lo = std::size_t(k), hi = std::min(lo + 1, v.size() - 1);
+  return double(v[lo]) + (k - double(lo)) * double(v[hi] - v[lo]);
+}
+
+result run_config(rank_ctx& x, const options& o, const config& c, std::vector<void*>& ins, std::vector<void*>& outs,
+                  std::uint32_t& seed) {
+  const std::size_t n = c.bytes / 2;
+  const std::size_t sets = ins.size();
+  for (std::size_t k = 0; k < sets; ++k) {
+    if (c.type == dtype::f16) fill_kernel<f16><<<1024, 256, 0, x.s>>>(static_cast<f16*>(ins[k]), n, x.rank, seed + std::uint32_t(k));
+    else fill_kernel<bf16><<<1024, 256, 0, x.s>>>(static_cast<bf16*>(ins[k]), n, x.rank, seed + std::uint32_t(k));
+    rt::check_launch("fill_kernel");
+  }
+  // correctness: set 0, checked on a sample against the fp64 sum, and across ranks
+  CK(cudaMemsetAsync(outs[0], 0xff, c.bytes, x.s));
+  launch(x, c, ins[0], outs[0], n);
+  const std::size_t samples = std::min<std::size_t>(n, 4096);
+  const std::size_t stride = n / samples;
+  std::vector<std::uint16_t> got(n);
+  CK(cudaStreamSynchronize(x.s));
+  x.comm->check();
+  std::vector<std::uint16_t> sample(samples);
+  for (std::size_t j = 0; j < samples; ++j) CK(cudaMemcpyAsync(&sample[j], static_cast<std::uint16_t*>(outs[0]) + j * stride, 2, cudaMemcpyDeviceToHost, x.s));
+  CK(cudaStreamSynchronize(x.s));
+  double num = 0, den = 0;
+  std::uint64_t h = 1469598103934665603ull;
+  for (std::size_t j = 0; j < samples; ++j) {
+    const std::size_t i = j * stride;
+    double ref = 0;
+    for (int r = 0; r < x.world; ++r) {
+      const float v = input_value(r, seed, i);
+      ref += c.type == dtype::f16 ? double(numeric::to_float(numeric::to_f16(v))) : double(numeric::to_float(numeric::to_bf16(v)));
+    }
+    const double g = c.type == dtype::f16 ? numeric::to_float(f16{sample[j]}) : numeric::to_float(bf16{sample[j]});
+    num += (g - ref) * (g - ref);
+    den += ref * ref;
+    h = (h ^ sample[j]) * 1099511628211ull;
+  }
+  const auto hashes = gather(x, h);
+  result res{c, c.algorithm, 0, 0, 0, std::sqrt(num / den), std::all_of(hashes.begin(), hashes.end(), [&](std::uint64_t v) { return v == hashes[0]; })};
+  if (c.algorithm == "auto") res.ran = algorithm_name(x.comm->choice(c.bytes, c.codec).algorithm);
+
+  // timing
+  std::vector<cudaEvent_t> ev(2 * std::size_t(o.iters));
+  for (auto& e : ev) CK(cudaEventCreate(&e));
+  for (int i = 0; i < o.warmup; ++i) launch(x, c, ins[std::size_t(i) % sets], outs[std::size_t(i) % sets], n);
+  std::vector<float> ms(static_cast<std::size_t>(o.iters));
+  if (o.graph) {
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    CK(cudaStreamBeginCapture(x.s, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < o.iters; ++i) launch(x, c, ins[std::size_t(i) % sets], outs[std::size_t(i) % sets], n);
+    CK(cudaStreamEndCapture(x.s, &g));
+    CK(cudaGraphInstantiate(&ge, g, 0));
+    CK(cudaGraphLaunch(ge, x.s));  // warm
+    for (int rep = 0; rep < 5; ++rep) {
+      CK(cudaEventRecord(ev[0], x.s));
+      CK(cudaGraphLaunch(ge, x.s));
+      CK(cudaEventRecord(ev[1], x.s));
+      CK(cudaEventSynchronize(ev[1]));
+      float t = 0;
+      CK(cudaEventElapsedTime(&t, ev[0], ev[1]));
+      ms[std::size_t(rep)] = t / float(o.iters);
+    }
+    ms.resize(5);
+    CK(cudaGraphExecDestroy(ge));
+    CK(cudaGraphDestroy(g));
+  } else {
+    for (int i = 0; i < o.iters; ++i) {
+      CK(cudaEventRecord(ev[2 * std::size_t(i)], x.s));
+      launch(x, c, ins[std::size_t(i) % sets], outs[std::size_t(i) % sets], n);
+      CK(cudaEventRecord(ev[2 * std::size_t(i) + 1], x.s));
+    }
+    CK(cudaStreamSynchronize(x.s));
+    for (int i = 0; i < o.iters; ++i) CK(cudaEventElapsedTime(&ms[std::size_t(i)], ev[2 * std::size_t(i)], ev[2 * std::size_t(i) + 1]));
+  }
+  x.comm->check();
+  for (auto& e : ev) CK(cudaEventDestroy(e));
+  const t3 mine{1e3 * percentile(ms, 0.5), 1e3 * percentile(ms, 0.1), 1e3 * percentile(ms, 0.9)};
+  const auto all = gather(x, mine);
+  const auto slowest = *std::max_element(all.begin(), all.end(), [](const t3& a, const t3& b) { return a.med < b.med; });
+  res.median_us = slowest.med;
+  res.p10_us = slowest.p10;
+  res.p90_us = slowest.p90;
+  seed += 1000;
+  return res;
+}
+
+std::string machine_name(int dev) { return rt::device_name(dev); }
+
+std::string today() {
+  char buf[32];
+  const std::time_t t = std::time(nullptr);
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::gmtime(&t));
+  return buf;
+}
+
+int rank_main(int rank, int world, const options& o, const std::string& name) {
+  const int ndev = rt::device_count();
+  if (ndev == 0) {
+    if (rank == 0) std::printf("qreduce_bench: no GPU visible; nothing to measure (tools/run.sh runs the CPU accuracy table)\n");
+    return 0;
+  }
+  const int dev = rank % ndev;
+  rt::set_device(dev);
+  socket_bootstrap bs(rank, world, name, std::chrono::seconds(120));
+  comm_config cfg = config_from_env();
+  if (world > ndev) cfg.max_blocks = cfg.max_blocks ? cfg.max_blocks : 16;
+  if (world > ndev) cfg.timeout_ms = std::max<std::uint64_t>(cfg.timeout_ms, 120000);
+  communicator comm(bs, cfg);
+  nccl_api nccl;
+  const bool have_nccl = nccl.load();
+  rank_ctx x{rank, world, dev, &bs, &comm, &nccl, nullptr, nullptr, 0};
+  CK(cudaStreamCreateWithFlags(&x.s, cudaStreamNonBlocking));
+  int l2 = 0;
+  CK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
+  x.l2 = std::size_t(l2);
+  const bool want_nccl = std::find(o.algorithms.begin(), o.algorithms.end(), "nccl") != o.algorithms.end();
+  int nccl_version = 0;
+  if (want_nccl && have_nccl) {
+    ncclUniqueId id{};
+    if (rank == 0) nccl.check(nccl.get_unique_id(&id), "ncclGetUniqueId");
+    std::vector<char> ids(sizeof id * static_cast<std::size_t>(world));
+    bs.allgather(&id, ids.data(), sizeof id);
+    std::memcpy(&id, ids.data(), sizeof id);  // rank 0's
+    nccl.check(nccl.comm_init_rank(&x.ncomm, world, id, rank), "ncclCommInitRank");
+    comm.set_fallback([&](const void* in, void* out, std::size_t n, dtype t, cudaStream_t s) {
+      nccl.check(nccl.all_reduce(in, out, n, t == dtype::f16 ? ncclFloat16 : ncclBfloat16, ncclSum, x.ncomm, s), "ncclAllReduce");
+    });
+    nccl.get_version(&nccl_version);
+  }
+  if (rank == 0) {
+    std::printf("qreduce_bench: %d ranks on %d x %s, qreduce blocks %d, workspace %.1f MiB/rank, NCCL %s\n", world,
+                std::min(world, ndev), machine_name(dev).c_str(), comm.blocks(), double(comm.workspace_bytes()) / (1 << 20),
+                have_nccl ? std::to_string(nccl_version).c_str() : "not found");
+    if (world > ndev)
+      std::printf("WARNING: %d ranks share %d GPU(s): the GPU time-slices between processes, so these timings say\n"
+                  "         nothing about speed. This run checks function only.\n", world, ndev);
+    std::fflush(stdout);
+  }
+
+  std::vector<config> configs;
+  for (std::size_t b : o.sizes)
+    for (dtype t : o.dtypes)
+      for (const auto& a : o.algorithms) {
+        if (a == "nccl") {
+          if (have_nccl) configs.push_back(config{a, codec_kind::none, t, b});
+        } else if (a == "oneshot") {
+          if (b / 2 <= comm.max_oneshot_values()) configs.push_back(config{a, codec_kind::none, t, b});
+        } else {
+          for (codec_kind k : o.codecs) configs.push_back(config{a, k, t, b});
+        }
+      }
+  const std::size_t max_bytes = *std::max_element(o.sizes.begin(), o.sizes.end());
+  const std::size_t sets = std::max<std::size_t>(1, std::min<std::size_t>(8, (3 * x.l2 + max_bytes - 1) / max_bytes));
+  std::vector<void*> ins(sets), outs(sets);
+  for (std::size_t k = 0; k < sets; ++k) {
+    ins[k] = rt::malloc_device(max_bytes);
+    outs[k] = rt::malloc_device(max_bytes);
+  }
+  std::vector<result> results;
+  std::uint32_t seed = 1;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    const auto& c = configs[i];
+    if (rank == 0) {
+      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::fprintf(stderr, "\r[%4zu/%zu] %-4s %-6s %-8s %-8s  %5.0f s elapsed   ", i + 1, configs.size(), dtype_name(c.type),
+                   codec_name(c.codec), c.algorithm.c_str(), human(c.bytes).c_str(), el);
+      std::fflush(stderr);
+    }
+    // rotation sets for this size: as many as fit in the allocation set count
+    std::vector<void*> in_s(ins.begin(), ins.begin() + std::ptrdiff_t(std::max<std::size_t>(1, std::min(sets, (3 * x.l2 + c.bytes - 1) / c.bytes))));
+    std::vector<void*> out_s(outs.begin(), outs.begin() + std::ptrdiff_t(in_s.size()));
+    results.push_back(run_config(x, o, c, in_s, out_s, seed));
+  }
+  if (rank == 0) std::fprintf(stderr, "\n");
+
+  if (rank == 0) {
+    // NCCL time per (dtype, bytes) for the speedup column
+    std::map<std::pair<int, std::size_t>, double> nccl_us;
+    for (const auto& r : results)
+      if (r.c.algorithm == "nccl") nccl_us[{int(r.c.type), r.c.bytes}] = r.median_us;
+    std::printf("\n%-5s %-9s %-9s %-9s %10s %10s %10s %9s %9s %8s %10s %4s\n", "dtype", "size", "algorithm", "codec", "median_us",
+                "p10_us", "p90_us", "algbw", "busbw", "vs_nccl", "rel_l2", "same");
+    std::system(("mkdir -p '" + o.out + "'").c_str());
+    const std::string stem = o.out + "/allreduce_w" + std::to_string(world);
+    std::ofstream csv(stem + ".csv"), js(stem + ".json");
+    csv << "dtype,bytes,algorithm,ran,codec,median_us,p10_us,p90_us,algbw_GBps,busbw_GBps,speedup_vs_nccl,rel_l2,identical\n";
+    js << "{\n  \"machine\": \"" << machine_name(dev) << "\",\n  \"gpus\": " << std::min(world, ndev) << ",\n  \"world\": " << world
+       << ",\n  \"arch\": " << rt::device_arch(dev) << ",\n  \"date\": \"" << today() << "\",\n  \"nccl_version\": " << nccl_version
+       << ",\n  \"timings_meaningful\": " << (world <= ndev ? "true" : "false") << ",\n  \"graph\": " << (o.graph ? "true" : "false")
+       << ",\n  \"results\": [\n";
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      const auto& r = results[i];
+      const double s = double(r.c.bytes) / (r.median_us * 1e3);  // GB/s
+      const double bus = s * 2.0 * (world - 1) / world;
+      const auto it = nccl_us.find({int(r.c.type), r.c.bytes});
+      const double sp = it != nccl_us.end() ? it->second / r.median_us : 0.0;
+      std::printf("%-5s %-9s %-9s %-9s %10.1f %10.1f %10.1f %9.1f %9.1f %8.2f %10.2e %4s\n", dtype_name(r.c.type),
+                  human(r.c.bytes).c_str(), r.c.algorithm == "auto" ? ("auto:" + r.ran).c_str() : r.c.algorithm.c_str(),
+                  r.c.algorithm == "nccl" ? "-" : codec_name(r.c.codec), r.median_us, r.p10_us, r.p90_us, s, bus, sp, r.rel_l2,
+                  r.identical ? "yes" : "NO");
+      csv << dtype_name(r.c.type) << "," << r.c.bytes << "," << r.c.algorithm << "," << r.ran << "," << codec_name(r.c.codec) << ","
+          << r.median_us << "," << r.p10_us << "," << r.p90_us << "," << s << "," << bus << "," << sp << "," << r.rel_l2 << ","
+          << (r.identical ? 1 : 0) << "\n";
+      js << "    {\"dtype\": \"" << dtype_name(r.c.type) << "\", \"bytes\": " << r.c.bytes << ", \"algorithm\": \"" << r.c.algorithm
+         << "\", \"ran\": \"" << r.ran << "\", \"codec\": \"" << codec_name(r.c.codec) << "\", \"median_us\": " << r.median_us
+         << ", \"p10_us\": " << r.p10_us << ", \"p90_us\": " << r.p90_us << ", \"algbw_GBps\": " << s << ", \"busbw_GBps\": " << bus
+         << ", \"speedup_vs_nccl\": " << sp << ", \"rel_l2\": " << r.rel_l2 << ", \"identical\": " << (r.identical ? "true" : "false")
+         << "}" << (i + 1 < results.size() ? "," : "") << "\n";
+    }
+    js << "  ]\n}\n";
+    std::printf("\nwrote %s.csv and %s.json\n", stem.c_str(), stem.c_str());
+  }
+  int bad = 0;
+  for (const auto& r : results) bad += r.identical ? 0 : 1;
+  for (std::size_t k = 0; k < sets; ++k) {
+    rt::free_device(ins[k]);
+    rt::free_device(outs[k]);
+  }
+  if (x.ncomm) nccl.comm_destroy(x.ncomm);
+  gather(x, rank);  // nobody frees its workspace while a peer still runs
+  return bad == 0 ? 0 : 3;
+}
+
+// ---- codec throughput --------------------------------------------------------------------------
+template <class C, class T>
+__global__ void tput_encode(const T* in, std::size_t n, std::byte* out) {
+  const std::size_t tiles = (n + codec::tile_values - 1) / codec::tile_values;
+  for (std::size_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    float x[8];
+    device::load8(in, n, tile * codec::tile_values + 8 * threadIdx.x, x);
+    device::store_lane<C>(out + tile * codec::tile_bytes<C>, int(threadIdx.x), device::encode_lane<C, T>(x));
+  }
+}
+template <class C, class T>
+__global__ void tput_decode(const std::byte* in, std::size_t n, T* out) {
+  const std::size_t tiles = (n + codec::tile_values - 1) / codec::tile_values;
+  for (std::size_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    float y[8];
+    device::decode_lane<C, T>(in + tile * codec::tile_bytes<C>, int(threadIdx.x), y);
+    device::store8(out, n, tile * codec::tile_values + 8 * threadIdx.x, y);
+  }
+}
+
+int codec_throughput(std::size_t bytes, const std::string& out_dir) {
+  if (rt::device_count() == 0) {
+    std::printf("qreduce_bench codecs: no GPU visible\n");
+    return 0;
+  }
+  rt::set_device(0);
+  const std::size_t n = bytes / 2;
+  void* in = rt::malloc_device(bytes);
+  void* dec = rt::malloc_device(bytes);
+  void* enc = rt::malloc_device(bytes + (1 << 20));
+  fill_kernel<f16><<<1024, 256>>>(static_cast<f16*>(in), n, 0, 1);
+  rt::check_launch("fill");
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  auto time_ms = [&](auto&& body) {
+    body();
+    std::vector<float> v;
+    for (int i = 0; i < 20; ++i) {
+      CK(cudaEventRecord(a));
+      body();
+      CK(cudaEventRecord(b));
+      CK(cudaEventSynchronize(b));
+      float t;
+      CK(cudaEventElapsedTime(&t, a, b));
+      v.push_back(t);
+    }
+    return percentile(v, 0.5);
+  };
+  const double copy_ms = time_ms([&] { CK(cudaMemcpyAsync(dec, in, bytes, cudaMemcpyDeviceToDevice)); });
+  const double copy_gbs = 2.0 * double(bytes) / (copy_ms * 1e6);
+  const int sms = rt::multiprocessor_count(0);
+  std::printf("qreduce_bench codecs: %s, %.2f GiB of fp16/bf16, device copy %.0f GB/s (read + write)\n", rt::device_name(0).c_str(),
+              double(bytes) / (1 << 30), copy_gbs);
+  std::printf("%-9s %-5s %14s %9s %14s %9s\n", "codec", "dtype", "encode GB/s", "of copy", "decode GB/s", "of copy");
+  std::system(("mkdir -p '" + out_dir + "'").c_str());
+  std::ofstream csv(out_dir + "/codec_throughput.csv");
+  csv << "device,date,codec,dtype,bytes,copy_GBps,encode_GBps,decode_GBps\n";
+  for (codec_kind k : all_codecs)
+    for (dtype t : {dtype::f16, dtype::bf16})
+      visit_codec(k, [&](auto tag) {
+        using C = typename decltype(tag)::type;
+        const std::size_t eb = codec::encoded_bytes<C>(n);
+        auto run = [&](auto ttag) {
+          using T = typename decltype(ttag)::type;
+          const double e_ms = time_ms([&] { tput_encode<C, T><<<sms * 8, block_threads>>>(static_cast<T*>(in), n, static_cast<std::byte*>(enc)); });
+          const double d_ms = time_ms([&] { tput_decode<C, T><<<sms * 8, block_threads>>>(static_cast<std::byte*>(enc), n, static_cast<T*>(dec)); });
+          rt::check_launch("codec kernels");
+          const double e = double(bytes + eb) / (e_ms * 1e6), d = double(bytes + eb) / (d_ms * 1e6);
+          std::printf("%-9s %-5s %14.0f %8.0f%% %14.0f %8.0f%%\n", C::name, dtype_name(t), e, 100 * e / copy_gbs, d, 100 * d / copy_gbs);
+          csv << rt::device_name(0) << "," << today() << "," << C::name << "," << dtype_name(t) << "," << bytes << "," << copy_gbs << ","
+              << e << "," << d << "\n";
+        };
+        if (t == dtype::f16) run(std::type_identity<f16>{});
+        else run(std::type_identity<bf16>{});
+      });
+  std::printf("wrote %s/codec_throughput.csv\n", out_dir.c_str());
+  rt::free_device(in);
+  rt::free_device(dec);
+  rt::free_device(enc);
+  return 0;
+}
+
+int usage() {
+  std::fprintf(stderr, "usage: qreduce_bench [--ranks N] [--sizes a,b] [--max-size S] [--dtypes ..] [--codecs ..]\n"
+                       "                     [--algorithms oneshot,twoshot,auto,nccl] [--iters N] [--warmup N] [--graph] [--out DIR]\n"
+                       "       qreduce_bench codecs [--bytes N] [--out DIR]\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  std::size_t codec_bytes = std::size_t(1) << 30;
+  bool codecs_mode = argc > 1 && std::string(argv[1]) == "codecs";
+  bool sizes_given = false, iters_given = false;
+  for (int i = codecs_mode ? 2 : 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::runtime_error(a + " needs a value");
+      return argv[++i];
+    };
+    try {
+      if (a == "--ranks") o.ranks = std::stoi(next());
+      else if (a == "--sizes") {
+        for (auto& s : split(next())) o.sizes.push_back(parse_size(s));
+        sizes_given = true;
+      } else if (a == "--max-size") o.max_size = parse_size(next());
+      else if (a == "--dtypes") {
+        o.dtypes.clear();
+        for (auto& s : split(next())) {
+          if (s != "fp16" && s != "bf16") throw std::runtime_error("unknown dtype " + s);
+          o.dtypes.push_back(s == "fp16" ? dtype::f16 : dtype::bf16);
+        }
+      } else if (a == "--codecs") {
+        o.codecs.clear();
+        for (auto& s : split(next())) {
+          auto k = parse_codec(s);
+          if (!k) throw std::runtime_error("unknown codec " + s);
+          o.codecs.push_back(*k);
+        }
+      } else if (a == "--algorithms") {
+        o.algorithms = split(next());
+        for (auto& s : o.algorithms)
+          if (s != "oneshot" && s != "twoshot" && s != "auto" && s != "nccl") throw std::runtime_error("unknown algorithm " + s);
+      } else if (a == "--iters") {
+        o.iters = std::stoi(next());
+        iters_given = true;
+      } else if (a == "--warmup") o.warmup = std::stoi(next());
+      else if (a == "--graph") o.graph = true;
+      else if (a == "--out") o.out = next();
+      else if (a == "--bytes") codec_bytes = parse_size(next());
+      else return usage();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "qreduce_bench: %s\n", e.what());
+      return usage();
+    }
+  }
+  if (codecs_mode) return codec_throughput(codec_bytes, o.out);
+
+  // The parent makes no CUDA call (forked children could not use it); nvidia-smi-free GPU count:
+  // a child probes it.
+  int ngpu = 0;
+  {
+    int fd[2];
+    if (pipe(fd) != 0) return 1;
+    const pid_t p = fork();
+    if (p == 0) {
+      const int n = rt::device_count();
+      (void)!write(fd[1], &n, sizeof n);
+      std::_Exit(0);
+    }
+    (void)!read(fd[0], &ngpu, sizeof ngpu);
+    waitpid(p, nullptr, 0);
+    close(fd[0]);
+    close(fd[1]);
+  }
+  if (ngpu == 0) {
+    std::printf("qreduce_bench: no GPU visible; nothing to measure (tools/run.sh runs the CPU accuracy table)\n");
+    return 0;
+  }
+  const int world = o.ranks > 0 ? o.ranks : ngpu;
+  if (world != 2 && world != 4 && world != 8) {
+    std::fprintf(stderr, "qreduce_bench: %d ranks: qreduce runs 2, 4 or 8 ranks (use --ranks N to run N ranks on fewer GPUs)\n", world);
+    return 2;
+  }
+  const bool shared = world > ngpu;
+  if (!sizes_given) {
+    const std::size_t top = shared ? std::min<std::size_t>(o.max_size, 4u << 20) : o.max_size;
+    for (std::size_t b = 4096; b <= top; b *= 2) o.sizes.push_back(b);
+  }
+  if (shared && !iters_given) {
+    o.iters = 5;
+    o.warmup = 1;
+  }
+  for (std::size_t b : o.sizes)
+    if (b < 16 || b % 16) {
+      std::fprintf(stderr, "qreduce_bench: sizes must be multiples of 16 bytes\n");
+      return 2;
+    }
+  const std::string name = "bench-" + std::to_string(getpid());
+  std::vector<pid_t> kids;
+  for (int r = 0; r < world; ++r) {
+    const pid_t p = fork();
+    if (p == 0) {
+      int rc = 1;
+      try {
+        rc = rank_main(r, world, o, name);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "\nqreduce_bench: rank %d: %s\n", r, e.what());
+      }
+      std::fflush(stdout);
+      std::_Exit(rc);
+    }
+    kids.push_back(p);
+  }
+  int failed = 0;
+  for (pid_t p : kids) {
+    int st = 0;
+    waitpid(p, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) ++failed;
+  }
+  if (failed) std::fprintf(stderr, "qreduce_bench: %d rank(s) failed\n", failed);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Fails if a fast path silently fell back on its target. Compiles tests/isa/kernels.cpp for each
+# target and looks for the instructions in the machine code (AMD: assembly) or, for NVIDIA on a
+# machine without cuobjdump, in the PTX that ptxas turns 1:1 into SASS conversions; where cuobjdump is
+# present (the GPU machine) the SASS is checked too.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+out="${1:-$root/build/isa}"
+mkdir -p "$out"
+src="$root/tests/isa/kernels.cpp"
+nvcc="${NVCC:-/usr/local/cuda/bin/nvcc}"
+rocm="$root/.toolchain/rocm"
+bitcode=$(ls -d "$rocm"/usr/lib/llvm-*/lib/clang/*/amdgcn/bitcode 2>/dev/null | head -n1)
+fail=0
+pass=0
+
+expect() {  # file, pattern, meaning
+  if grep -qE "$2" "$1"; then pass=$((pass + 1)); echo "  ok    $3"
+  else fail=$((fail + 1)); echo "  FAIL  $3: '$2' not found in $(basename "$1")"; fi
+}
+expect_not() {
+  if grep -qE "$2" "$1"; then fail=$((fail + 1)); echo "  FAIL  $3: '$2' found in $(basename "$1")"
+  else pass=$((pass + 1)); echo "  ok    $3"; fi
+}
+
+echo "isa: NVIDIA (nvcc $("$nvcc" --version | grep -oE 'release [0-9.]+' | cut -d' ' -f2))"
+"$nvcc" -std=c++20 -O3 -I"$root/include" -x cu -ptx -arch=sm_90 "$src" -o "$out/sm_90.ptx" &
+"$nvcc" -std=c++20 -O3 -I"$root/include" -x cu -ptx -gencode arch=compute_100a,code=sm_100a "$src" -o "$out/sm_100a.ptx" &
+wait
+expect "$out/sm_90.ptx" 'cvt\.rn\.satfinite\.e4m3x2\.f32' "sm_90: fp8 encode uses cvt.rn.satfinite.e4m3x2"
+expect_not "$out/sm_90.ptx" 'e2m1x2' "sm_90: no e2m1x2 (FP4 is software there)"
+expect "$out/sm_90.ptx" 'st\.release\.sys\.global\.u32' "sm_90: flags raised with st.release.sys"
+expect "$out/sm_90.ptx" 'ld\.acquire\.sys\.global\.u32' "sm_90: flags read with ld.acquire.sys"
+expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e2m1x2\.f32' "sm_100a: fp4 encode uses cvt.rn.satfinite.e2m1x2"
+expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e4m3x2\.f32' "sm_100a: fp8 encode uses cvt.rn.satfinite.e4m3x2"
+if command -v cuobjdump >/dev/null 2>&1; then
+  "$nvcc" -std=c++20 -O3 -I"$root/include" -x cu -c -gencode arch=compute_90,code=sm_90 \
+    -gencode arch=compute_100a,code=sm_100a "$src" -o "$out/kernels.o"
+  cuobjdump --dump-sass "$out/kernels.o" > "$out/sass.txt"
+  expect "$out/sass.txt" 'F2FP\.SATFINITE\.E4M3' "SASS: E4M3 conversion instruction"
+  expect "$out/sass.txt" 'F2FP\.SATFINITE\.E2M1' "SASS (sm_100a): E2M1 conversion instruction"
+else
+  echo "  (no cuobjdump here: SASS not checked; the GPU machine checks it)"
+fi
+
+echo "isa: AMD (clang-22 HIP)"
+if ! command -v clang++-22 >/dev/null 2>&1 || [ -z "$bitcode" ]; then
+  echo "  (no clang-22 or HIP toolchain here: AMD not checked; tools/setup.sh installs them)"
+  echo "isa: $pass passed, $fail failed"
+  [ "$fail" -eq 0 ]
+  exit
+fi
+for arch in gfx942 gfx950; do
+  clang++-22 -x hip --offload-arch=$arch --offload-device-only -S -std=c++20 -O3 -I"$root/include" \
+    -isystem "$rocm/usr/include" --rocm-path="$rocm/usr" --rocm-device-lib-path="$bitcode" \
+    -D__AMDGCN_WAVEFRONT_SIZE=64 -Wno-unused-command-line-argument "$src" -o "$out/$arch.s" &
+done
+wait
+expect "$out/gfx950.s" 'v_cvt_scalef32_pk_fp4_f32' "gfx950: fp4 encode uses v_cvt_scalef32_pk_fp4_f32"
+expect "$out/gfx950.s" 'v_cvt_scalef32_pk_f32_fp4' "gfx950: fp4 decode uses v_cvt_scalef32_pk_f32_fp4"
+expect "$out/gfx950.s" 'v_cvt_scalef32_pk_fp8_f32' "gfx950: fp8 encode uses v_cvt_scalef32_pk_fp8_f32"
+expect "$out/gfx942.s" 'v_cvt_pk_fp8_f32' "gfx942: fp8_fnuz encode uses v_cvt_pk_fp8_f32"
+expect_not "$out/gfx942.s" 'v_cvt_scalef32' "gfx942: no gfx950-only conversions"
+for arch in gfx942 gfx950; do
+  expect "$out/$arch.s" 'buffer_wbl2 sc0 sc1' "$arch: system-scope release writes back L2 before a flag"
+done
+echo "isa: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,35 @@
+// Machine-code check source: compiled for sm_90, sm_100a (PTX checked) and gfx942, gfx950 (assembly
+// checked) by tests/isa/check.sh, which fails when a fast path is missing from its target.
+// It instantiates, for every codec, the device encode/decode of a tile (the code the all-reduce
+// runs) and one two-shot kernel.
+#include "qreduce/qreduce.hpp"
+
+using namespace qreduce;
+
+template <class C, class T>
+__global__ void isa_encode(const T* in, std::size_t n, std::byte* out) {
+  float x[8];
+  device::load8(in, n, blockIdx.x * std::size_t(codec::tile_values) + 8 * threadIdx.x, x);
+  device::store_lane<C>(out + blockIdx.x * codec::tile_bytes<C>, threadIdx.x, device::encode_lane<C, T>(x));
+}
+
+template <class C, class T>
+__global__ void isa_decode(const std::byte* in, T* out, std::size_t n) {
+  float y[8];
+  device::decode_lane<C, T>(in + blockIdx.x * codec::tile_bytes<C>, threadIdx.x, y);
+  device::store8(out, n, blockIdx.x * std::size_t(codec::tile_values) + 8 * threadIdx.x, y);
+}
+
+template <class C>
+void instantiate() {
+  (void)&isa_encode<C, f16>;
+  (void)&isa_encode<C, bf16>;
+  (void)&isa_decode<C, f16>;
+  (void)&isa_decode<C, bf16>;
+}
+
+void instantiate_all() {
+  for (codec_kind k : all_codecs) visit_codec(k, [](auto tag) { instantiate<typename decltype(tag)::type>(); });
+  (void)&algorithm::two_shot_kernel<codec::fp4, bf16, 8, epilogue::identity>;
+  (void)&algorithm::one_shot_kernel<bf16, 8, epilogue::identity>;
+}
