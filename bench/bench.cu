@@ -268,7 +268,8 @@ int rank_main(int rank, int world, const options& o, const std::string& name) {
   int l2 = 0;
   CK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
   x.l2 = std::size_t(l2);
-  const bool want_nccl = std::find(o.algorithms.begin(), o.algorithms.end(), "nccl") != o.algorithms.end();
+  // NCCL refuses two ranks on one GPU.
+  const bool want_nccl = world <= ndev && std::find(o.algorithms.begin(), o.algorithms.end(), "nccl") != o.algorithms.end();
   int nccl_version = 0;
   if (want_nccl && have_nccl) {
     ncclUniqueId id{};
@@ -285,7 +286,7 @@ int rank_main(int rank, int world, const options& o, const std::string& name) {
   if (rank == 0) {
     std::printf("qreduce_bench: %d ranks on %d x %s, qreduce blocks %d, workspace %.1f MiB/rank, NCCL %s\n", world,
                 std::min(world, ndev), machine_name(dev).c_str(), comm.blocks(), double(comm.workspace_bytes()) / (1 << 20),
-                have_nccl ? std::to_string(nccl_version).c_str() : "not found");
+                !have_nccl ? "not found" : want_nccl ? std::to_string(nccl_version).c_str() : "not used (ranks share a GPU)");
     if (world > ndev)
       std::printf("WARNING: %d ranks share %d GPU(s): the GPU time-slices between processes, so these timings say\n"
                   "         nothing about speed. This run checks function only.\n", world, ndev);
@@ -297,7 +298,7 @@ int rank_main(int rank, int world, const options& o, const std::string& name) {
     for (dtype t : o.dtypes)
       for (const auto& a : o.algorithms) {
         if (a == "nccl") {
-          if (have_nccl) configs.push_back(config{a, codec_kind::none, t, b});
+          if (x.ncomm) configs.push_back(config{a, codec_kind::none, t, b});
         } else if (a == "oneshot") {
           if (b / 2 <= comm.max_oneshot_values()) configs.push_back(config{a, codec_kind::none, t, b});
         } else {

@@ -5,21 +5,35 @@
 #     unpacked into .toolchain/rocm (never installed system-wide: they would not fit Debian 12's
 #     libraries). The archive address is read from this machine's own apt sources.
 # Idempotent: a second run checks what is there and returns in about a second.
+#   tools/setup.sh            everything the tests need
+#   tools/setup.sh --host     only the host compiler and Python (what tools/run.sh needs without a GPU)
 set -euo pipefail
+host_only=0
+[ "${1:-}" = "--host" ] && host_only=1
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tc="$root/.toolchain"
 rocm="$tc/rocm"
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 
+want=(cmake clang-22 lld-22 doctest-dev g++ python3 python3-numpy python3-matplotlib)
+[ $host_only -eq 1 ] && want=(g++ python3)
 need_pkgs=()
-for p in cmake clang-22 lld-22 doctest-dev g++ python3 python3-numpy python3-matplotlib; do
+for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: no apt-get here; install ${need_pkgs[*]} by hand" >&2
+    exit 1
+  fi
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+if [ $host_only -eq 1 ]; then
+  echo "setup: ok (host compiler and Python)"
+  exit 0
 fi
 
 hip_pkgs=(libamdhip64-dev libamdhip64-6 libhsa-runtime-dev rocm-device-libs-21 librocprim-dev hipcc)

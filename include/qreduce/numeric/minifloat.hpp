@@ -82,6 +82,16 @@ struct minifloat_format {
 
 struct e2m1 : minifloat_format<2, 1, 1, 0x7u, true> {
   static constexpr const char* name = "e2m1";
+  // With 8 magnitudes, rounding is a count of the thresholds passed: each comparison is strict or not
+  // so that ties go to the even code (0.25 -> 0, 0.75 -> 1.0, 1.25 -> 1.0, 1.75 -> 2, 2.5 -> 2,
+  // 3.5 -> 4, 5 -> 4); it saturates at 6 by construction. Same codes as the generic rounding.
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode_soft(float s) {
+    const float a = bits_float(float_bits(s) & 0x7fffffffu);
+    const std::uint32_t mag = std::uint32_t(a > 0.25f) + std::uint32_t(a >= 0.75f) + std::uint32_t(a > 1.25f) +
+                              std::uint32_t(a >= 1.75f) + std::uint32_t(a > 2.5f) + std::uint32_t(a >= 3.5f) +
+                              std::uint32_t(a > 5.0f);
+    return ((float_bits(s) >> 28) & 0x8u) | mag;
+  }
   // Two values into one byte: x0 in the low nibble.
   QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode2(float x0, float x1) {
 #if QR_HAS_NATIVE_FP4_CVT && QR_BACKEND_CUDA
@@ -153,6 +163,18 @@ struct e4m3fnuz : minifloat_format<4, 3, 8, 0x7fu, false> {
   QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode2(float x0, float x1) {
 #if QR_HAS_NATIVE_FP8_FNUZ_CVT && QR_BACKEND_HIP
     return std::uint32_t(__builtin_amdgcn_cvt_pk_fp8_f32(x0, x1, 0, false)) & 0xffffu;
+#elif QR_HAS_NATIVE_FP8_E4M3_CVT && QR_BACKEND_CUDA
+    // FNUZ's bias is one more than E4M3's, so a FNUZ code of s is the E4M3 code of 2s (exact), except
+    // above 232 (FNUZ's top code 240 is E4M3's NaN: E4M3 saturates at 448 = 2 * 224) and for negative
+    // zero, which FNUZ does not have.
+    std::uint16_t r;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %2, %1;" : "=h"(r) : "f"(2.0f * x0), "f"(2.0f * x1));
+    std::uint32_t c0 = r & 0xffu, c1 = r >> 8;
+    if (fabsf(x0) > 232.0f) c0 = (c0 & 0x80u) | 0x7fu;
+    if (fabsf(x1) > 232.0f) c1 = (c1 & 0x80u) | 0x7fu;
+    c0 = c0 == 0x80u ? 0u : c0;
+    c1 = c1 == 0x80u ? 0u : c1;
+    return c0 | (c1 << 8);
 #else
     return encode_soft(x0) | (encode_soft(x1) << 8);
 #endif

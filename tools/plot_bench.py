@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Plots qreduce_bench results: latency vs size per algorithm, and speedup over NCCL vs size.
+   plot_bench.py RESULTS.json [OUT_DIR]   (needs matplotlib; says so and exits 0 without it)"""
+import json, os, sys
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    data = json.load(open(sys.argv[1]))
+    out = sys.argv[2] if len(sys.argv) > 2 else os.path.dirname(os.path.abspath(sys.argv[1]))
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("plot_bench: matplotlib not installed; no plots")
+        return
+    title = f"{data['machine']} x{data['gpus']}, {data['world']} ranks, {data['date']}"
+    if not data.get("timings_meaningful", True):
+        title += " (ranks share a GPU: timings meaningless)"
+    stem = os.path.join(out, f"allreduce_w{data['world']}")
+    for dtype in sorted({r["dtype"] for r in data["results"]}):
+        rows = [r for r in data["results"] if r["dtype"] == dtype]
+        series = {}
+        for r in rows:
+            key = r["algorithm"] if r["algorithm"] in ("nccl", "oneshot") else f"{r['algorithm']}/{r['codec']}"
+            series.setdefault(key, []).append((r["bytes"], r["median_us"], r["speedup_vs_nccl"]))
+        fig, ax = plt.subplots(1, 2, figsize=(14, 5.5))
+        for key, pts in sorted(series.items()):
+            pts.sort()
+            style = "k-" if key == "nccl" else ("--" if key.startswith("auto") else "-")
+            ax[0].plot([p[0] for p in pts], [p[1] for p in pts], style, marker=".", label=key)
+            if key != "nccl" and any(p[2] > 0 for p in pts):
+                ax[1].plot([p[0] for p in pts], [p[2] for p in pts], style, marker=".", label=key)
+        ax[0].set(xscale="log", yscale="log", xlabel="message size (bytes)", ylabel="latency (us, median)", title=f"{dtype} latency")
+        ax[1].axhline(1.0, color="k", lw=0.8)
+        ax[1].set(xscale="log", xlabel="message size (bytes)", ylabel="speedup over NCCL", title=f"{dtype} speedup over NCCL")
+        for a in ax:
+            a.grid(True, which="both", alpha=0.3)
+        ax[0].legend(fontsize=7, ncol=2)
+        fig.suptitle(title)
+        fig.tight_layout()
+        path = f"{stem}_{dtype}.png"
+        fig.savefig(path, dpi=110)
+        print(f"plot_bench: wrote {path}")
+
+if __name__ == "__main__":
+    main()

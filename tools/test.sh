@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The test command (CI runs it through .ci/run). Steps, each reported as passed or failed:
+#   host tests (doctest, g++ and clang-22), self-contained headers, install + find_package, the
+#   dispatch table matches its generator, every example/test/benchmark compiles for sm_90 and sm_100a
+#   (nvcc) and the examples for gfx942 and gfx950 (clang-22 HIP), the machine-code checks, the Python
+#   package's pure-Python tests, and, where a GPU is visible, the GPU tests.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bash tools/setup.sh || exit 1
+b=build/test
+mkdir -p "$b"
+nvcc="${NVCC:-/usr/local/cuda/bin/nvcc}"
+rocm="$root/.toolchain/rocm"
+bitcode=$(ls -d "$rocm"/usr/lib/llvm-*/lib/clang/*/amdgcn/bitcode | head -n1)
+hip_flags=(-x hip -std=c++20 -O3 -Iinclude -isystem "$rocm/usr/include" --rocm-path="$rocm/usr"
+           --rocm-device-lib-path="$bitcode" -D__AMDGCN_WAVEFRONT_SIZE=64 -Wno-unused-command-line-argument)
+nv_arch=(-gencode arch=compute_90,code=sm_90 -gencode arch=compute_100a,code=sm_100a)
+passed=0
+failed=0
+failures=()
+step() {  # name, command...
+  local name="$1"
+  shift
+  local t0=$SECONDS
+  if "$@" >"$b/$name.log" 2>&1; then
+    passed=$((passed + 1))
+    printf '  pass  %-34s %4ds\n' "$name" $((SECONDS - t0))
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    printf '  FAIL  %-34s %4ds (log: %s)\n' "$name" $((SECONDS - t0)) "$b/$name.log"
+    tail -n 30 "$b/$name.log" | sed 's/^/        /'
+  fi
+}
+
+host_gcc() {
+  cmake -S . -B "$b/gcc" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ &&
+    cmake --build "$b/gcc" -j2 && (cd "$b/gcc" && ctest --output-on-failure) &&
+    "$b/gcc/tests/host/qreduce_host_tests" | tail -n 4
+}
+host_clang() {
+  cmake -S . -B "$b/clang" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++-22 &&
+    cmake --build "$b/clang" -j2 && "$b/clang/tests/host/qreduce_host_tests" | tail -n 4
+}
+headers() {  # every header that needs no GPU runtime compiles alone as plain C++
+  local h
+  for h in $(cd include && find qreduce -name '*.hpp' | sort); do
+    case "$h" in qreduce/runtime.hpp | qreduce/comm.hpp | qreduce/epilogue/* | qreduce/algorithm/* ) continue ;; esac
+    echo "#include <$h>" | g++ -std=c++20 -Wall -Wextra -Werror -Iinclude -x c++ -fsyntax-only - || { echo "not self-contained: $h"; return 1; }
+  done
+}
+install_consumer() {
+  rm -rf "$b/prefix" "$b/consumer"
+  cmake --install "$b/gcc" --prefix "$b/prefix" &&
+    cmake -S tests/install_consumer -B "$b/consumer" -DCMAKE_PREFIX_PATH="$root/$b/prefix" &&
+    cmake --build "$b/consumer" && "$b/consumer/consumer"
+}
+dispatch_table() {  # the committed table is what its generator writes (no hand edits)
+  local head
+  head=$(grep -m1 '^//   ' include/qreduce/dispatch_table.hpp)
+  case "$head" in
+    *"performance model"*) python3 tools/gen_dispatch.py --model --out "$b/dispatch_table.hpp" ;;
+    *) echo "measured table: regenerate with the JSON files named in its header"; return 0 ;;
+  esac
+  diff <(grep -v '^// Generated' include/qreduce/dispatch_table.hpp) <(grep -v '^// Generated' "$b/dispatch_table.hpp")
+}
+accuracy_tool() {
+  g++ -std=c++20 -O2 -Wall -Werror -Iinclude bench/accuracy.cpp -o "$b/qreduce_accuracy" &&
+    "$b/qreduce_accuracy" --world 2 --values 65536 | tail -n 5
+}
+nv_compile() {  # src out [-x cu]
+  "$nvcc" -std=c++20 -O3 -Iinclude "${nv_arch[@]}" -Xcompiler -Wall "$@" -ldl
+}
+hip_compile() {  # src
+  local src="$1" name
+  name=$(basename "$(dirname "$src")")
+  clang++-22 "${hip_flags[@]}" --offload-arch=gfx942 --offload-arch=gfx950 --offload-host-only -c "$src" -o "$b/hip_${name}.o" &&
+    for arch in gfx942 gfx950; do
+      clang++-22 "${hip_flags[@]}" --offload-arch=$arch --offload-device-only -S "$src" -o "$b/hip_${name}_$arch.s" || return 1
+    done
+}
+python_tests() {
+  if [ -d python/tests ]; then python3 -m pytest -q python/tests 2>&1 || python3 -m unittest discover -s python/tests -v; else echo "no python tests"; fi
+}
+
+echo "test: host"
+step host-tests-gcc host_gcc
+step host-tests-clang22 host_clang
+step headers-self-contained headers
+step install-find-package install_consumer
+step dispatch-table-generated dispatch_table
+step accuracy-tool accuracy_tool
+echo "test: NVIDIA builds (sm_90 + sm_100a)"
+step nv-test-codecs-device nv_compile tests/gpu/test_codecs_device.cu -o "$b/test_codecs_device"
+step nv-test-allreduce nv_compile tests/gpu/test_allreduce.cu -o "$b/test_allreduce"
+step nv-bench nv_compile bench/bench.cu -o "$b/qreduce_bench"
+for ex in examples/*/main.cpp; do
+  n=$(basename "$(dirname "$ex")")
+  step "nv-example-$n" nv_compile -x cu "$ex" -o "$b/example_$n"
+done
+echo "test: AMD builds (gfx942 + gfx950)"
+for ex in examples/*/main.cpp; do
+  step "hip-example-$(basename "$(dirname "$ex")")" hip_compile "$ex"
+done
+step isa-fast-paths bash tests/isa/check.sh "$b/isa"
+step python python_tests
+
+echo "test: GPU"
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  step gpu-codecs "$b/test_codecs_device"
+  for w in 2 4 8; do step "gpu-allreduce-threads-$w" "$b/test_allreduce" --ranks $w --mode threads; done
+  for w in 2 4; do step "gpu-allreduce-procs-$w" "$b/test_allreduce" --ranks $w --mode procs --quick; done
+else
+  echo "  skip  GPU tests: no GPU visible here (they run on the device machine: tools/gpu_tests.sh)"
+fi
+
+echo
+[ ${#failures[@]} -gt 0 ] && echo "failed steps: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
