@@ -82,15 +82,16 @@ struct minifloat_format {
 
 struct e2m1 : minifloat_format<2, 1, 1, 0x7u, true> {
   static constexpr const char* name = "e2m1";
-  // With 8 magnitudes, rounding is a count of the thresholds passed: each comparison is strict or not
-  // so that ties go to the even code (0.25 -> 0, 0.75 -> 1.0, 1.25 -> 1.0, 1.75 -> 2, 2.5 -> 2,
-  // 3.5 -> 4, 5 -> 4); it saturates at 6 by construction. Same codes as the generic rounding.
+  // Rounding on the float's bits (same codes as the generic rounding, fewer instructions): from 1
+  // up, adding 0x1fffff plus the kept bit rounds the mantissa to one bit, ties to even, and the
+  // exponent and that bit are the code's fields (saturated at 7 = 6.0); below 1, the two thresholds
+  // 0.25 (ties to 0) and 0.75 (ties to 1.0) decide between 0, 0.5 and 1.
   QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode_soft(float s) {
-    const float a = bits_float(float_bits(s) & 0x7fffffffu);
-    const std::uint32_t mag = std::uint32_t(a > 0.25f) + std::uint32_t(a >= 0.75f) + std::uint32_t(a > 1.25f) +
-                              std::uint32_t(a >= 1.75f) + std::uint32_t(a > 2.5f) + std::uint32_t(a >= 3.5f) +
-                              std::uint32_t(a > 5.0f);
-    return ((float_bits(s) >> 28) & 0x8u) | mag;
+    const std::uint32_t u = float_bits(s) & 0x7fffffffu;
+    const std::uint32_t r = ((u + 0x1fffffu + ((u >> 22) & 1u)) >> 22) - 252u;
+    const std::uint32_t big = r > 7u ? 7u : r;
+    const std::uint32_t small = std::uint32_t(u > 0x3e800000u) + std::uint32_t(u >= 0x3f400000u);
+    return ((float_bits(s) >> 28) & 0x8u) | (u >= 0x3f800000u ? big : small);
   }
   // Two values into one byte: x0 in the low nibble.
   QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode2(float x0, float x1) {
