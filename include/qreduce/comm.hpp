@@ -21,6 +21,7 @@
 #include "bootstrap/bootstrap.hpp"
 #include "dispatch.hpp"
 #include "epilogue/identity.hpp"
+#include "epilogue/rmsnorm.hpp"
 #include "options.hpp"
 #include "runtime.hpp"
 
@@ -118,8 +119,49 @@ class communicator {
       fallback_(in, out, count, type, stream);
       return c.algorithm;
     }
-    if (type == dtype::f16) launch<f16>(c, static_cast<const f16*>(in), static_cast<f16*>(out), count, opts.rotate, stream);
-    else launch<bf16>(c, static_cast<const bf16*>(in), static_cast<bf16*>(out), count, opts.rotate, stream);
+    if (type == dtype::f16) launch(c, static_cast<const f16*>(in), static_cast<f16*>(out), count, opts.rotate, stream, epilogue::identity{});
+    else launch(c, static_cast<const bf16*>(in), static_cast<bf16*>(out), count, opts.rotate, stream, epilogue::identity{});
+    return c.algorithm;
+  }
+
+  // The all-reduce fused with residual add and RMSNorm (epilogue/rmsnorm.hpp), over rows x hidden:
+  //   residual_out = allreduce(x) + residual;  y = residual_out / rms(row) * weight
+  // residual_out may be residual, y may be x. hidden: a multiple of 8, at most 65536. The fallback is
+  // never used here (it cannot fuse): `auto` picks the one-shot or the two-shot.
+  algorithm_kind all_reduce_rmsnorm(const void* x, const void* residual, const void* weight, void* residual_out, void* y,
+                                    std::size_t rows, std::size_t hidden, float eps, dtype type,
+                                    allreduce_options opts = {}, rt::stream_t stream = nullptr) {
+    check();
+    if (closed_) throw error(errc::failed_state, "all_reduce_rmsnorm after close()");
+    if (hidden == 0 || hidden % 8 != 0 || hidden > 65536)
+      throw error(errc::invalid_argument, "all_reduce_rmsnorm: hidden must be a positive multiple of 8 up to 65536, not " + std::to_string(hidden));
+    if (!(eps >= 0.0f)) throw error(errc::invalid_argument, "all_reduce_rmsnorm: eps must be non-negative");
+    if (opts.algorithm == algorithm_kind::fallback) throw error(errc::invalid_argument, "all_reduce_rmsnorm: the fallback cannot fuse the epilogue");
+    const std::size_t n = rows * hidden;
+    if (auto why = check_call({x, y, n, type, opts}, max_oneshot_values(), false))
+      throw error(errc::invalid_argument, "all_reduce_rmsnorm: " + *why);
+    if (auto why = check_call({residual, residual_out, n, type, opts}, max_oneshot_values(), false))
+      throw error(errc::invalid_argument, "all_reduce_rmsnorm: residual: " + *why);
+    if (weight == nullptr || reinterpret_cast<std::uintptr_t>(weight) % 16 != 0)
+      throw error(errc::invalid_argument, "all_reduce_rmsnorm: weight must be a 16-byte aligned device pointer");
+    if (n == 0) return opts.algorithm;
+    if (!rt::stream_capturing(stream)) {
+      const void* tensors[] = {x, residual, weight, residual_out, y};
+      for (const void* p : tensors)
+        if (rt::pointer_device(p) != device_)
+          throw error(errc::invalid_argument, "all_reduce_rmsnorm: tensor memory is not on the communicator's device " + std::to_string(device_));
+    }
+    dispatch_choice c{opts.algorithm, opts.codec};
+    if (opts.algorithm == algorithm_kind::automatic) c = choose(arch_, world_, opts.codec, n * 2, false, max_oneshot_values() * 2, overrides_);
+    if (type == dtype::f16) {
+      using T = f16;
+      epilogue::residual_rmsnorm<T> ep{static_cast<const T*>(residual), static_cast<T*>(residual_out), static_cast<const T*>(weight), static_cast<T*>(y), hidden, eps};
+      launch(c, static_cast<const T*>(x), static_cast<T*>(residual_out), n, opts.rotate, stream, ep);
+    } else {
+      using T = bf16;
+      epilogue::residual_rmsnorm<T> ep{static_cast<const T*>(residual), static_cast<T*>(residual_out), static_cast<const T*>(weight), static_cast<T*>(y), hidden, eps};
+      launch(c, static_cast<const T*>(x), static_cast<T*>(residual_out), n, opts.rotate, stream, ep);
+    }
     return c.algorithm;
   }
 
@@ -192,42 +234,46 @@ class communicator {
       QR_RT(FuncAttributes) a{};
       rt::check(QR_RT(FuncGetAttributes)(&a, fn), "FuncGetAttributes");
     };
-    auto per_type = [&](auto ttag) {
+    auto per_epilogue = [&](auto ttag, auto etag) {
       using T = typename decltype(ttag)::type;
-      load(reinterpret_cast<const void*>(&algorithm::one_shot_kernel<T, W, epilogue::identity>));
+      using E = typename decltype(etag)::type;
+      load(reinterpret_cast<const void*>(&algorithm::one_shot_kernel<T, W, E>));
       for (codec_kind k : all_codecs)
         visit_codec(k, [&](auto tag) {
           using C = typename decltype(tag)::type;
-          load(reinterpret_cast<const void*>(&algorithm::two_shot_kernel<C, T, W, epilogue::identity>));
+          load(reinterpret_cast<const void*>(&algorithm::two_shot_kernel<C, T, W, E>));
         });
+    };
+    auto per_type = [&](auto ttag) {
+      using T = typename decltype(ttag)::type;
+      per_epilogue(ttag, std::type_identity<epilogue::identity>{});
+      per_epilogue(ttag, std::type_identity<epilogue::residual_rmsnorm<T>>{});
     };
     per_type(std::type_identity<f16>{});
     per_type(std::type_identity<bf16>{});
   }
 
-  template <class T>
-  void launch(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s) {
+  template <class T, class Ep>
+  void launch(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s, const Ep& ep) {
     switch (world_) {
-      case 2: launch_w<T, 2>(c, in, out, n, rotate, s); break;
-      case 4: launch_w<T, 4>(c, in, out, n, rotate, s); break;
-      default: launch_w<T, 8>(c, in, out, n, rotate, s); break;
+      case 2: launch_w<T, 2>(c, in, out, n, rotate, s, ep); break;
+      case 4: launch_w<T, 4>(c, in, out, n, rotate, s, ep); break;
+      default: launch_w<T, 8>(c, in, out, n, rotate, s, ep); break;
     }
   }
 
-  template <class T, int W>
-  void launch_w(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s) {
+  template <class T, int W, class Ep>
+  void launch_w(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s, const Ep& ep) {
     if (c.algorithm == algorithm_kind::one_shot) {
       const auto p = algorithm::plan_one_shot(h_.layout, n);
-      algorithm::one_shot_kernel<T, W, epilogue::identity>
-          <<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.per_block, epilogue::identity{});
+      algorithm::one_shot_kernel<T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.per_block, ep);
       rt::check_launch("one_shot_kernel");
       return;
     }
     const auto p = algorithm::plan_two_shot(h_.layout, n);
     visit_codec(c.codec, [&](auto tag) {
       using C = typename decltype(tag)::type;
-      algorithm::two_shot_kernel<C, T, W, epilogue::identity>
-          <<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate, epilogue::identity{});
+      algorithm::two_shot_kernel<C, T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate, ep);
     });
     rt::check_launch("two_shot_kernel");
   }

@@ -58,10 +58,10 @@ std::vector<T> make_input(std::size_t n, int rank, std::uint64_t seed, float sca
 // The exact result every rank must produce: per 2048-value tile, encode each rank's values, decode,
 // add in rank order (f32), encode the sum, decode, round to T. rotate: the Walsh-Hadamard variant.
 template <class C, class T>
-std::vector<T> reference_two_shot(const std::vector<std::vector<T>>& in, bool rotate) {
+std::vector<float> reference_two_shot_f32(const std::vector<std::vector<T>>& in, bool rotate) {
   using namespace qreduce;
   const std::size_t n = in[0].size();
-  std::vector<T> out(n);
+  std::vector<float> out(n);
   std::byte payload[C::payload_bytes], scale[C::scale_bytes > 0 ? C::scale_bytes : 1];
   for (std::size_t g0 = 0; g0 < n; g0 += codec::group_size) {
     float acc[codec::group_size] = {};
@@ -77,21 +77,38 @@ std::vector<T> reference_two_shot(const std::vector<std::vector<T>>& in, bool ro
     codec::encode_group<C, T>(acc, payload, scale);
     if (rotate) codec::decode_rotated_group<C, T>(payload, scale, y);
     else codec::decode_group<C, T>(payload, scale, y);
-    for (int i = 0; i < codec::group_size && g0 + i < n; ++i) out[g0 + i] = numeric::from_float<T>(y[i]);
+    for (int i = 0; i < codec::group_size && g0 + i < n; ++i) out[g0 + i] = y[i];
+  }
+  return out;
+}
+
+template <class T>
+std::vector<T> round_to(const std::vector<float>& v) {
+  std::vector<T> out(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = qreduce::numeric::from_float<T>(v[i]);
+  return out;
+}
+
+template <class C, class T>
+std::vector<T> reference_two_shot(const std::vector<std::vector<T>>& in, bool rotate) {
+  return round_to<T>(reference_two_shot_f32<C, T>(in, rotate));
+}
+
+template <class T>
+std::vector<float> reference_one_shot_f32(const std::vector<std::vector<T>>& in) {
+  const std::size_t n = in[0].size();
+  std::vector<float> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    float acc = 0.0f;
+    for (const auto& x : in) acc += qreduce::numeric::to_float(x[i]);
+    out[i] = acc;
   }
   return out;
 }
 
 template <class T>
 std::vector<T> reference_one_shot(const std::vector<std::vector<T>>& in) {
-  const std::size_t n = in[0].size();
-  std::vector<T> out(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    float acc = 0.0f;
-    for (const auto& x : in) acc += qreduce::numeric::to_float(x[i]);
-    out[i] = qreduce::numeric::from_float<T>(acc);
-  }
-  return out;
+  return round_to<T>(reference_one_shot_f32(in));
 }
 
 // Relative L2 error of `got` against the exact (fp64) sum of the inputs.

@@ -53,6 +53,7 @@ struct ctx {
   void upload(T* dst, const std::vector<T>& src) {
     std::memcpy(pinned, src.data(), src.size() * sizeof(T));
     QR_CUDA(cudaMemcpyAsync(dst, pinned, src.size() * sizeof(T), cudaMemcpyHostToDevice, stream));
+    QR_CUDA(cudaStreamSynchronize(stream));  // the staging buffer is reused by the next upload
   }
   template <class T>
   void download(std::vector<T>& dst, const T* src) {
@@ -116,6 +117,90 @@ void correctness(ctx& c) {
       run_case<f16>(c, n, {codec_kind::none, algorithm_kind::one_shot, false}, false, ++seed);
       run_case<bf16>(c, n, {codec_kind::none, algorithm_kind::one_shot, false}, true, ++seed);
     }
+  }
+}
+
+// The fused residual + RMSNorm: residual_out must equal the reference bit for bit (f32 sum + residual,
+// rounded once); y must match an fp64 RMSNorm of it closely and be the same on every rank.
+template <class T>
+void run_rmsnorm_case(ctx& c, std::size_t rows, std::size_t hidden, allreduce_options o, bool in_place, std::uint64_t seed) {
+  const std::size_t n = rows * hidden;
+  std::vector<std::vector<T>> inputs;
+  for (int r = 0; r < c.world; ++r) inputs.push_back(qrtest::make_input<T>(n, r, seed));
+  const auto residual = qrtest::make_input<T>(n, 99, seed + 1);
+  const auto weight = qrtest::make_input<T>(hidden, 98, seed + 2, 0.5f);
+  std::vector<float> sum;
+  if (o.algorithm == algorithm_kind::one_shot) sum = qrtest::reference_one_shot_f32(inputs);
+  else visit_codec(o.codec, [&](auto tag) { sum = qrtest::reference_two_shot_f32<typename decltype(tag)::type, T>(inputs, o.rotate); });
+  std::vector<T> want_r(n);
+  for (std::size_t i = 0; i < n; ++i) want_r[i] = numeric::from_float<T>(sum[i] + numeric::to_float(residual[i]));
+
+  // device buffers: x in a, residual (then residual_out, in place or not) and weight and y in b
+  T* x = static_cast<T*>(c.a);
+  T* res = static_cast<T*>(c.b);
+  T* res_out = in_place ? res : res + n + 64;
+  T* w = res + 2 * n + 128;
+  T* y = in_place ? x : w + hidden + 64;
+  c.upload(x, inputs[std::size_t(c.rank)]);
+  c.upload(res, residual);
+  c.upload(w, weight);
+  if (!in_place) QR_CUDA(cudaMemsetAsync(res_out, 0xff, n * sizeof(T), c.stream));
+  c.comm->all_reduce_rmsnorm(x, res, w, res_out, y, rows, hidden, 1e-6f, dtype_of<T>, o, c.stream);
+  std::vector<T> got_r(n), got_y(n);
+  c.download(got_r, res_out);
+  c.download(got_y, y);
+  c.comm->check();
+  std::size_t diff = 0;
+  QR_EXPECT(qrtest::same_bits(got_r, want_r, &diff), "rank %d rmsnorm %s/%s %s %zux%zu: residual_out differs at %zu", c.rank,
+            codec_name(o.codec), dtype_name(dtype_of<T>), algorithm_name(o.algorithm), rows, hidden, diff);
+  const double tol = std::is_same_v<T, f16> ? 2e-3 : 1.6e-2;
+  std::size_t bad = 0;
+  std::uint64_t h = 1469598103934665603ull;
+  for (std::size_t row = 0; row < rows; ++row) {
+    double ss = 0;
+    for (std::size_t k = 0; k < hidden; ++k) {
+      const double v = numeric::to_float(got_r[row * hidden + k]);
+      ss += v * v;
+    }
+    const double inv = 1.0 / std::sqrt(ss / double(hidden) + 1e-6);
+    for (std::size_t k = 0; k < hidden; ++k) {
+      const std::size_t i = row * hidden + k;
+      const double ref = double(numeric::to_float(got_r[i])) * inv * double(numeric::to_float(weight[k]));
+      const double g = numeric::to_float(got_y[i]);
+      if (!(std::fabs(g - ref) <= tol * std::fabs(ref) + 1e-5)) ++bad;
+      h = (h ^ got_y[i].bits) * 1099511628211ull;
+    }
+  }
+  QR_EXPECT(bad == 0, "rank %d rmsnorm %s/%s %zux%zu: %zu values of y off the fp64 RMSNorm", c.rank, codec_name(o.codec),
+            dtype_name(dtype_of<T>), rows, hidden, bad);
+  std::vector<std::uint64_t> all(static_cast<std::size_t>(c.world));
+  c.bs->allgather(&h, all.data(), sizeof h);
+  bool same = true;
+  for (auto v : all) same = same && v == all[0];
+  QR_EXPECT(same, "rank %d rmsnorm %zux%zu: y differs between ranks", c.rank, rows, hidden);
+}
+
+void rmsnorm(ctx& c) {
+  std::uint64_t seed = 7000;
+  const std::size_t shapes[][2] = {{1, 4096}, {3, 2880}, {16, 8192}, {64, 5120}, {1, 16384}};
+  for (const auto& sh : shapes) {
+    const std::size_t rows = sh[0], hidden = sh[1];
+    if (3 * rows * hidden + hidden + 512 > c.max_values) continue;
+    for (codec_kind k : {codec_kind::none, codec_kind::fp8, codec_kind::int4, codec_kind::fp4}) {
+      run_rmsnorm_case<bf16>(c, rows, hidden, {k, algorithm_kind::two_shot, false}, false, ++seed);
+      run_rmsnorm_case<f16>(c, rows, hidden, {k, algorithm_kind::two_shot, k == codec_kind::int4}, true, ++seed);
+    }
+    if (rows * hidden <= c.comm->max_oneshot_values()) {
+      run_rmsnorm_case<bf16>(c, rows, hidden, {codec_kind::none, algorithm_kind::one_shot, false}, true, ++seed);
+      run_rmsnorm_case<f16>(c, rows, hidden, {codec_kind::none, algorithm_kind::one_shot, false}, false, ++seed);
+    }
+  }
+  // bad shapes are refused before anything is written
+  try {
+    c.comm->all_reduce_rmsnorm(c.a, c.b, c.b, c.b, c.a, 2, 100, 1e-6f, dtype::bf16, {}, c.stream);
+    QR_EXPECT(false, "rank %d: hidden 100 was accepted", c.rank);
+  } catch (const error& e) {
+    QR_EXPECT(e.code() == errc::invalid_argument, "rank %d: hidden 100: %s", c.rank, e.what());
   }
 }
 
@@ -276,6 +361,7 @@ int main(int argc, char** argv) {
 
   const rank_fn body = [&](ctx& c) {
     correctness(c);
+    rmsnorm(c);
     validation(c);
     stress(c, mode == "threads" ? 2000 : 300);
     graphs(c, mode == "threads" ? 50 : 10);

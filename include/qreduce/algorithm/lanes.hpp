@@ -108,29 +108,93 @@ QR_DEVICE QR_FORCEINLINE void decode_lane(const std::byte* tile, int t, float (&
   C::template decode_lane<T>(C::load_lane(tile + g * C::payload_bytes, l), st, y);
 }
 
-// Waits until *flag reaches seq (modulo 2^32). Bounded: returns false when h.timeout_ns passes (after
-// recording which peer did not arrive) or when another block of this rank already gave up.
-QR_DEVICE inline bool wait_flag(const device_handle& h, const std::uint32_t* flag, std::uint32_t seq, int peer,
-                                int phase) {
-  if (static_cast<std::int32_t>(load_acquire_sys(flag) - seq) >= 0) return true;
+// Records a timeout (the first one wins) in the host-visible error record.
+QR_DEVICE inline void record_timeout(const device_handle& h, int peer, int phase, std::uint32_t seq, std::uint32_t seen) {
+  if (cas_sys(&h.err->status, 0u, 2u)) {
+    h.err->peer = std::uint32_t(peer);
+    h.err->phase = std::uint32_t(phase);
+    h.err->block = blockIdx.x;
+    h.err->seq = seq;
+    h.err->seen = seen;
+    store_release_sys(&h.err->status, 1u);
+  }
+}
+
+// Spins until ready() (which loads with acquire semantics) holds. Bounded: returns false when
+// h.timeout_ns passes (after recording `peer`, `phase` and what was last seen) or when another block
+// of this rank already gave up.
+template <class Ready>
+QR_DEVICE inline bool wait_bounded(const device_handle& h, Ready ready, int peer, int phase, std::uint32_t seq) {
+  std::uint32_t seen = 0;
+  if (ready(seen)) return true;
   const std::uint64_t start = now_ns();
   for (std::uint32_t spins = 1;; ++spins) {
-    if (static_cast<std::int32_t>(load_acquire_sys(flag) - seq) >= 0) return true;
+    if (ready(seen)) return true;
     if ((spins & 1023u) == 0u) {
       if (load_relaxed_sys(&h.err->status) != 0u) return false;
       if (now_ns() - start > h.timeout_ns) {
-        if (cas_sys(&h.err->status, 0u, 2u)) {
-          h.err->peer = std::uint32_t(peer);
-          h.err->phase = std::uint32_t(phase);
-          h.err->block = blockIdx.x;
-          h.err->seq = seq;
-          h.err->seen = load_acquire_sys(flag);
-          store_release_sys(&h.err->status, 1u);
-        }
+        record_timeout(h, peer, phase, seq, seen);
         return false;
       }
     }
   }
+}
+
+// Waits until *flag reaches seq (modulo 2^32).
+QR_DEVICE inline bool wait_flag(const device_handle& h, const std::uint32_t* flag, std::uint32_t seq, int peer,
+                                int phase) {
+  return wait_bounded(
+      h,
+      [&](std::uint32_t& seen) {
+        seen = load_acquire_sys(flag);
+        return static_cast<std::int32_t>(seen - seq) >= 0;
+      },
+      peer, phase, seq);
+}
+
+// Barrier over this rank's grid (all its blocks are resident: the grid never exceeds the device's
+// multiprocessors). Arrivals count up with acquire-release atomics; the last block resets the count
+// and releases a new generation; the state lives in the workspace, so graphs replay it. Every thread
+// of the block calls it; returns false on timeout.
+QR_DEVICE inline bool grid_barrier(const device_handle& h) {
+  __shared__ int ok;
+  block_sync();
+  if (threadIdx.x == 0) {
+    std::uint32_t* count = h.grid_barrier();
+    std::uint32_t* gen = count + 1;
+    const std::uint32_t g = load_acquire_gpu(gen);
+    ok = 1;
+    if (fetch_add_acq_rel_gpu(count, 1u) == gridDim.x - 1) {
+      *count = 0u;
+      store_release_gpu(gen, g + 1u);
+    } else {
+      ok = wait_bounded(
+          h,
+          [&](std::uint32_t& seen) {
+            seen = load_acquire_gpu(gen);
+            return seen != g;
+          },
+          h.rank, 2, g + 1u);
+    }
+  }
+  block_sync();
+  return ok != 0;
+}
+
+// Sum of one float per thread over the block, in a fixed order (the same result on every rank).
+QR_DEVICE inline float block_sum(float v) {
+  constexpr int waves = block_threads / QR_WAVE_SIZE;
+  __shared__ float part[waves];
+  QR_UNROLL
+  for (int m = QR_WAVE_SIZE / 2; m > 0; m >>= 1) v += shfl_xor(v, m);
+  const int w = int(threadIdx.x) / QR_WAVE_SIZE;
+  if (int(threadIdx.x) % QR_WAVE_SIZE == 0) part[w] = v;
+  block_sync();
+  float s = 0.0f;
+  QR_UNROLL
+  for (int i = 0; i < waves; ++i) s += part[i];
+  block_sync();
+  return s;
 }
 
 }  // namespace qreduce::device

@@ -80,6 +80,10 @@ __global__ void __launch_bounds__(block_threads)
     }
   }
   if (t == 0) *h.seq(b) = seq;
+  if constexpr (requires { Epilogue::row_pass; }) {
+    // row-wise epilogues read what other blocks of this rank wrote: meet first
+    if (grid_barrier(h) && !give_up) ep.rows(n);
+  }
 }
 
 }  // namespace qreduce::algorithm

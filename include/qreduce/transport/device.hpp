@@ -47,6 +47,35 @@ QR_DEVICE QR_FORCEINLINE void store_release_sys(std::uint32_t* p, std::uint32_t 
 #endif
 }
 
+// Device (GPU) scope: one rank's own blocks (the grid barrier of the row-wise epilogues).
+QR_DEVICE QR_FORCEINLINE std::uint32_t load_acquire_gpu(const std::uint32_t* p) {
+#if QR_BACKEND_CUDA
+  std::uint32_t v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+#else
+  return __hip_atomic_load(p, __ATOMIC_ACQUIRE, __HIP_MEMORY_SCOPE_AGENT);
+#endif
+}
+
+QR_DEVICE QR_FORCEINLINE void store_release_gpu(std::uint32_t* p, std::uint32_t v) {
+#if QR_BACKEND_CUDA
+  asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+#else
+  __hip_atomic_store(p, v, __ATOMIC_RELEASE, __HIP_MEMORY_SCOPE_AGENT);
+#endif
+}
+
+QR_DEVICE QR_FORCEINLINE std::uint32_t fetch_add_acq_rel_gpu(std::uint32_t* p, std::uint32_t v) {
+#if QR_BACKEND_CUDA
+  std::uint32_t old;
+  asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+  return old;
+#else
+  return __hip_atomic_fetch_add(p, v, __ATOMIC_ACQ_REL, __HIP_MEMORY_SCOPE_AGENT);
+#endif
+}
+
 QR_DEVICE QR_FORCEINLINE bool cas_sys(std::uint32_t* p, std::uint32_t expected, std::uint32_t desired) {
 #if QR_BACKEND_CUDA
   return atomicCAS_system(p, expected, desired) == expected;

@@ -6,6 +6,7 @@
 //
 //   flags    uint32 [2 phases][blocks][world]    raised by the sender named by the last index
 //   seq      uint32 [blocks]                     this rank's own per-block call counter
+//   barrier  uint32 [2]                          this rank's grid barrier (arrivals, generation)
 //   scatter  [blocks][world] slots of slot_bytes  two-shot phase 1: segment owner receives here
 //   gather   [blocks][world] slots of slot_bytes  two-shot phase 2: reduced segments arrive here
 //   oneshot  [2 parities][blocks][world] slots of oneshot_slot_bytes  one-shot inputs
@@ -32,7 +33,7 @@ struct workspace_config {
 struct workspace_layout {
   workspace_config cfg{};
   std::size_t slot_bytes = 0, oneshot_slot_bytes = 0;
-  std::size_t flags_off = 0, seq_off = 0, scatter_off = 0, gather_off = 0, oneshot_off = 0, total = 0;
+  std::size_t flags_off = 0, seq_off = 0, barrier_off = 0, scatter_off = 0, gather_off = 0, oneshot_off = 0, total = 0;
 
   static constexpr std::size_t align(std::size_t x) { return (x + 255) / 256 * 256; }
 
@@ -44,7 +45,8 @@ struct workspace_layout {
     l.oneshot_slot_bytes = std::size_t(c.oneshot_values_per_block) * 2;
     l.flags_off = 0;
     l.seq_off = align(l.flags_off + 2 * B * W * 4);
-    l.scatter_off = align(l.seq_off + B * 4);
+    l.barrier_off = align(l.seq_off + B * 4);
+    l.scatter_off = align(l.barrier_off + 8);
     l.gather_off = align(l.scatter_off + B * W * l.slot_bytes);
     l.oneshot_off = align(l.gather_off + B * W * l.slot_bytes);
     l.total = align(l.oneshot_off + 2 * B * W * l.oneshot_slot_bytes);
@@ -64,7 +66,7 @@ struct workspace_layout {
 struct error_record {
   std::uint32_t status;  // 0: fine, 2: being written, 1: timed out
   std::uint32_t peer;    // the rank that did not arrive
-  std::uint32_t phase;   // 0: scatter / one-shot, 1: gather
+  std::uint32_t phase;   // 0: scatter / one-shot, 1: gather, 2: this rank's grid barrier
   std::uint32_t block;
   std::uint32_t seq;     // the call (per-block sequence number) it waited for
   std::uint32_t seen;    // the flag's value when it gave up (the peer's last call)
@@ -84,6 +86,9 @@ struct device_handle {
   }
   QR_HOST_DEVICE std::uint32_t* seq(int block) const {
     return reinterpret_cast<std::uint32_t*>(peer[rank] + layout.seq_off) + block;
+  }
+  QR_HOST_DEVICE std::uint32_t* grid_barrier() const {
+    return reinterpret_cast<std::uint32_t*>(peer[rank] + layout.barrier_off);
   }
   QR_HOST_DEVICE std::byte* scatter_slot(int r, int block, int src) const {
     return peer[r] + layout.scatter_off + (std::size_t(block) * layout.cfg.world + src) * layout.slot_bytes;
