@@ -170,6 +170,27 @@ class communicator {
     return all_reduce(static_cast<const void*>(in), static_cast<void*>(out), count, dtype_of<T>, opts, stream);
   }
 
+  // The all-reduce with the caller's epilogue: an object with
+  //   __device__ void operator()(T* out, std::size_t n, std::size_t i, const float (&v)[8]) const
+  // called with the f32 sums of values [i, i+8) (and, if it declares `row_pass`, a
+  // `__device__ void rows(std::size_t n) const` run after a barrier over this rank's grid; see
+  // epilogue/rmsnorm.hpp). Its kernels load on first use: ranks that share one device need
+  // CUDA_MODULE_LOADING=EAGER (or a first call before any peer spins), see docs/design.md.
+  template <class T, class Ep>
+  algorithm_kind all_reduce_with(const T* in, T* out, std::size_t count, const Ep& ep, allreduce_options opts = {},
+                                 rt::stream_t stream = nullptr) {
+    check();
+    if (closed_) throw error(errc::failed_state, "all_reduce_with after close()");
+    if (opts.algorithm == algorithm_kind::fallback) throw error(errc::invalid_argument, "all_reduce_with: the fallback cannot run an epilogue");
+    if (auto why = check_call({in, out, count, dtype_of<T>, opts}, max_oneshot_values(), false))
+      throw error(errc::invalid_argument, "all_reduce_with: " + *why);
+    if (count == 0) return opts.algorithm;
+    dispatch_choice c{opts.algorithm, opts.codec};
+    if (opts.algorithm == algorithm_kind::automatic) c = choose(arch_, world_, opts.codec, count * 2, false, max_oneshot_values() * 2, overrides_);
+    launch(c, in, out, count, opts.rotate, stream, ep);
+    return c.algorithm;
+  }
+
   // Throws errc::timeout if one of this communicator's kernels gave up waiting for a peer. Reads
   // host memory only: call it after synchronizing the stream to learn about the last call.
   void check() const {

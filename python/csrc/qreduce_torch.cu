@@ -1,0 +1,135 @@
+// The PyTorch binding: communicators kept in a registry by integer id, and torch custom ops
+// (qreduce::all_reduce, qreduce::all_reduce_rmsnorm) that take that id, so the ops work under
+// CUDA-graph capture and torch.compile (python/qreduce/torch.py registers their fake versions).
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/extension.h>
+#include <torch/library.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include "qreduce/qreduce.hpp"
+
+namespace {
+
+std::mutex registry_mu;
+std::map<int64_t, std::unique_ptr<qreduce::communicator>> registry;
+int64_t next_id = 1;
+
+qreduce::communicator& get(int64_t id) {
+  std::lock_guard l(registry_mu);
+  auto it = registry.find(id);
+  TORCH_CHECK(it != registry.end(), "qreduce: communicator ", id, " does not exist (destroyed?)");
+  return *it->second;
+}
+
+qreduce::dtype dtype_of(const at::Tensor& t) {
+  TORCH_CHECK(t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16, "qreduce: tensors must be float16 or bfloat16, not ",
+              t.scalar_type());
+  return t.scalar_type() == at::kHalf ? qreduce::dtype::f16 : qreduce::dtype::bf16;
+}
+
+void check_tensor(const qreduce::communicator& c, const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.is_cuda(), "qreduce: ", name, " must be a CUDA tensor");
+  TORCH_CHECK(t.get_device() == c.device(), "qreduce: ", name, " is on cuda:", t.get_device(), ", the communicator on cuda:", c.device());
+  TORCH_CHECK(t.is_contiguous(), "qreduce: ", name, " must be contiguous");
+}
+
+// allgather: a Python callable bytes -> bytes (the concatenation over ranks)
+int64_t create(int64_t rank, int64_t world, int64_t device, py::object allgather, int64_t max_blocks, int64_t timeout_ms) {
+  c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+  qreduce::callback_bootstrap bs(int(rank), int(world), [&](const void* send, void* recv, std::size_t bytes) {
+    py::gil_scoped_acquire gil;
+    py::bytes out = allgather(py::bytes(static_cast<const char*>(send), bytes));
+    std::string s = out;
+    TORCH_CHECK(s.size() == bytes * std::size_t(world), "qreduce: the all-gather returned ", s.size(), " bytes, expected ", bytes * world);
+    std::memcpy(recv, s.data(), s.size());
+  });
+  qreduce::comm_config cfg = qreduce::config_from_env();
+  if (max_blocks > 0) cfg.max_blocks = int(max_blocks);
+  if (timeout_ms > 0) cfg.timeout_ms = std::uint64_t(timeout_ms);
+  auto c = std::make_unique<qreduce::communicator>(bs, cfg);
+  std::lock_guard l(registry_mu);
+  registry[next_id] = std::move(c);
+  return next_id++;
+}
+
+void destroy(int64_t id) {
+  std::unique_ptr<qreduce::communicator> c;
+  {
+    std::lock_guard l(registry_mu);
+    auto it = registry.find(id);
+    if (it == registry.end()) return;
+    c = std::move(it->second);
+    registry.erase(it);
+  }
+}
+
+qreduce::allreduce_options options(int64_t codec, int64_t algorithm, bool rotate) {
+  TORCH_CHECK(codec >= 0 && codec <= int64_t(qreduce::codec_kind::mxfp4), "qreduce: bad codec id ", codec);
+  TORCH_CHECK(algorithm >= 0 && algorithm <= 2, "qreduce: bad algorithm id ", algorithm);
+  return {qreduce::codec_kind(codec), qreduce::algorithm_kind(algorithm), rotate};
+}
+
+void all_reduce_out(const at::Tensor& input, at::Tensor& out, int64_t comm, int64_t codec, int64_t algorithm, bool rotate) {
+  auto& c = get(comm);
+  check_tensor(c, input, "input");
+  check_tensor(c, out, "out");
+  TORCH_CHECK(out.scalar_type() == input.scalar_type() && out.numel() == input.numel(), "qreduce: out must match input");
+  c10::cuda::CUDAGuard guard(input.device());
+  try {
+    c.all_reduce(input.data_ptr(), out.data_ptr(), std::size_t(input.numel()), dtype_of(input), options(codec, algorithm, rotate),
+                 at::cuda::getCurrentCUDAStream().stream());
+  } catch (const qreduce::error& e) {
+    TORCH_CHECK(false, e.what());
+  }
+}
+
+at::Tensor all_reduce(const at::Tensor& input, int64_t comm, int64_t codec, int64_t algorithm, bool rotate) {
+  at::Tensor out = at::empty_like(input);
+  all_reduce_out(input, out, comm, codec, algorithm, rotate);
+  return out;
+}
+
+// returns y; residual is updated in place
+at::Tensor all_reduce_rmsnorm(const at::Tensor& x, at::Tensor& residual, const at::Tensor& weight, double eps, int64_t comm,
+                              int64_t codec, int64_t algorithm, bool rotate) {
+  auto& c = get(comm);
+  for (auto* t : {&x, &weight}) check_tensor(c, *t, "tensor");
+  check_tensor(c, residual, "residual");
+  TORCH_CHECK(x.dim() >= 1 && x.sizes() == residual.sizes(), "qreduce: x and residual must have the same shape");
+  TORCH_CHECK(weight.dim() == 1 && weight.size(0) == x.size(-1), "qreduce: weight must have the hidden size");
+  TORCH_CHECK(x.scalar_type() == residual.scalar_type() && x.scalar_type() == weight.scalar_type(), "qreduce: dtypes differ");
+  const std::size_t hidden = std::size_t(x.size(-1)), rows = std::size_t(x.numel()) / hidden;
+  at::Tensor y = at::empty_like(x);
+  c10::cuda::CUDAGuard guard(x.device());
+  try {
+    c.all_reduce_rmsnorm(x.data_ptr(), residual.data_ptr(), weight.data_ptr(), residual.data_ptr(), y.data_ptr(), rows, hidden,
+                         float(eps), dtype_of(x), options(codec, algorithm, rotate), at::cuda::getCurrentCUDAStream().stream());
+  } catch (const qreduce::error& e) {
+    TORCH_CHECK(false, e.what());
+  }
+  return y;
+}
+
+int64_t max_oneshot_bytes(int64_t comm) { return int64_t(get(comm).max_oneshot_values() * 2); }
+
+}  // namespace
+
+TORCH_LIBRARY(qreduce, m) {
+  m.def("all_reduce(Tensor input, int comm, int codec, int algorithm, bool rotate) -> Tensor");
+  m.def("all_reduce_out(Tensor input, Tensor(a!) out, int comm, int codec, int algorithm, bool rotate) -> ()");
+  m.def("all_reduce_rmsnorm(Tensor x, Tensor(a!) residual, Tensor weight, float eps, int comm, int codec, int algorithm, bool rotate) -> Tensor");
+}
+TORCH_LIBRARY_IMPL(qreduce, CUDA, m) {
+  m.impl("all_reduce", &all_reduce);
+  m.impl("all_reduce_out", &all_reduce_out);
+  m.impl("all_reduce_rmsnorm", &all_reduce_rmsnorm);
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("create", &create, "create a communicator (returns its id)");
+  m.def("destroy", &destroy);
+  m.def("max_oneshot_bytes", &max_oneshot_bytes);
+}

@@ -1,0 +1,68 @@
+"""Names, ids and environment knobs shared by the binding and the vLLM-style communicator.
+Pure Python (no torch import), so it is tested anywhere."""
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+# The order is qreduce::codec_kind's (include/qreduce/codec/all.hpp).
+CODECS = ("none", "fp8", "fp8_fnuz", "int8", "int6", "int4", "fp4", "mxfp4")
+# qreduce::algorithm_kind (include/qreduce/options.hpp); the fallback is chosen in Python.
+ALGORITHMS = ("auto", "oneshot", "twoshot")
+
+
+def codec_id(name: str) -> int:
+    try:
+        return CODECS.index(name)
+    except ValueError:
+        raise ValueError(f"qreduce: unknown codec {name!r}; one of {', '.join(CODECS)}") from None
+
+
+def algorithm_id(name: str) -> int:
+    try:
+        return ALGORITHMS.index(name)
+    except ValueError:
+        raise ValueError(f"qreduce: unknown algorithm {name!r}; one of {', '.join(ALGORITHMS)}") from None
+
+
+def _size(env: Mapping[str, str], key: str, default: Optional[int]) -> Optional[int]:
+    v = env.get(key)
+    if v is None or v == "":
+        return default
+    try:
+        n = int(v)
+    except ValueError:
+        raise ValueError(f"qreduce: {key}={v!r} is not an integer") from None
+    if n < 0:
+        raise ValueError(f"qreduce: {key} must be non-negative")
+    return n
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The vLLM-style knobs (docs/configuration.md):
+    QREDUCE_CODEC           codec of the quantized path (default fp4); "none" disables quantization
+    QREDUCE_MIN_SIZE_BYTES  smallest message qreduce takes (default 0)
+    QREDUCE_MAX_SIZE_MB     largest message qreduce takes, in MiB (default 2048; vLLM's cap idea)
+    QREDUCE_ROTATE          1: Walsh-Hadamard rotation around the codec (default 0)
+    QREDUCE_DISABLE         1: should_use() is always False (default 0)
+    """
+    codec: str = "fp4"
+    min_size_bytes: int = 0
+    max_size_bytes: int = 2048 << 20
+    rotate: bool = False
+    disabled: bool = False
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "EnvConfig":
+        env = os.environ if env is None else env
+        codec = env.get("QREDUCE_CODEC", "fp4") or "fp4"
+        codec_id(codec)  # validates
+        mb = _size(env, "QREDUCE_MAX_SIZE_MB", 2048)
+        return cls(codec=codec,
+                   min_size_bytes=_size(env, "QREDUCE_MIN_SIZE_BYTES", 0),
+                   max_size_bytes=mb << 20,
+                   rotate=env.get("QREDUCE_ROTATE", "0") == "1",
+                   disabled=env.get("QREDUCE_DISABLE", "0") == "1")
+
+    def accepts(self, nbytes: int) -> bool:
+        return not self.disabled and self.min_size_bytes <= nbytes <= self.max_size_bytes

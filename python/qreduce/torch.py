@@ -1,0 +1,93 @@
+"""The PyTorch binding: a communicator over a torch.distributed process group, and the ops.
+
+The ops are torch custom ops (torch.ops.qreduce.*) with fake implementations, so they can be
+captured in CUDA graphs and traced by torch.compile."""
+import pickle
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+
+from . import _C  # noqa: F401  (registers torch.ops.qreduce)
+from .config import codec_id, algorithm_id
+
+
+@torch.library.register_fake("qreduce::all_reduce")
+def _all_reduce_fake(input, comm, codec, algorithm, rotate):
+    return torch.empty_like(input)
+
+
+@torch.library.register_fake("qreduce::all_reduce_out")
+def _all_reduce_out_fake(input, out, comm, codec, algorithm, rotate):
+    return None
+
+
+@torch.library.register_fake("qreduce::all_reduce_rmsnorm")
+def _all_reduce_rmsnorm_fake(x, residual, weight, eps, comm, codec, algorithm, rotate):
+    return torch.empty_like(x)
+
+
+class Communicator:
+    """A qreduce communicator for the ranks of `group` (2, 4 or 8), one GPU (or GPU share) each.
+
+    The group only carries the creation-time all-gathers (any backend: gloo works, and is what ranks
+    sharing one GPU must use since NCCL refuses them)."""
+
+    def __init__(self, group: Optional[dist.ProcessGroup] = None, device: Optional[torch.device] = None,
+                 max_blocks: int = 0, timeout_ms: int = 0):
+        self.group = group or dist.group.WORLD
+        self.rank = dist.get_rank(self.group)
+        self.world = dist.get_world_size(self.group)
+        if self.world not in (2, 4, 8):
+            raise ValueError(f"qreduce: the group has {self.world} ranks; qreduce runs 2, 4 or 8")
+        self.device = torch.device(device) if device is not None else torch.device("cuda", torch.cuda.current_device())
+        if self.device.type != "cuda":
+            raise ValueError(f"qreduce: {self.device} is not a CUDA device")
+
+        def allgather(blob: bytes) -> bytes:
+            out = [None] * self.world
+            dist.all_gather_object(out, blob, group=self.group)
+            return b"".join(out)
+
+        self.id = _C.create(self.rank, self.world, self.device.index, allgather, max_blocks, timeout_ms)
+        self.max_oneshot_bytes = _C.max_oneshot_bytes(self.id)
+
+    def close(self):
+        if self.id:
+            torch.cuda.synchronize(self.device)
+            _C.destroy(self.id)
+            self.id = 0
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _check(self, t: torch.Tensor, name: str):
+        if not self.id:
+            raise RuntimeError("qreduce: the communicator was closed")
+        if t.device != self.device:
+            raise ValueError(f"qreduce: {name} is on {t.device}, the communicator on {self.device}")
+        if t.dtype not in (torch.float16, torch.bfloat16):
+            raise TypeError(f"qreduce: {name} must be float16 or bfloat16, not {t.dtype}")
+        if not t.is_contiguous():
+            raise ValueError(f"qreduce: {name} must be contiguous")
+
+    def all_reduce(self, x: torch.Tensor, codec: str = "none", algorithm: str = "auto", rotate: bool = False,
+                   out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Sum of x over the ranks (a new tensor, or `out`, which may be x)."""
+        self._check(x, "x")
+        if out is None:
+            return torch.ops.qreduce.all_reduce(x, self.id, codec_id(codec), algorithm_id(algorithm), rotate)
+        self._check(out, "out")
+        torch.ops.qreduce.all_reduce_out(x, out, self.id, codec_id(codec), algorithm_id(algorithm), rotate)
+        return out
+
+    def all_reduce_rmsnorm(self, x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6,
+                           codec: str = "none", algorithm: str = "auto", rotate: bool = False) -> torch.Tensor:
+        """residual += all_reduce(x) (in place); returns rmsnorm(residual) * weight."""
+        for t, n in ((x, "x"), (residual, "residual"), (weight, "weight")):
+            self._check(t, n)
+        return torch.ops.qreduce.all_reduce_rmsnorm(x, residual, weight, eps, self.id, codec_id(codec),
+                                                    algorithm_id(algorithm), rotate)

@@ -1,0 +1,18 @@
+# Builds the PyTorch extension from the headers: python3 setup.py build_ext --inplace (or pip install .)
+# CUDA here; a ROCm PyTorch hipifies nothing: the headers select HIP themselves (QR_BACKEND_HIP).
+import os
+from setuptools import setup
+from torch.utils.cpp_extension import BuildExtension, CUDAExtension
+
+root = os.path.dirname(os.path.abspath(__file__))
+archs = os.environ.get("QREDUCE_CUDA_ARCHS", "90")
+gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs.split(",")]
+setup(
+    name="qreduce",
+    version="0.1.0",
+    packages=["qreduce"],
+    ext_modules=[CUDAExtension("qreduce._C", ["csrc/qreduce_torch.cu"],
+                               include_dirs=[os.path.join(root, "..", "include")],
+                               extra_compile_args={"cxx": ["-O3", "-std=c++20"], "nvcc": ["-O3", "-std=c++20", *gencode]})],
+    cmdclass={"build_ext": BuildExtension},
+)
