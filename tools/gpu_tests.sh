@@ -12,7 +12,7 @@ log="${OUT:-build/gpu-tests}"
 b=build/gpu-tests
 mkdir -p "$log" "$b"
 export PATH="$PATH:/usr/local/cuda/bin"
-nv=(nvcc -std=c++20 -O3 -Iinclude -gencode arch=compute_90,code=sm_90 -gencode arch=compute_100a,code=sm_100a)
+nv=(nvcc -std=c++20 -O3 -t 2 -Iinclude -gencode arch=compute_90,code=sm_90 -gencode arch=compute_100a,code=sm_100a)
 passed=0
 failed=0
 step() {
@@ -28,10 +28,20 @@ step() {
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n1
 "${nv[@]}" -o $b/test_codecs_device tests/gpu/test_codecs_device.cu &
 "${nv[@]}" -o $b/test_allreduce tests/gpu/test_allreduce.cu &
+for ex in examples/*/main.cpp; do "${nv[@]}" -x cu -o "$b/$(basename "$(dirname "$ex")")" "$ex" & done
+(cd python && QREDUCE_CUDA_ARCHS=90 python3 setup.py build_ext --inplace >"$log/python-build.log" 2>&1) &
 wait
+run_example() {  # two processes sharing the GPU(s)
+  local exe="$1" pids=() rc=0
+  for r in 0 1; do QREDUCE_RANK=$r QREDUCE_WORLD=2 "$exe" & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  return $rc
+}
 step isa-sass bash tests/isa/check.sh "$b/isa"
 step codecs-device $b/test_codecs_device
 for w in 2 4 8; do step "allreduce-threads-$w" $b/test_allreduce --ranks $w --mode threads "${quick[@]}"; done
-for w in 2 4 8; do step "allreduce-procs-$w" $b/test_allreduce --ranks $w --mode procs --quick; done
+for w in 2 4 8; do step "allreduce-procs-$w" timeout 300 $b/test_allreduce --ranks $w --mode procs --quick; done
+for ex in examples/*/main.cpp; do n=$(basename "$(dirname "$ex")"); step "example-$n" run_example "$b/$n"; done
+step python-torch env PYTHONPATH=python python3 python/tests/gpu_torch.py 2
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

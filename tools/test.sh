@@ -70,7 +70,7 @@ accuracy_tool() {
     "$b/qreduce_accuracy" --world 2 --values 65536 | tail -n 5
 }
 nv_compile() {  # src out [-x cu]
-  "$nvcc" -std=c++20 -O3 -Iinclude "${nv_arch[@]}" -Xcompiler -Wall "$@" -ldl
+  "$nvcc" -std=c++20 -O3 -Iinclude "${nv_arch[@]}" -t 2 -Xcompiler -Wall "$@" -ldl
 }
 hip_compile() {  # src
   local src="$1" name

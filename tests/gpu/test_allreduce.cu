@@ -333,6 +333,7 @@ int main(int argc, char** argv) {
   // share a hardware queue, or one rank's kernel waits behind another's forever (until the timeout).
   ::setenv("CUDA_DEVICE_MAX_CONNECTIONS", "32", 0);
   ::setenv("CUDA_MODULE_LOADING", "EAGER", 0);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::string mode = "threads";
   int world = 2;
   bool quick = false;
@@ -360,11 +361,18 @@ int main(int argc, char** argv) {
   }
 
   const rank_fn body = [&](ctx& c) {
+    auto done = [&](const char* what) {
+      if (c.rank == 0) std::printf("rank 0: %s done\n", what);
+    };
     correctness(c);
+    done("correctness");
     rmsnorm(c);
+    done("rmsnorm");
     validation(c);
     stress(c, mode == "threads" ? 2000 : 300);
+    done("stress");
     graphs(c, mode == "threads" ? 50 : 10);
+    done("graphs");
   };
 
   if (mode == "threads") {
