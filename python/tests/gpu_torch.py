@@ -30,10 +30,10 @@ def run(rank, world, port, results):
         return torch.stack([t.double() for t in xs]).sum(0), xs
 
     def same_on_all(t):
-        h = torch.tensor([hash(t.cpu().view(torch.int16).numpy().tobytes())], dtype=torch.int64)
-        hs = [torch.empty_like(h) for _ in range(world)]
-        dist.all_gather(hs, h)
-        return all(int(v) == int(hs[0]) for v in hs)
+        bits = t.cpu().view(torch.int16)
+        everyone = [torch.empty_like(bits) for _ in range(world)]
+        dist.all_gather(everyone, bits)
+        return all(torch.equal(b, everyone[0]) for b in everyone)
 
     def expect(cond, msg):
         if not cond:
