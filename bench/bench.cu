@@ -10,6 +10,10 @@
 //   --max-size S         largest default size
 //   --dtypes fp16,bf16   --codecs none,fp8,...   --algorithms oneshot,twoshot,auto,nccl
 //   --iters N --warmup N --graph (time graph replays of the calls)
+//   --threads            ranks as threads of one process (on a shared GPU their kernels run side by
+//                        side: local costs compare, link speed does not)
+//   --fused              residual + RMSNorm epilogue: plain all-reduce vs fused vs all-reduce followed
+//                        by a separate add+RMSNorm kernel, bf16, 1..16384 tokens at hidden 4096/8192
 //   --out DIR            CSV and JSON results (default build/bench)
 // Timing: CUDA events around each call after warm-up, rotating among buffer sets larger than the L2,
 // median with p10/p90 over the iterations, the slowest rank's median reported. algbw = bytes / time;
@@ -24,6 +28,9 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <functional>
+#include <memory>
+#include <thread>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -95,6 +102,8 @@ struct options {
   std::vector<std::string> algorithms = {"oneshot", "twoshot", "auto", "nccl"};
   int iters = 50, warmup = 10;
   bool graph = false;
+  bool threads = false;  // ranks as threads of one process
+  bool fused = false;    // the residual + RMSNorm epilogue: plain vs fused vs unfused
   std::string out = "build/bench";
 };
 
@@ -119,12 +128,13 @@ struct t3 {
 
 struct rank_ctx {
   int rank, world, device;
-  socket_bootstrap* bs;
+  bootstrap* bs;
   communicator* comm;
   nccl_api* nccl;
   ncclComm_t ncomm = nullptr;
   cudaStream_t s;
   std::size_t l2;
+  std::uint16_t* pinned;  // 4096 values
 };
 
 template <class V>
@@ -169,11 +179,10 @@ result run_config(rank_ctx& x, const options& o, const config& c, std::vector<vo
   launch(x, c, ins[0], outs[0], n);
   const std::size_t samples = std::min<std::size_t>(n, 4096);
   const std::size_t stride = n / samples;
-  std::vector<std::uint16_t> got(n);
   CK(cudaStreamSynchronize(x.s));
   x.comm->check();
-  std::vector<std::uint16_t> sample(samples);
-  for (std::size_t j = 0; j < samples; ++j) CK(cudaMemcpyAsync(&sample[j], static_cast<std::uint16_t*>(outs[0]) + j * stride, 2, cudaMemcpyDeviceToHost, x.s));
+  std::uint16_t* sample = x.pinned;  // pinned: pageable copies can serialize against a peer's kernel
+  CK(cudaMemcpy2DAsync(sample, 2, outs[0], 2 * stride, 2, samples, cudaMemcpyDeviceToHost, x.s));
   CK(cudaStreamSynchronize(x.s));
   double num = 0, den = 0;
   std::uint64_t h = 1469598103934665603ull;
@@ -239,6 +248,101 @@ result run_config(rank_ctx& x, const options& o, const config& c, std::vector<vo
   return res;
 }
 
+// The unfused baseline's second kernel: residual += sum; y = rmsnorm(residual) * weight (one block a row).
+template <class T>
+__global__ void add_rmsnorm_kernel(const T* sum, T* residual, const T* weight, T* y, std::size_t hidden, float eps) {
+  const std::size_t row = blockIdx.x;
+  float ss = 0.0f;
+  for (std::size_t k = 8 * threadIdx.x; k < hidden; k += 8 * block_threads) {
+    float a[8], r[8];
+    device::load8(sum + row * hidden, hidden, k, a);
+    device::load8(residual + row * hidden, hidden, k, r);
+    for (int j = 0; j < 8; ++j) {
+      r[j] += a[j];
+      ss += r[j] * r[j];
+    }
+    device::store8(residual + row * hidden, hidden, k, r);
+  }
+  ss = device::block_sum(ss);
+  const float inv = 1.0f / sqrtf(ss / float(hidden) + eps);
+  for (std::size_t k = 8 * threadIdx.x; k < hidden; k += 8 * block_threads) {
+    float r[8], g[8];
+    device::load8(residual + row * hidden, hidden, k, r);
+    device::load8(weight, hidden, k, g);
+    for (int j = 0; j < 8; ++j) r[j] = r[j] * inv * g[j];
+    device::store8(y + row * hidden, hidden, k, r);
+  }
+}
+
+double time_us(rank_ctx& x, const options& o, const std::function<void()>& body) {
+  for (int i = 0; i < o.warmup; ++i) body();
+  std::vector<cudaEvent_t> ev(2 * std::size_t(o.iters));
+  for (auto& e : ev) CK(cudaEventCreate(&e));
+  for (int i = 0; i < o.iters; ++i) {
+    CK(cudaEventRecord(ev[2 * std::size_t(i)], x.s));
+    body();
+    CK(cudaEventRecord(ev[2 * std::size_t(i) + 1], x.s));
+  }
+  CK(cudaStreamSynchronize(x.s));
+  x.comm->check();
+  std::vector<float> ms(static_cast<std::size_t>(o.iters));
+  for (int i = 0; i < o.iters; ++i) CK(cudaEventElapsedTime(&ms[std::size_t(i)], ev[2 * std::size_t(i)], ev[2 * std::size_t(i) + 1]));
+  for (auto& e : ev) CK(cudaEventDestroy(e));
+  const double mine = 1e3 * percentile(ms, 0.5);
+  const auto all = gather(x, mine);
+  return *std::max_element(all.begin(), all.end());
+}
+
+// Plain all-reduce vs all-reduce fused with residual + RMSNorm vs all-reduce then a separate
+// add+RMSNorm kernel, bf16, for decode-sized and prefill-sized token counts at hidden 4096 and 8192.
+int fused_bench(rank_ctx& x, const options& o) {
+  const std::size_t tokens_list[] = {1, 16, 64, 256, 1024, 4096, 16384};
+  const std::size_t hiddens[] = {4096, 8192};
+  const std::size_t max_n = 16384 * 8192;
+  auto* in = static_cast<bf16*>(rt::malloc_device(max_n * 2));
+  auto* out = static_cast<bf16*>(rt::malloc_device(max_n * 2));
+  auto* res = static_cast<bf16*>(rt::malloc_device(max_n * 2));
+  auto* y = static_cast<bf16*>(rt::malloc_device(max_n * 2));
+  auto* w = static_cast<bf16*>(rt::malloc_device(8192 * 2));
+  fill_kernel<bf16><<<1024, 256, 0, x.s>>>(in, max_n, x.rank, 7);
+  fill_kernel<bf16><<<1024, 256, 0, x.s>>>(res, max_n, 0, 8);
+  fill_kernel<bf16><<<64, 256, 0, x.s>>>(w, 8192, 0, 9);
+  rt::check_launch("fill");
+  std::ofstream csv;
+  if (x.rank == 0) {
+    std::system(("mkdir -p '" + o.out + "'").c_str());
+    csv.open(o.out + "/fused_w" + std::to_string(x.world) + ".csv");
+    csv << "tokens,hidden,codec,algorithm,plain_us,fused_us,unfused_us,epilogue_cost_us,fused_speedup\n";
+    std::printf("\n%-7s %-6s %-6s %-8s %10s %10s %11s %10s %8s\n", "tokens", "hidden", "codec", "ran", "plain_us", "fused_us",
+                "unfused_us", "epilogue", "speedup");
+  }
+  for (std::size_t hidden : hiddens)
+    for (std::size_t tokens : tokens_list)
+      for (codec_kind k : o.codecs) {
+        const std::size_t n = tokens * hidden;
+        const allreduce_options opts{k, algorithm_kind::automatic, false};
+        const char* ran = algorithm_name(x.comm->choice(n * 2, k).algorithm == algorithm_kind::one_shot ? algorithm_kind::one_shot : algorithm_kind::two_shot);
+        const double plain = time_us(x, o, [&] { x.comm->all_reduce(in, out, n, dtype::bf16, opts, x.s); });
+        const double fused = time_us(x, o, [&] { x.comm->all_reduce_rmsnorm(in, res, w, res, y, tokens, hidden, 1e-6f, dtype::bf16, opts, x.s); });
+        const double unfused = time_us(x, o, [&] {
+          x.comm->all_reduce(in, out, n, dtype::bf16, opts, x.s);
+          add_rmsnorm_kernel<bf16><<<unsigned(tokens), block_threads, 0, x.s>>>(out, res, w, y, hidden, 1e-6f);
+        });
+        if (x.rank == 0) {
+          std::printf("%-7zu %-6zu %-6s %-8s %10.1f %10.1f %11.1f %10.1f %8.2f\n", tokens, hidden, codec_name(k), ran, plain, fused,
+                      unfused, fused - plain, unfused / fused);
+          csv << tokens << "," << hidden << "," << codec_name(k) << "," << ran << "," << plain << "," << fused << "," << unfused << ","
+              << fused - plain << "," << unfused / fused << "\n";
+          std::fflush(stdout);
+        }
+      }
+  CK(cudaStreamSynchronize(x.s));
+  gather(x, x.rank);
+  for (void* p : {static_cast<void*>(in), static_cast<void*>(out), static_cast<void*>(res), static_cast<void*>(y), static_cast<void*>(w)}) rt::free_device(p);
+  if (x.rank == 0) std::printf("wrote %s/fused_w%d.csv\n", o.out.c_str(), x.world);
+  return 0;
+}
+
 std::string machine_name(int dev) { return rt::device_name(dev); }
 
 std::string today() {
@@ -248,23 +352,20 @@ std::string today() {
   return buf;
 }
 
-int rank_main(int rank, int world, const options& o, const std::string& name) {
+int rank_main(int rank, int world, const options& o, bootstrap& bs) {
   const int ndev = rt::device_count();
-  if (ndev == 0) {
-    if (rank == 0) std::printf("qreduce_bench: no GPU visible; nothing to measure (tools/run.sh runs the CPU accuracy table)\n");
-    return 0;
-  }
   const int dev = rank % ndev;
   rt::set_device(dev);
-  socket_bootstrap bs(rank, world, name, std::chrono::seconds(120));
   comm_config cfg = config_from_env();
-  if (world > ndev) cfg.max_blocks = cfg.max_blocks ? cfg.max_blocks : 16;
+  // Threads sharing a GPU need every block of every rank resident at once; processes time-slice.
+  if (world > ndev) cfg.max_blocks = cfg.max_blocks ? cfg.max_blocks : (o.threads ? rt::multiprocessor_count(dev) / (2 * ((world + ndev - 1) / ndev)) : 16);
   if (world > ndev) cfg.timeout_ms = std::max<std::uint64_t>(cfg.timeout_ms, 120000);
   communicator comm(bs, cfg);
   nccl_api nccl;
   const bool have_nccl = nccl.load();
-  rank_ctx x{rank, world, dev, &bs, &comm, &nccl, nullptr, nullptr, 0};
+  rank_ctx x{rank, world, dev, &bs, &comm, &nccl, nullptr, nullptr, 0, nullptr};
   CK(cudaStreamCreateWithFlags(&x.s, cudaStreamNonBlocking));
+  CK(cudaMallocHost(&x.pinned, 4096 * 2));
   int l2 = 0;
   CK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
   x.l2 = std::size_t(l2);
@@ -287,12 +388,21 @@ int rank_main(int rank, int world, const options& o, const std::string& name) {
     std::printf("qreduce_bench: %d ranks on %d x %s, qreduce blocks %d, workspace %.1f MiB/rank, NCCL %s\n", world,
                 std::min(world, ndev), machine_name(dev).c_str(), comm.blocks(), double(comm.workspace_bytes()) / (1 << 20),
                 !have_nccl ? "not found" : want_nccl ? std::to_string(nccl_version).c_str() : "not used (ranks share a GPU)");
-    if (world > ndev)
+    if (world > ndev && !o.threads)
       std::printf("WARNING: %d ranks share %d GPU(s): the GPU time-slices between processes, so these timings say\n"
                   "         nothing about speed. This run checks function only.\n", world, ndev);
+    if (world > ndev && o.threads)
+      std::printf("WARNING: %d ranks are threads sharing %d GPU(s): their kernels run side by side and the \"links\" are\n"
+                  "         the GPU's own memory. Local costs (codecs, epilogues) compare; link speed does not.\n", world, ndev);
     std::fflush(stdout);
   }
 
+  if (o.fused) {
+    const int rc = fused_bench(x, o);
+    gather(x, rank);
+    if (x.ncomm) nccl.comm_destroy(x.ncomm);
+    return rc;
+  }
   std::vector<config> configs;
   for (std::size_t b : o.sizes)
     for (dtype t : o.dtypes)
@@ -375,6 +485,7 @@ int rank_main(int rank, int world, const options& o, const std::string& name) {
   }
   if (x.ncomm) nccl.comm_destroy(x.ncomm);
   gather(x, rank);  // nobody frees its workspace while a peer still runs
+  CK(cudaFreeHost(x.pinned));
   return bad == 0 ? 0 : 3;
 }
 
@@ -474,7 +585,7 @@ int main(int argc, char** argv) {
   options o;
   std::size_t codec_bytes = std::size_t(1) << 30;
   bool codecs_mode = argc > 1 && std::string(argv[1]) == "codecs";
-  bool sizes_given = false, iters_given = false;
+  bool sizes_given = false, iters_given = false, codecs_given = false;
   for (int i = codecs_mode ? 2 : 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -494,6 +605,7 @@ int main(int argc, char** argv) {
           o.dtypes.push_back(s == "fp16" ? dtype::f16 : dtype::bf16);
         }
       } else if (a == "--codecs") {
+        codecs_given = true;
         o.codecs.clear();
         for (auto& s : split(next())) {
           auto k = parse_codec(s);
@@ -509,6 +621,11 @@ int main(int argc, char** argv) {
         iters_given = true;
       } else if (a == "--warmup") o.warmup = std::stoi(next());
       else if (a == "--graph") o.graph = true;
+      else if (a == "--threads") o.threads = true;
+      else if (a == "--fused") {
+        o.fused = true;
+        if (!codecs_given) o.codecs = {codec_kind::none, codec_kind::fp8, codec_kind::fp4};
+      }
       else if (a == "--out") o.out = next();
       else if (a == "--bytes") codec_bytes = parse_size(next());
       else return usage();
@@ -550,7 +667,7 @@ int main(int argc, char** argv) {
     const std::size_t top = shared ? std::min<std::size_t>(o.max_size, 4u << 20) : o.max_size;
     for (std::size_t b = 4096; b <= top; b *= 2) o.sizes.push_back(b);
   }
-  if (shared && !iters_given) {
+  if (shared && !iters_given && !o.threads) {
     o.iters = 5;
     o.warmup = 1;
   }
@@ -559,6 +676,26 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "qreduce_bench: sizes must be multiples of 16 bytes\n");
       return 2;
     }
+  if (o.threads) {
+    // ranks as threads: their kernels spin on each other, so no stream may share a hardware queue
+    // and every kernel is loaded up front (docs/design.md)
+    ::setenv("CUDA_DEVICE_MAX_CONNECTIONS", "32", 0);
+    ::setenv("CUDA_MODULE_LOADING", "EAGER", 0);
+    auto group = std::make_shared<thread_group>(world);
+    std::vector<std::thread> th;
+    std::vector<int> rcs(static_cast<std::size_t>(world), 1);
+    for (int r = 0; r < world; ++r)
+      th.emplace_back([&, r] {
+        try {
+          thread_bootstrap bs(group, r);
+          rcs[std::size_t(r)] = rank_main(r, world, o, bs);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "\nqreduce_bench: rank %d: %s\n", r, e.what());
+        }
+      });
+    for (auto& t : th) t.join();
+    return std::count(rcs.begin(), rcs.end(), 0) == world ? 0 : 1;
+  }
   const std::string name = "bench-" + std::to_string(getpid());
   std::vector<pid_t> kids;
   for (int r = 0; r < world; ++r) {
@@ -566,7 +703,8 @@ int main(int argc, char** argv) {
     if (p == 0) {
       int rc = 1;
       try {
-        rc = rank_main(r, world, o, name);
+        socket_bootstrap bs(r, world, name, std::chrono::seconds(120));
+        rc = rank_main(r, world, o, bs);
       } catch (const std::exception& e) {
         std::fprintf(stderr, "\nqreduce_bench: rank %d: %s\n", r, e.what());
       }

@@ -30,7 +30,7 @@ def run(rank, world, port, results):
         return torch.stack([t.double() for t in xs]).sum(0), xs
 
     def same_on_all(t):
-        bits = t.cpu().view(torch.int16)
+        bits = t.cpu().view(torch.int16).to(torch.int32)  # gloo gathers no int16
         everyone = [torch.empty_like(bits) for _ in range(world)]
         dist.all_gather(everyone, bits)
         return all(torch.equal(b, everyone[0]) for b in everyone)
