@@ -32,6 +32,12 @@ errc code_of(F&& f) {
 alignas(16) char buf[1 << 16];
 }  // namespace
 
+TEST_CASE("error categories have names") {
+  CHECK(std::string(errc_name(errc::timeout)) == "timeout");
+  CHECK(std::string(errc_name(errc::mismatch)) == "rank mismatch");
+  CHECK(std::string(error(errc::invalid_argument, "x").what()) == "qreduce: x");
+}
+
 TEST_CASE("validate_config: world sizes and limits") {
   CHECK_NOTHROW(validate_config({}, 2));
   CHECK_NOTHROW(validate_config({}, 8));

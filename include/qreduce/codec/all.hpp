@@ -42,12 +42,4 @@ inline std::optional<codec_kind> parse_codec(std::string_view s) {
   return std::nullopt;
 }
 
-// Compressed bytes per original 16-bit byte (e.g. 18/64 for fp4).
-inline double compression_ratio(codec_kind k) {
-  return visit_codec(k, [](auto tag) {
-    using C = typename decltype(tag)::type;
-    return double(C::payload_bytes + C::scale_bytes) / double(2 * codec::group_size);
-  });
-}
-
 }  // namespace qreduce

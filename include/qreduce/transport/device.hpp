@@ -113,15 +113,5 @@ QR_DEVICE QR_FORCEINLINE float shfl_xor(float v, int mask) {
 
 QR_DEVICE QR_FORCEINLINE void block_sync() { __syncthreads(); }
 
-// 16-byte load of data a peer wrote: skip L1 on NVIDIA (acquire already made it coherent; this keeps
-// the lines out of L1 so later rounds cannot hit them).
-QR_DEVICE QR_FORCEINLINE uint4 load16_peer_written(const void* p) {
-#if QR_BACKEND_CUDA
-  return __ldcg(reinterpret_cast<const uint4*>(p));
-#else
-  return *reinterpret_cast<const uint4*>(p);
-#endif
-}
-
 }  // namespace qreduce::device
 #endif

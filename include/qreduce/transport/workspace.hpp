@@ -52,10 +52,6 @@ struct workspace_layout {
     l.total = align(l.oneshot_off + 2 * B * W * l.oneshot_slot_bytes);
     return l;
   }
-  // Largest message (in values) the two-shot moves in one round; larger ones loop.
-  constexpr std::size_t two_shot_round_values() const {
-    return std::size_t(cfg.blocks) * cfg.world * cfg.tiles_per_slot * codec::tile_values;
-  }
   // Largest message (in values) the one-shot takes.
   constexpr std::size_t one_shot_max_values() const {
     return std::size_t(cfg.blocks) * cfg.oneshot_values_per_block;
