@@ -14,7 +14,7 @@ few outlier channels like real LLM activations.
 
 Timing (--time; meaningful only with one GPU per rank): prefill (1k-16k tokens) and decode-sized
 (1-256 tokens) layer times with torch.distributed's all-reduce and with qreduce, and the fraction of
-the layer spent in the all-reduce. Ranks sharing a GPU print the numbers with a warning.
+the layer spent in the all-reduce (against the same layer with the all-reduce left out). Ranks sharing a GPU print the numbers with a warning.
 """
 import argparse
 import json
@@ -112,8 +112,10 @@ def run(rank, world, args, port, results):
             shared = world > torch.cuda.device_count()
             for tokens in (1, 16, 64, 256, 1024, 4096) + (() if shared else (16384,)):
                 x = torch.randn(tokens, HIDDEN, device=device, dtype=dtype)
-                for name, ar in [("torch.distributed", lambda y: (dist.all_reduce(y), y)[1])] + \
-                                [(f"qreduce:{c}", lambda y, c=c: comm.all_reduce(y, codec=c)) for c in ("none", "fp8", "fp4")]:
+                variants = [("no all-reduce", lambda y: y), ("torch.distributed", lambda y: (dist.all_reduce(y), y)[1])] + \
+                           [(f"qreduce:{c}", lambda y, c=c: comm.all_reduce(y, codec=c)) for c in ("none", "fp8", "fp4")]
+                base = None
+                for name, ar in variants:
                     for _ in range(2):
                         layer_forward(p, x, ar, world)
                     torch.cuda.synchronize()
@@ -122,7 +124,10 @@ def run(rank, world, args, port, results):
                         layer_forward(p, x, ar, world)
                     torch.cuda.synchronize()
                     ms = (time.perf_counter() - t0) / 3 * 1e3
-                    out["timing"].append({"tokens": tokens, "allreduce": name, "layer_ms": ms})
+                    base = ms if base is None else base
+                    # the all-reduce's share of the layer: what the layer costs beyond its local work
+                    out["timing"].append({"tokens": tokens, "allreduce": name, "layer_ms": ms,
+                                          "allreduce_fraction": max(0.0, 1.0 - base / ms)})
     comm.close()
     results[rank] = out
     dist.barrier()
@@ -158,7 +163,8 @@ def main():
         if shared:
             print("WARNING: ranks share a GPU: the layer times below say nothing about multi-GPU speed")
         for t in r0["timing"]:
-            print(f"tokens {t['tokens']:6d}  {t['allreduce']:18}  {t['layer_ms']:9.3f} ms")
+            print(f"tokens {t['tokens']:6d}  {t['allreduce']:18}  {t['layer_ms']:9.3f} ms  "
+                  f"all-reduce {100 * t['allreduce_fraction']:5.1f}% of the layer")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"tp_layer_r{args.ranks}.json")
     with open(path, "w") as f:
