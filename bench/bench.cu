@@ -274,6 +274,28 @@ __global__ void add_rmsnorm_kernel(const T* sum, T* residual, const T* weight, T
   }
 }
 
+// The unfused baseline's third kernel for an FP8 next GEMM: per-token E4M3 quantization of y (one
+// block a row), the layout of epilogue::out_fp8_per_token.
+__global__ void fp8_quant_kernel(const bf16* y, std::size_t hidden, std::uint8_t* q, float* scale) {
+  const std::size_t row = blockIdx.x;
+  std::uint32_t am = 0u;
+  for (std::size_t k = 8 * threadIdx.x; k < hidden; k += 8 * block_threads) {
+    float v[8];
+    device::load8(y + row * hidden, hidden, k, v);
+    const std::uint32_t a = codec::absmax_bits8(v);
+    am = a > am ? a : am;
+  }
+  const float s = epilogue::detail::fp8_scale(device::block_max(am));
+  for (std::size_t k = 8 * threadIdx.x; k < hidden; k += 8 * block_threads) {
+    float v[8];
+    std::uint32_t w[2];
+    device::load8(y + row * hidden, hidden, k, v);
+    epilogue::detail::fp8_codes(v, s, w);
+    *reinterpret_cast<uint2*>(q + row * hidden + k) = make_uint2(w[0], w[1]);
+  }
+  if (threadIdx.x == 0) scale[row] = s;
+}
+
 double time_us(rank_ctx& x, const options& o, const std::function<void()>& body) {
   for (int i = 0; i < o.warmup; ++i) body();
   std::vector<cudaEvent_t> ev(2 * std::size_t(o.iters));
@@ -294,7 +316,8 @@ double time_us(rank_ctx& x, const options& o, const std::function<void()>& body)
 }
 
 // Plain all-reduce vs all-reduce fused with residual + RMSNorm vs all-reduce then a separate
-// add+RMSNorm kernel, bf16, for decode-sized and prefill-sized token counts at hidden 4096 and 8192.
+// add+RMSNorm kernel, bf16, for decode-sized and prefill-sized token counts at hidden 4096 and 8192;
+// and the same with y quantized to FP8 per token for the next GEMM (fused output vs a third kernel).
 int fused_bench(rank_ctx& x, const options& o) {
   const std::size_t tokens_list[] = {1, 16, 64, 256, 1024, 4096, 16384};
   const std::size_t hiddens[] = {4096, 8192};
@@ -304,6 +327,8 @@ int fused_bench(rank_ctx& x, const options& o) {
   auto* res = static_cast<bf16*>(rt::malloc_device(max_n * 2));
   auto* y = static_cast<bf16*>(rt::malloc_device(max_n * 2));
   auto* w = static_cast<bf16*>(rt::malloc_device(8192 * 2));
+  auto* q = static_cast<std::uint8_t*>(rt::malloc_device(max_n));
+  auto* qs = static_cast<float*>(rt::malloc_device(16384 * 4));
   fill_kernel<bf16><<<1024, 256, 0, x.s>>>(in, max_n, x.rank, 7);
   fill_kernel<bf16><<<1024, 256, 0, x.s>>>(res, max_n, 0, 8);
   fill_kernel<bf16><<<64, 256, 0, x.s>>>(w, 8192, 0, 9);
@@ -312,9 +337,10 @@ int fused_bench(rank_ctx& x, const options& o) {
   if (x.rank == 0) {
     std::system(("mkdir -p '" + o.out + "'").c_str());
     csv.open(o.out + "/fused_w" + std::to_string(x.world) + ".csv");
-    csv << "tokens,hidden,codec,algorithm,plain_us,fused_us,unfused_us,epilogue_cost_us,fused_speedup\n";
-    std::printf("\n%-7s %-6s %-6s %-8s %10s %10s %11s %10s %8s\n", "tokens", "hidden", "codec", "ran", "plain_us", "fused_us",
-                "unfused_us", "epilogue", "speedup");
+    csv << "tokens,hidden,codec,algorithm,plain_us,fused_us,unfused_us,epilogue_cost_us,fused_speedup,fused_fp8_us,unfused_fp8_us,"
+           "fused_fp8_speedup\n";
+    std::printf("\n%-7s %-6s %-6s %-8s %10s %10s %11s %10s %8s %10s %11s %8s\n", "tokens", "hidden", "codec", "ran", "plain_us", "fused_us",
+                "unfused_us", "epilogue", "speedup", "fused+fp8", "unfused+fp8", "speedup");
   }
   for (std::size_t hidden : hiddens)
     for (std::size_t tokens : tokens_list)
@@ -328,17 +354,27 @@ int fused_bench(rank_ctx& x, const options& o) {
           x.comm->all_reduce(in, out, n, dtype::bf16, opts, x.s);
           add_rmsnorm_kernel<bf16><<<unsigned(tokens), block_threads, 0, x.s>>>(out, res, w, y, hidden, 1e-6f);
         });
+        const double fused8 = time_us(x, o, [&] {
+          x.comm->all_reduce_rmsnorm(in, res, w, res, epilogue::out_fp8_per_token{q, qs}, tokens, hidden, 1e-6f, dtype::bf16, opts, x.s);
+        });
+        const double unfused8 = time_us(x, o, [&] {
+          x.comm->all_reduce(in, out, n, dtype::bf16, opts, x.s);
+          add_rmsnorm_kernel<bf16><<<unsigned(tokens), block_threads, 0, x.s>>>(out, res, w, y, hidden, 1e-6f);
+          fp8_quant_kernel<<<unsigned(tokens), block_threads, 0, x.s>>>(y, hidden, q, qs);
+        });
         if (x.rank == 0) {
-          std::printf("%-7zu %-6zu %-6s %-8s %10.1f %10.1f %11.1f %10.1f %8.2f\n", tokens, hidden, codec_name(k), ran, plain, fused,
-                      unfused, fused - plain, unfused / fused);
+          std::printf("%-7zu %-6zu %-6s %-8s %10.1f %10.1f %11.1f %10.1f %8.2f %10.1f %11.1f %8.2f\n", tokens, hidden, codec_name(k), ran,
+                      plain, fused, unfused, fused - plain, unfused / fused, fused8, unfused8, unfused8 / fused8);
           csv << tokens << "," << hidden << "," << codec_name(k) << "," << ran << "," << plain << "," << fused << "," << unfused << ","
-              << fused - plain << "," << unfused / fused << "\n";
+              << fused - plain << "," << unfused / fused << "," << fused8 << "," << unfused8 << "," << unfused8 / fused8 << "\n";
           std::fflush(stdout);
         }
       }
   CK(cudaStreamSynchronize(x.s));
   gather(x, x.rank);
-  for (void* p : {static_cast<void*>(in), static_cast<void*>(out), static_cast<void*>(res), static_cast<void*>(y), static_cast<void*>(w)}) rt::free_device(p);
+  for (void* p : {static_cast<void*>(in), static_cast<void*>(out), static_cast<void*>(res), static_cast<void*>(y), static_cast<void*>(w),
+                  static_cast<void*>(q), static_cast<void*>(qs)})
+    rt::free_device(p);
   if (x.rank == 0) std::printf("wrote %s/fused_w%d.csv\n", o.out.c_str(), x.world);
   return 0;
 }
@@ -696,6 +732,9 @@ int main(int argc, char** argv) {
     for (auto& t : th) t.join();
     return std::count(rcs.begin(), rcs.end(), 0) == world ? 0 : 1;
   }
+  // ranks sharing a GPU: kernels the communicator does not preload (the fused FP8 output) must not
+  // load lazily while a peer spins (docs/design.md)
+  if (shared) ::setenv("CUDA_MODULE_LOADING", "EAGER", 0);
   const std::string name = "bench-" + std::to_string(getpid());
   std::vector<pid_t> kids;
   for (int r = 0; r < world; ++r) {

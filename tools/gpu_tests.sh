@@ -33,7 +33,7 @@ for ex in examples/*/main.cpp; do "${nv[@]}" -x cu -o "$b/$(basename "$(dirname 
 wait
 run_example() {  # two processes sharing the GPU(s)
   local exe="$1" pids=() rc=0
-  for r in 0 1; do QREDUCE_RANK=$r QREDUCE_WORLD=2 "$exe" & pids+=($!); done
+  for r in 0 1; do CUDA_MODULE_LOADING=EAGER QREDUCE_RANK=$r QREDUCE_WORLD=2 "$exe" & pids+=($!); done
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
   return $rc
 }

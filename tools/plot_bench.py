@@ -1,13 +1,35 @@
 #!/usr/bin/env python3
 """Plots qreduce_bench results: latency vs size per algorithm, and speedup over NCCL vs size.
-   plot_bench.py RESULTS.json [OUT_DIR]   (needs matplotlib; says so and exits 0 without it)"""
+   plot_bench.py RESULTS.json [OUT_DIR] [--with OTHER.json ...]
+   (needs matplotlib; says so and exits 0 without it). --with adds another run's rows in the same
+   format, e.g. python/bench/symm_mem.py's PyTorch symmetric-memory baseline; their speedup over
+   NCCL is taken against RESULTS.json's NCCL times."""
 import json, os, sys
 
 def main():
-    if len(sys.argv) < 2:
+    argv = sys.argv[1:]
+    extra = []
+    while "--with" in argv:
+        i = argv.index("--with")
+        if i + 1 >= len(argv):
+            sys.exit(__doc__)
+        extra.append(argv[i + 1])
+        del argv[i:i + 2]
+    if not argv:
         sys.exit(__doc__)
-    data = json.load(open(sys.argv[1]))
-    out = sys.argv[2] if len(sys.argv) > 2 else os.path.dirname(os.path.abspath(sys.argv[1]))
+    data = json.load(open(argv[0]))
+    out = argv[1] if len(argv) > 1 else os.path.dirname(os.path.abspath(argv[0]))
+    nccl = {(r["dtype"], r["bytes"]): r["median_us"] for r in data["results"] if r["algorithm"] == "nccl"}
+    for path in extra:
+        other = json.load(open(path))
+        if other.get("world") != data.get("world"):
+            print(f"plot_bench: {path} ran {other.get('world')} ranks, not {data.get('world')}: left out")
+            continue
+        for r in other["results"]:
+            r = dict(r)
+            base = nccl.get((r["dtype"], r["bytes"]))
+            r["speedup_vs_nccl"] = base / r["median_us"] if base else 0.0
+            data["results"].append(r)
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -23,12 +45,12 @@ def main():
         rows = [r for r in data["results"] if r["dtype"] == dtype]
         series = {}
         for r in rows:
-            key = r["algorithm"] if r["algorithm"] in ("nccl", "oneshot") else f"{r['algorithm']}/{r['codec']}"
+            key = r["algorithm"] if r["algorithm"] in ("nccl", "oneshot") or r["algorithm"].startswith("torch") else f"{r['algorithm']}/{r['codec']}"
             series.setdefault(key, []).append((r["bytes"], r["median_us"], r["speedup_vs_nccl"]))
         fig, ax = plt.subplots(1, 2, figsize=(14, 5.5))
         for key, pts in sorted(series.items()):
             pts.sort()
-            style = "k-" if key == "nccl" else ("--" if key.startswith("auto") else "-")
+            style = "k-" if key == "nccl" else ("--" if key.startswith("auto") else (":" if key.startswith("torch") else "-"))
             ax[0].plot([p[0] for p in pts], [p[1] for p in pts], style, marker=".", label=key)
             if key != "nccl" and any(p[2] > 0 for p in pts):
                 ax[1].plot([p[0] for p in pts], [p[2] for p in pts], style, marker=".", label=key)

@@ -28,6 +28,18 @@ echo "run: $gpus GPU(s): building qreduce_bench for this GPU"
 "$nvcc" -std=c++20 -O3 -Iinclude -arch=native -o build/qreduce_bench bench/bench.cu -ldl
 ./build/qreduce_bench "${args[@]}"
 ./build/qreduce_bench codecs --out "$out"
+# PyTorch's symmetric-memory all-reduce as a second baseline, where PyTorch is installed
+if python3 -c "import torch.distributed._symmetric_memory" 2>/dev/null; then
+  ranks=()
+  for ((i = 0; i < ${#args[@]}; i++)); do [ "${args[$i]}" = "--ranks" ] && ranks=(--ranks "${args[$((i + 1))]}"); done
+  python3 python/bench/symm_mem.py "${ranks[@]}" --out "$out" || echo "run: the PyTorch symmetric-memory baseline failed (above)"
+else
+  echo "run: PyTorch with symmetric memory not installed: no PyTorch baseline"
+fi
 for f in "$out"/allreduce_w*.json; do
-  [ -f "$f" ] && python3 tools/plot_bench.py "$f" "$out" || true
+  [ -f "$f" ] || continue
+  with=()
+  s="$out/symm_mem_w${f##*allreduce_w}"
+  [ -f "$s" ] && with=(--with "$s")
+  python3 tools/plot_bench.py "$f" "$out" "${with[@]}" || true
 done

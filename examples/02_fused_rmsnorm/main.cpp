@@ -1,7 +1,9 @@
 // 02_fused_rmsnorm: all-reduce fused with residual add and RMSNorm, as after a row-parallel linear:
 //   residual = allreduce(x) + residual;  y = rmsnorm(residual) * weight
-// One kernel instead of an all-reduce plus an add+norm kernel. Run one process per rank:
+// One kernel instead of an all-reduce plus an add+norm kernel; then the same with y quantized to FP8
+// per token for an FP8 GEMM (one kernel instead of three). Run one process per rank:
 //   QREDUCE_RANK=0 QREDUCE_WORLD=2 ./02_fused_rmsnorm & QREDUCE_RANK=1 QREDUCE_WORLD=2 ./02_fused_rmsnorm
+// (ranks sharing one GPU: also CUDA_MODULE_LOADING=EAGER, see docs/design.md)
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +42,23 @@ int main() {
     // residual = world + 1 everywhere, so each row normalizes to 1, times the weight 2
     std::printf("rank %d: residual[0] = %g (expected %d), y[0] = %g (expected 2)\n", rank,
                 qreduce::numeric::to_float(r[0]), world + 1, qreduce::numeric::to_float(y[0]));
+
+    // again, y as FP8 E4M3 codes with one f32 scale per token (epilogue/outputs.hpp)
+    auto* q = static_cast<std::uint8_t*>(rt::malloc_device(n));
+    auto* scale = static_cast<float*>(rt::malloc_device(tokens * sizeof(float)));
+    rt::memcpy_sync(x, ones.data(), n * sizeof(bf16));
+    comm.all_reduce_rmsnorm(x, residual, weight, residual, qreduce::epilogue::out_fp8_per_token{q, scale}, tokens, hidden, 1e-6f,
+                            qreduce::dtype::bf16, {.codec = qreduce::codec_kind::fp8});
+    rt::device_synchronize();
+    comm.check();
+    std::vector<std::uint8_t> codes(n);
+    float s0 = 0;
+    rt::memcpy_sync(codes.data(), q, n);
+    rt::memcpy_sync(&s0, scale, sizeof s0);
+    std::printf("rank %d: fp8 y[0] = code 0x%02x x scale %g = %g (expected 2)\n", rank, codes[0], s0,
+                qreduce::numeric::e4m3fn::decode_soft(codes[0]) * s0);
+    rt::free_device(q);
+    rt::free_device(scale);
     rt::free_device(x);
     rt::free_device(residual);
     rt::free_device(weight);

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 #include "algorithm/one_shot.hpp"
@@ -131,37 +132,57 @@ class communicator {
   algorithm_kind all_reduce_rmsnorm(const void* x, const void* residual, const void* weight, void* residual_out, void* y,
                                     std::size_t rows, std::size_t hidden, float eps, dtype type,
                                     allreduce_options opts = {}, rt::stream_t stream = nullptr) {
+    if (auto why = check_call({x, y, rows * hidden, type, opts}, max_oneshot_values(), false))
+      throw error(errc::invalid_argument, "all_reduce_rmsnorm: " + *why);
+    if (type == dtype::f16)
+      return all_reduce_rmsnorm(x, residual, weight, residual_out, epilogue::out_native<f16>{static_cast<f16*>(y)}, rows, hidden, eps, type, opts, stream);
+    return all_reduce_rmsnorm(x, residual, weight, residual_out, epilogue::out_native<bf16>{static_cast<bf16*>(y)}, rows, hidden, eps, type, opts, stream);
+  }
+
+  // The same with y quantized for the next GEMM (epilogue/outputs.hpp): `out` is an
+  // epilogue::out_fp8_per_token, out_mxfp4 or out_nvfp4 (hidden a multiple of 8, 32 or 16); its
+  // buffers must not overlap the inputs.
+  // Kernels for these outputs load on first use: ranks that share one device need
+  // CUDA_MODULE_LOADING=EAGER (or a first call before any peer spins), see docs/design.md.
+  template <epilogue::norm_output Out>
+  algorithm_kind all_reduce_rmsnorm(const void* x, const void* residual, const void* weight, void* residual_out, const Out& out,
+                                    std::size_t rows, std::size_t hidden, float eps, dtype type,
+                                    allreduce_options opts = {}, rt::stream_t stream = nullptr) {
     check();
     if (closed_) throw error(errc::failed_state, "all_reduce_rmsnorm after close()");
-    if (hidden == 0 || hidden % 8 != 0 || hidden > 65536)
-      throw error(errc::invalid_argument, "all_reduce_rmsnorm: hidden must be a positive multiple of 8 up to 65536, not " + std::to_string(hidden));
+    if (hidden == 0 || hidden % 8 != 0 || hidden % Out::group != 0 || hidden > 65536)
+      throw error(errc::invalid_argument, std::string("all_reduce_rmsnorm: hidden must be a positive multiple of ") +
+                                              std::to_string(Out::group < 8 ? 8 : Out::group) + " up to 65536 for the " + Out::name +
+                                              " output, not " + std::to_string(hidden));
     if (!(eps >= 0.0f)) throw error(errc::invalid_argument, "all_reduce_rmsnorm: eps must be non-negative");
     if (opts.algorithm == algorithm_kind::fallback) throw error(errc::invalid_argument, "all_reduce_rmsnorm: the fallback cannot fuse the epilogue");
     const std::size_t n = rows * hidden;
-    if (auto why = check_call({x, y, n, type, opts}, max_oneshot_values(), false))
+    if (auto why = check_call({x, x, n, type, opts}, max_oneshot_values(), false))
       throw error(errc::invalid_argument, "all_reduce_rmsnorm: " + *why);
     if (auto why = check_call({residual, residual_out, n, type, opts}, max_oneshot_values(), false))
       throw error(errc::invalid_argument, "all_reduce_rmsnorm: residual: " + *why);
+    std::vector<const void*> tensors = {x, residual, weight, residual_out};
+    if (auto why = check_output(out, type, tensors)) throw error(errc::invalid_argument, "all_reduce_rmsnorm: " + *why);
     if (weight == nullptr || reinterpret_cast<std::uintptr_t>(weight) % 16 != 0)
       throw error(errc::invalid_argument, "all_reduce_rmsnorm: weight must be a 16-byte aligned device pointer");
     if (n == 0) return opts.algorithm;
     if (!rt::stream_capturing(stream)) {
-      const void* tensors[] = {x, residual, weight, residual_out, y};
+      if (rt::stream_device(stream) != device_)
+        throw error(errc::invalid_argument, "all_reduce_rmsnorm: the stream belongs to device " + std::to_string(rt::stream_device(stream)) +
+                                                ", the communicator to device " + std::to_string(device_));
       for (const void* p : tensors)
         if (rt::pointer_device(p) != device_)
           throw error(errc::invalid_argument, "all_reduce_rmsnorm: tensor memory is not on the communicator's device " + std::to_string(device_));
     }
     dispatch_choice c{opts.algorithm, opts.codec};
     if (opts.algorithm == algorithm_kind::automatic) c = choose(arch_, world_, opts.codec, n * 2, false, max_oneshot_values() * 2, overrides_);
-    if (type == dtype::f16) {
-      using T = f16;
-      epilogue::residual_rmsnorm<T> ep{static_cast<const T*>(residual), static_cast<T*>(residual_out), static_cast<const T*>(weight), static_cast<T*>(y), hidden, eps};
+    auto run = [&](auto ttag) {
+      using T = typename decltype(ttag)::type;
+      epilogue::residual_rmsnorm<T, Out> ep{static_cast<const T*>(residual), static_cast<T*>(residual_out), static_cast<const T*>(weight), out, hidden, eps};
       launch(c, static_cast<const T*>(x), static_cast<T*>(residual_out), n, opts.rotate, stream, ep);
-    } else {
-      using T = bf16;
-      epilogue::residual_rmsnorm<T> ep{static_cast<const T*>(residual), static_cast<T*>(residual_out), static_cast<const T*>(weight), static_cast<T*>(y), hidden, eps};
-      launch(c, static_cast<const T*>(x), static_cast<T*>(residual_out), n, opts.rotate, stream, ep);
-    }
+    };
+    if (type == dtype::f16) run(std::type_identity<f16>{});
+    else run(std::type_identity<bf16>{});
     return c.algorithm;
   }
 
@@ -217,6 +238,32 @@ class communicator {
     std::byte* ptr;
   };
 
+  // Argument checks of the RMSNorm outputs; their tensors join `tensors` for the device check.
+  template <class T>
+  static std::optional<std::string> check_output(const epilogue::out_native<T>& o, dtype type, std::vector<const void*>& tensors) {
+    if (type != dtype_of<T>) return "the output type does not match the dtype";
+    return check_buffer(o.y, 16, "y", tensors);
+  }
+  static std::optional<std::string> check_output(const epilogue::out_fp8_per_token& o, dtype, std::vector<const void*>& tensors) {
+    if (auto why = check_buffer(o.q, 16, "the fp8 output", tensors)) return why;
+    return check_buffer(o.scale, 4, "the fp8 scales", tensors);
+  }
+  static std::optional<std::string> check_output(const epilogue::out_mxfp4& o, dtype, std::vector<const void*>& tensors) {
+    if (auto why = check_buffer(o.q, 16, "the mxfp4 output", tensors)) return why;
+    return check_buffer(o.scale, 1, "the mxfp4 scales", tensors);
+  }
+  static std::optional<std::string> check_output(const epilogue::out_nvfp4& o, dtype, std::vector<const void*>& tensors) {
+    if (auto why = check_buffer(o.q, 16, "the nvfp4 output", tensors)) return why;
+    if (auto why = check_buffer(o.scale, 1, "the nvfp4 scales", tensors)) return why;
+    return check_buffer(o.global_scale, 4, "the nvfp4 global scale", tensors);
+  }
+  static std::optional<std::string> check_buffer(const void* p, std::size_t align, const char* what, std::vector<const void*>& tensors) {
+    if (p == nullptr) return std::string(what) + " is null";
+    if (reinterpret_cast<std::uintptr_t>(p) % align != 0) return std::string(what) + " must be " + std::to_string(align) + "-byte aligned";
+    tensors.push_back(p);
+    return std::nullopt;
+  }
+
   void map_peers(bootstrap& bs) {
     peer_info mine{std::int64_t(::getpid()), device_, rt::ipc_get_handle(workspace_), workspace_};
     std::vector<peer_info> all(static_cast<std::size_t>(world_));
@@ -268,7 +315,7 @@ class communicator {
     auto per_type = [&](auto ttag) {
       using T = typename decltype(ttag)::type;
       per_epilogue(ttag, std::type_identity<epilogue::identity>{});
-      per_epilogue(ttag, std::type_identity<epilogue::residual_rmsnorm<T>>{});
+      per_epilogue(ttag, std::type_identity<epilogue::residual_rmsnorm<T, epilogue::out_native<T>>>{});
     };
     per_type(std::type_identity<f16>{});
     per_type(std::type_identity<bf16>{});
@@ -291,10 +338,13 @@ class communicator {
       rt::check_launch("one_shot_kernel");
       return;
     }
-    const auto p = algorithm::plan_two_shot(h_.layout, n);
+    std::size_t row_values = 0;
+    if constexpr (requires { ep.row_values(); }) row_values = ep.row_values();
+    const auto p = algorithm::plan_two_shot(h_.layout, n, row_values);
     visit_codec(c.codec, [&](auto tag) {
       using C = typename decltype(tag)::type;
-      algorithm::two_shot_kernel<C, T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate, ep);
+      algorithm::two_shot_kernel<C, T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate,
+                                                                                  p.rows_in_chunks, ep);
     });
     rt::check_launch("two_shot_kernel");
   }

@@ -43,8 +43,9 @@
 #define QR_DEVICE_PASS 0
 #endif
 
-// Full unrolling of the loop that follows, where the compiler takes the hint.
-#if defined(__CUDACC__) || defined(__HIP__) || defined(__clang__)
+// Full unrolling of the loop that follows, where the compiler takes the hint (not nvcc's host
+// compiler, which would warn).
+#if defined(__CUDA_ARCH__) || defined(__HIP__) || defined(__clang__)
 #define QR_UNROLL _Pragma("unroll")
 #else
 #define QR_UNROLL

@@ -6,6 +6,7 @@
 #include "codec/all.hpp"
 #include "config.hpp"
 #include "dispatch.hpp"
+#include "epilogue/outputs.hpp"
 #include "options.hpp"
 #if !QR_BACKEND_HOST
 #include "algorithm/one_shot.hpp"

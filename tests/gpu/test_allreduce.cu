@@ -180,6 +180,116 @@ void run_rmsnorm_case(ctx& c, std::size_t rows, std::size_t hidden, allreduce_op
   QR_EXPECT(same, "rank %d rmsnorm %zux%zu: y differs between ranks", c.rank, rows, hidden);
 }
 
+// The fused residual + RMSNorm with y quantized (epilogue/outputs.hpp): residual_out bit for bit as
+// above; the dequantized y within the format's rounding of the fp64 RMSNorm; the same bytes on every
+// rank.
+template <class T, class Out>
+void run_rmsnorm_quant_case(ctx& c, std::size_t rows, std::size_t hidden, allreduce_options o, std::uint64_t seed) {
+  const std::size_t n = rows * hidden;
+  std::vector<std::vector<T>> inputs;
+  for (int r = 0; r < c.world; ++r) inputs.push_back(qrtest::make_input<T>(n, r, seed));
+  const auto residual = qrtest::make_input<T>(n, 99, seed + 1);
+  const auto weight = qrtest::make_input<T>(hidden, 98, seed + 2, 0.5f);
+  std::vector<float> sum;
+  if (o.algorithm == algorithm_kind::one_shot) sum = qrtest::reference_one_shot_f32(inputs);
+  else visit_codec(o.codec, [&](auto tag) { sum = qrtest::reference_two_shot_f32<typename decltype(tag)::type, T>(inputs, o.rotate); });
+  std::vector<T> want_r(n);
+  for (std::size_t i = 0; i < n; ++i) want_r[i] = numeric::from_float<T>(sum[i] + numeric::to_float(residual[i]));
+
+  constexpr bool fp8 = std::is_same_v<Out, epilogue::out_fp8_per_token>;
+  const std::size_t group = fp8 ? hidden : std::size_t(Out::group);
+  const std::size_t q_bytes = fp8 ? n : n / 2, s_bytes = fp8 ? rows * 4 : n / group;
+  // x in a, then the codes and scales (and the global scale); residual, residual_out, weight in b
+  T* x = static_cast<T*>(c.a);
+  std::uint8_t* q = reinterpret_cast<std::uint8_t*>(x + n + 64);
+  std::uint8_t* sc = q + (q_bytes + 255) / 256 * 256;
+  float* dglobal = reinterpret_cast<float*>(sc + (s_bytes + 255) / 256 * 256);
+  T* res = static_cast<T*>(c.b);
+  T* res_out = res + n + 64;
+  T* w = res + 2 * n + 128;
+  const float global = 448.0f * 6.0f / 8.0f;
+  c.upload(x, inputs[std::size_t(c.rank)]);
+  c.upload(res, residual);
+  c.upload(w, weight);
+  c.upload(reinterpret_cast<std::uint8_t*>(dglobal), std::vector<std::uint8_t>(reinterpret_cast<const std::uint8_t*>(&global),
+                                                                               reinterpret_cast<const std::uint8_t*>(&global) + 4));
+  QR_CUDA(cudaMemsetAsync(q, 0xcd, q_bytes, c.stream));
+  QR_CUDA(cudaMemsetAsync(sc, 0xcd, s_bytes, c.stream));
+  Out dev{};
+  dev.q = q;
+  if constexpr (fp8) dev.scale = reinterpret_cast<float*>(sc);
+  else dev.scale = sc;
+  if constexpr (std::is_same_v<Out, epilogue::out_nvfp4>) dev.global_scale = dglobal;
+  c.comm->all_reduce_rmsnorm(x, res, w, res_out, dev, rows, hidden, 1e-6f, dtype_of<T>, o, c.stream);
+  std::vector<T> got_r(n);
+  std::vector<std::uint8_t> got_q(q_bytes), got_s(s_bytes);
+  c.download(got_r, res_out);
+  c.download(got_q, q);
+  c.download(got_s, sc);
+  c.comm->check();
+  std::size_t diff = 0;
+  QR_EXPECT(qrtest::same_bits(got_r, want_r, &diff), "rank %d rmsnorm->%s %s/%s %s %zux%zu: residual_out differs at %zu", c.rank,
+            Out::name, codec_name(o.codec), dtype_name(dtype_of<T>), algorithm_name(o.algorithm), rows, hidden, diff);
+  Out host{};
+  host.q = got_q.data();
+  if constexpr (fp8) host.scale = reinterpret_cast<float*>(got_s.data());
+  else host.scale = got_s.data();
+  if constexpr (std::is_same_v<Out, epilogue::out_nvfp4>) host.global_scale = &global;
+  std::size_t bad = 0, first = n;
+  for (std::size_t row = 0; row < rows; ++row) {
+    double ss = 0;
+    for (std::size_t k = 0; k < hidden; ++k) {
+      const double v = numeric::to_float(got_r[row * hidden + k]);
+      ss += v * v;
+    }
+    const double inv = 1.0 / std::sqrt(ss / double(hidden) + 1e-6);
+    std::vector<double> ref(hidden);
+    for (std::size_t k = 0; k < hidden; ++k)
+      ref[k] = double(numeric::to_float(got_r[row * hidden + k])) * inv * double(numeric::to_float(weight[k]));
+    for (std::size_t g0 = 0; g0 < hidden; g0 += group) {
+      double gmax = 0;
+      for (std::size_t k = g0; k < g0 + group; ++k) gmax = std::max(gmax, std::fabs(ref[k]));
+      for (std::size_t k = g0; k < g0 + group; ++k) {
+        // fp8: half an E4M3 step (1/16 relative) or half the smallest subnormal step; fp4: one scale
+        // (E2M1's widest gap is two), the scale being at most gmax / 6 rounded up a binade (MX) or
+        // an E4M3 rounding of it (NV)
+        double tol;
+        if constexpr (fp8) tol = std::fabs(ref[k]) / 16 + gmax / 448 / 512;
+        else if constexpr (std::is_same_v<Out, epilogue::out_mxfp4>) tol = gmax / 6 * 2;
+        else tol = gmax / 6 * 1.07;
+        tol = tol * 1.001 + 1e-6 * gmax + 1e-30;
+        const double d = host.dequantize(row, hidden, k);
+        if (!(std::fabs(d - ref[k]) <= tol) && bad++ == 0) first = row * hidden + k;
+      }
+    }
+  }
+  QR_EXPECT(bad == 0, "rank %d rmsnorm->%s %s/%s %s %zux%zu: %zu values of y off the fp64 RMSNorm (first at %zu)", c.rank, Out::name,
+            codec_name(o.codec), dtype_name(dtype_of<T>), algorithm_name(o.algorithm), rows, hidden, bad, first);
+  std::uint64_t h = 1469598103934665603ull;
+  for (auto b : got_q) h = (h ^ b) * 1099511628211ull;
+  for (auto b : got_s) h = (h ^ b) * 1099511628211ull;
+  std::vector<std::uint64_t> all(static_cast<std::size_t>(c.world));
+  c.bs->allgather(&h, all.data(), sizeof h);
+  bool same = true;
+  for (auto v : all) same = same && v == all[0];
+  QR_EXPECT(same, "rank %d rmsnorm->%s %zux%zu: the quantized y differs between ranks", c.rank, Out::name, rows, hidden);
+}
+
+template <class Out>
+void rmsnorm_quant(ctx& c, std::uint64_t& seed) {
+  // 4096 and 8192 rows fit whole in two-shot chunks (the per-chunk row pass); 2880 and 5120 do not
+  // (the pass after the grid barrier); 16384 fits from 4 ranks on
+  const std::size_t shapes[][2] = {{1, 4096}, {3, 2880}, {16, 8192}, {64, 5120}, {2, 16384}};
+  for (const auto& sh : shapes) {
+    const std::size_t rows = sh[0], hidden = sh[1];
+    if (3 * rows * hidden + hidden + 512 > c.max_values) continue;
+    run_rmsnorm_quant_case<bf16, Out>(c, rows, hidden, {codec_kind::none, algorithm_kind::two_shot, false}, ++seed);
+    run_rmsnorm_quant_case<f16, Out>(c, rows, hidden, {codec_kind::fp4, algorithm_kind::two_shot, false}, ++seed);
+    if (rows * hidden <= c.comm->max_oneshot_values())
+      run_rmsnorm_quant_case<bf16, Out>(c, rows, hidden, {codec_kind::none, algorithm_kind::one_shot, false}, ++seed);
+  }
+}
+
 void rmsnorm(ctx& c) {
   std::uint64_t seed = 7000;
   const std::size_t shapes[][2] = {{1, 4096}, {3, 2880}, {16, 8192}, {64, 5120}, {1, 16384}};
@@ -195,13 +305,30 @@ void rmsnorm(ctx& c) {
       run_rmsnorm_case<f16>(c, rows, hidden, {codec_kind::none, algorithm_kind::one_shot, false}, false, ++seed);
     }
   }
-  // bad shapes are refused before anything is written
-  try {
-    c.comm->all_reduce_rmsnorm(c.a, c.b, c.b, c.b, c.a, 2, 100, 1e-6f, dtype::bf16, {}, c.stream);
-    QR_EXPECT(false, "rank %d: hidden 100 was accepted", c.rank);
-  } catch (const error& e) {
-    QR_EXPECT(e.code() == errc::invalid_argument, "rank %d: hidden 100: %s", c.rank, e.what());
-  }
+  rmsnorm_quant<epilogue::out_fp8_per_token>(c, seed);
+  rmsnorm_quant<epilogue::out_mxfp4>(c, seed);
+  rmsnorm_quant<epilogue::out_nvfp4>(c, seed);
+  // bad shapes and outputs are refused before anything is written
+  auto refused = [&](const char* what, auto&& call) {
+    try {
+      call();
+      QR_EXPECT(false, "rank %d: %s was accepted", c.rank, what);
+    } catch (const error& e) {
+      QR_EXPECT(e.code() == errc::invalid_argument, "rank %d: %s: %s", c.rank, what, e.what());
+    }
+  };
+  auto* qa = static_cast<std::uint8_t*>(c.a);
+  refused("hidden 100", [&] { c.comm->all_reduce_rmsnorm(c.a, c.b, c.b, c.b, c.a, 2, 100, 1e-6f, dtype::bf16, {}, c.stream); });
+  refused("mxfp4 with hidden 2888", [&] {
+    c.comm->all_reduce_rmsnorm(c.a, c.b, c.b, c.b, epilogue::out_mxfp4{qa, qa}, 2, 2888, 1e-6f, dtype::bf16, {}, c.stream);
+  });
+  refused("nvfp4 without a global scale", [&] {
+    c.comm->all_reduce_rmsnorm(c.a, c.b, c.b, c.b, epilogue::out_nvfp4{qa, qa, nullptr}, 2, 2048, 1e-6f, dtype::bf16, {}, c.stream);
+  });
+  refused("fp8 scales misaligned", [&] {
+    c.comm->all_reduce_rmsnorm(c.a, c.b, c.b, c.b, epilogue::out_fp8_per_token{qa, reinterpret_cast<float*>(qa + 2)}, 2, 2048, 1e-6f,
+                               dtype::bf16, {}, c.stream);
+  });
 }
 
 void stress(ctx& c, int calls) {

@@ -163,6 +163,84 @@ void check_codec_all() {
   check_codec<C, f16>(all, false, "all fp16 patterns");
 }
 
+// The RMSNorm epilogue's quantized outputs: the device store (every thread of a 256-thread block
+// calling Out::store, rows of `hidden` values, as the epilogue does) writes the host reference's bytes.
+template <class Out>
+__global__ void output_kernel(const float* y, std::size_t hidden, Out out, const float* row_absmax) {
+  const std::size_t row = blockIdx.x;
+  for (std::size_t k0 = 0; k0 < hidden; k0 += 8 * block_threads) {
+    const std::size_t k = k0 + 8 * threadIdx.x;
+    const bool active = k < hidden;
+    float v[8] = {};
+    if (active)
+      for (int j = 0; j < 8; ++j) v[j] = y[row * hidden + k + j];
+    out.store(row, hidden, k, v, active, row_absmax[row]);
+  }
+}
+
+template <class Out>
+void check_output(std::size_t rows, std::size_t hidden, std::size_t q_bytes, std::size_t s_bytes) {
+  // rows of Gaussian values with a few outliers; row 2 holds a NaN, row 3 an infinity, row 4 is zero
+  std::vector<float> y(rows * hidden), am(rows, 0.0f);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> d(0.0f, 1.5f);
+  for (auto& v : y) v = d(rng);
+  for (std::size_t i = 0; i < y.size(); i += 997) y[i] *= 40.0f;
+  y[2 * hidden + 17] = NAN;
+  y[3 * hidden + hidden - 3] = -INFINITY;
+  for (std::size_t k = 0; k < hidden; ++k) y[4 * hidden + k] = 0.0f;
+  for (std::size_t r = 0; r < rows; ++r)
+    am[r] = numeric::bits_float(epilogue::detail::absmax_bits(y.data() + r * hidden, int(hidden)));
+  const float global = 448.0f * 6.0f / 60.0f;
+  std::vector<std::uint8_t> want_q(q_bytes), want_s(s_bytes), got_q(q_bytes), got_s(s_bytes);
+  Out host{};
+  host.q = want_q.data();
+  if constexpr (std::is_same_v<Out, epilogue::out_fp8_per_token>) host.scale = reinterpret_cast<float*>(want_s.data());
+  else host.scale = want_s.data();
+  if constexpr (std::is_same_v<Out, epilogue::out_nvfp4>) host.global_scale = &global;
+  for (std::size_t r = 0; r < rows; ++r) host.reference(y.data() + r * hidden, hidden, r);
+
+  float *dy, *dam, *dg;
+  std::uint8_t *dq, *ds;
+  QR_CUDA(cudaMalloc(&dy, y.size() * 4));
+  QR_CUDA(cudaMalloc(&dam, rows * 4));
+  QR_CUDA(cudaMalloc(&dg, 4));
+  QR_CUDA(cudaMalloc(&dq, q_bytes));
+  QR_CUDA(cudaMalloc(&ds, s_bytes));
+  QR_CUDA(cudaMemcpy(dy, y.data(), y.size() * 4, cudaMemcpyHostToDevice));
+  QR_CUDA(cudaMemcpy(dam, am.data(), rows * 4, cudaMemcpyHostToDevice));
+  QR_CUDA(cudaMemcpy(dg, &global, 4, cudaMemcpyHostToDevice));
+  QR_CUDA(cudaMemset(dq, 0xcd, q_bytes));
+  QR_CUDA(cudaMemset(ds, 0xcd, s_bytes));
+  Out dev{};
+  dev.q = dq;
+  if constexpr (std::is_same_v<Out, epilogue::out_fp8_per_token>) dev.scale = reinterpret_cast<float*>(ds);
+  else dev.scale = ds;
+  if constexpr (std::is_same_v<Out, epilogue::out_nvfp4>) dev.global_scale = dg;
+  output_kernel<Out><<<unsigned(rows), block_threads>>>(dy, hidden, dev, dam);
+  QR_CUDA(cudaGetLastError());
+  QR_CUDA(cudaMemcpy(got_q.data(), dq, q_bytes, cudaMemcpyDeviceToHost));
+  QR_CUDA(cudaMemcpy(got_s.data(), ds, s_bytes, cudaMemcpyDeviceToHost));
+  std::size_t bad_q = 0, bad_s = 0, first = q_bytes;
+  for (std::size_t i = 0; i < q_bytes; ++i)
+    if (got_q[i] != want_q[i] && ++bad_q == 1) first = i;
+  for (std::size_t i = 0; i < s_bytes; ++i)
+    if (got_s[i] != want_s[i]) ++bad_s;
+  QR_EXPECT(bad_q == 0 && bad_s == 0, "output %s hidden %zu: %zu code bytes (first at %zu: %02x vs %02x) and %zu scale bytes differ",
+            Out::name, hidden, bad_q, first, first < q_bytes ? got_q[first] : 0, first < q_bytes ? want_q[first] : 0, bad_s);
+  for (void* p : {static_cast<void*>(dy), static_cast<void*>(dam), static_cast<void*>(dg), static_cast<void*>(dq), static_cast<void*>(ds)})
+    QR_CUDA(cudaFree(p));
+}
+
+void check_outputs() {
+  for (std::size_t hidden : {std::size_t(2880), std::size_t(4096), std::size_t(5120), std::size_t(16384)}) {
+    const std::size_t rows = 6;
+    check_output<epilogue::out_fp8_per_token>(rows, hidden, rows * hidden, rows * 4);
+    check_output<epilogue::out_mxfp4>(rows, hidden, rows * hidden / 2, rows * hidden / 32);
+    check_output<epilogue::out_nvfp4>(rows, hidden, rows * hidden / 2, rows * hidden / 16);
+  }
+}
+
 int main() {
   qrtest::require_gpu("test_codecs_device");
   std::printf("device: %s\n", rt::device_name(rt::get_device()).c_str());
@@ -177,5 +255,6 @@ int main() {
   check_codec_all<codec::int4>();
   check_codec_all<codec::fp4>();
   check_codec_all<codec::mxfp4>();
+  check_outputs();
   return qrtest::finish("test_codecs_device");
 }

@@ -1,6 +1,7 @@
 // Host tests of the scalar formats: fp16/bf16 conversions and the 4/8-bit element formats.
 #include <doctest/doctest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -109,6 +110,21 @@ void check_format_against_oracle(bool has_neg_zero) {
       REQUIRE_MESSAGE(F::encode_soft(s) == want, std::string(F::name) << " value " << s);
     }
   }
+}
+
+TEST_CASE("e2m1's one-addition rounding equals the generic minifloat rounding on every float in [2^-4, 16)") {
+  using generic = minifloat_format<2, 1, 1, 0x7u, true>;
+  std::uint64_t bad = 0;
+  for (std::uint32_t b = 0x3d800000u; b < 0x41800000u; ++b) {  // exhaustive over the grid's binades
+    const float s = std::bit_cast<float>(b);
+    bad += e2m1::encode_soft(s) != generic::encode_soft(s);
+    bad += e2m1::encode_soft(-s) != generic::encode_soft(-s);
+  }
+  for (std::uint32_t b = 0; b < 0x7f800000u; b += 4093u) {  // and a sample of every other finite float
+    const float s = std::bit_cast<float>(b);
+    bad += e2m1::encode_soft(s) != generic::encode_soft(s);
+  }
+  CHECK(bad == 0);
 }
 
 TEST_CASE("e2m1 rounding matches the nearest-even oracle and saturates at 6") {

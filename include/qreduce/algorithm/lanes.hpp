@@ -152,6 +152,21 @@ QR_DEVICE inline bool wait_flag(const device_handle& h, const std::uint32_t* fla
       peer, phase, seq);
 }
 
+// The flag protocol of one phase: after the block's data stores, raises this block's flag for
+// `phase` on every rank (release), then waits for every rank's (acquire); every thread calls it.
+// Returns false if a peer did not arrive in time (recorded) or another block of this rank gave up.
+template <int W>
+QR_DEVICE inline bool exchange_flags(const device_handle& h, int phase, std::uint32_t seq) {
+  __shared__ int give_up;
+  const int t = threadIdx.x, b = blockIdx.x, r = h.rank;
+  if (t == 0) give_up = 0;
+  block_sync();
+  if (t < W) store_release_sys(h.flag(t, phase, b, r), seq);
+  if (t < W && !wait_flag(h, h.flag(r, phase, b, t), seq, t, phase)) give_up = 1;
+  block_sync();
+  return give_up == 0;
+}
+
 // Barrier over this rank's grid (all its blocks are resident: the grid never exceeds the device's
 // multiprocessors). Arrivals count up with acquire-release atomics; the last block resets the count
 // and releases a new generation; the state lives in the workspace, so graphs replay it. Every thread
@@ -181,20 +196,30 @@ QR_DEVICE inline bool grid_barrier(const device_handle& h) {
   return ok != 0;
 }
 
-// Sum of one float per thread over the block, in a fixed order (the same result on every rank).
-QR_DEVICE inline float block_sum(float v) {
+// Reduction of one value per thread over the block in a fixed order (the same result on every
+// rank): a butterfly within each wave, then the waves' results in wave order.
+template <class V, class Op>
+QR_DEVICE inline V block_reduce(V v, Op op) {
   constexpr int waves = block_threads / QR_WAVE_SIZE;
-  __shared__ float part[waves];
+  __shared__ V part[waves];
   QR_UNROLL
-  for (int m = QR_WAVE_SIZE / 2; m > 0; m >>= 1) v += shfl_xor(v, m);
+  for (int m = QR_WAVE_SIZE / 2; m > 0; m >>= 1) v = op(v, shfl_xor(v, m));
   const int w = int(threadIdx.x) / QR_WAVE_SIZE;
   if (int(threadIdx.x) % QR_WAVE_SIZE == 0) part[w] = v;
   block_sync();
-  float s = 0.0f;
+  V s = part[0];
   QR_UNROLL
-  for (int i = 0; i < waves; ++i) s += part[i];
+  for (int i = 1; i < waves; ++i) s = op(s, part[i]);
   block_sync();
   return s;
+}
+
+QR_DEVICE inline float block_sum(float v) {
+  return block_reduce(v, [](float a, float b) { return a + b; });
+}
+
+QR_DEVICE inline std::uint32_t block_max(std::uint32_t v) {
+  return block_reduce(v, [](std::uint32_t a, std::uint32_t b) { return a > b ? a : b; });
 }
 
 }  // namespace qreduce::device

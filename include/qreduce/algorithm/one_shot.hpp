@@ -46,8 +46,6 @@ __global__ void __launch_bounds__(block_threads)
   const int parity = int(seq & 1u);
   const std::size_t lo = std::size_t(b) * per_block;
   const std::size_t hi = lo + per_block < n ? lo + per_block : n;
-  __shared__ int give_up;
-  if (t == 0) give_up = 0;
 
   for (std::size_t i = lo + 8 * std::size_t(t); i < hi; i += 8 * block_threads) {
     uint4 v;
@@ -62,11 +60,8 @@ __global__ void __launch_bounds__(block_threads)
     QR_UNROLL
     for (int p = 0; p < W; ++p) *reinterpret_cast<uint4*>(h.oneshot_slot(p, parity, b, r) + 2 * (i - lo)) = v;
   }
-  block_sync();
-  if (t < W) store_release_sys(h.flag(t, 0, b, r), seq);
-  if (t < W && !wait_flag(h, h.flag(r, 0, b, t), seq, t, 0)) give_up = 1;
-  block_sync();
-  if (!give_up) {
+  const bool ok = exchange_flags<W>(h, 0, seq);
+  if (ok) {
     for (std::size_t i = lo + 8 * std::size_t(t); i < hi; i += 8 * block_threads) {
       float acc[8] = {};
       QR_UNROLL
@@ -82,7 +77,7 @@ __global__ void __launch_bounds__(block_threads)
   if (t == 0) *h.seq(b) = seq;
   if constexpr (requires { Epilogue::row_pass; }) {
     // row-wise epilogues read what other blocks of this rank wrote: meet first
-    if (grid_barrier(h) && !give_up) ep.rows(n);
+    if (grid_barrier(h) && ok) ep.rows(n);
   }
 }
 

@@ -22,19 +22,34 @@
 namespace qreduce::algorithm {
 
 // How a two-shot call is cut: K tiles per segment, and the grid. A pure function of the message and
-// the communicator, so every rank computes the same.
+// the communicator, so every rank computes the same. With row_values > 0 (a row-wise epilogue), K is
+// raised where it can be so that a chunk (W * K tiles) holds whole rows: each block then finishes
+// its rows itself, right after gathering them, and no barrier over the grid is needed.
 struct two_shot_plan {
   int tiles_per_segment = 1;
   int blocks = 0;
   std::size_t chunks = 0;
+  bool rows_in_chunks = false;
 };
 
-inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t n) {
-  const std::size_t W = std::size_t(l.cfg.world), B = std::size_t(l.cfg.blocks);
+inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t n, std::size_t row_values = 0) {
+  const std::size_t W = std::size_t(l.cfg.world), B = std::size_t(l.cfg.blocks), kmax = std::size_t(l.cfg.tiles_per_slot);
   const std::size_t per_tile_round = B * W * codec::tile_values;
   std::size_t k = (n + per_tile_round - 1) / per_tile_round;
-  k = k < 1 ? 1 : (k > std::size_t(l.cfg.tiles_per_slot) ? std::size_t(l.cfg.tiles_per_slot) : k);
+  k = k < 1 ? 1 : (k > kmax ? kmax : k);
   two_shot_plan p;
+  if (row_values > 0) {
+    // the smallest K0 with W * K0 * tile_values a multiple of row_values, if any
+    for (std::size_t k0 = 1; k0 <= kmax; ++k0)
+      if (W * k0 * codec::tile_values % row_values == 0) {
+        const std::size_t kr = (k + k0 - 1) / k0 * k0;
+        if (kr <= kmax) {
+          k = kr;
+          p.rows_in_chunks = true;
+        }
+        break;
+      }
+  }
   p.tiles_per_segment = int(k);
   const std::size_t chunk = W * k * codec::tile_values;
   p.chunks = (n + chunk - 1) / chunk;
@@ -50,15 +65,15 @@ namespace qreduce::algorithm {
 template <codec::codec_type C, class T, int W, class Epilogue>
 __global__ void __launch_bounds__(block_threads)
     two_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate,
-                    Epilogue ep) {
+                    bool rows_in_chunks, Epilogue ep) {
   using namespace device;
   constexpr int TB = codec::tile_bytes<C>;
+  constexpr bool row_wise = requires { Epilogue::row_pass; };
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank, lane = t % codec::lanes_per_group;
   const std::size_t seg = std::size_t(tiles_per_segment) * codec::tile_values;
   const std::size_t chunk = W * seg;
   const std::size_t chunks = (n + chunk - 1) / chunk;
-  __shared__ int give_up;
-  if (t == 0) give_up = 0;
+  bool ok = true;
   std::uint32_t seq = *h.seq(b);
 
   for (std::size_t c = b; c < chunks; c += gridDim.x) {
@@ -74,11 +89,7 @@ __global__ void __launch_bounds__(block_threads)
         store_lane<C>(h.scatter_slot(s, b, r) + k * TB, t, encode_lane<C, T>(x));
       }
     }
-    block_sync();
-    if (t < W) store_release_sys(h.flag(t, 0, b, r), seq);
-    if (t < W && !wait_flag(h, h.flag(r, 0, b, t), seq, t, 0)) give_up = 1;
-    block_sync();
-    if (give_up) break;
+    if (!(ok = exchange_flags<W>(h, 0, seq))) break;
 
     // 2. reduce the own segment in f32, encode once, send to every rank
     for (int k = 0; k < tiles_per_segment; ++k) {
@@ -94,11 +105,7 @@ __global__ void __launch_bounds__(block_threads)
       QR_UNROLL
       for (int p = 0; p < W; ++p) store_lane<C>(h.gather_slot(p, b, r) + k * TB, t, code);
     }
-    block_sync();
-    if (t < W) store_release_sys(h.flag(t, 1, b, r), seq);
-    if (t < W && !wait_flag(h, h.flag(r, 1, b, t), seq, t, 1)) give_up = 1;
-    block_sync();
-    if (give_up) break;
+    if (!(ok = exchange_flags<W>(h, 1, seq))) break;
 
     // 3. gather: decode every reduced segment and hand it to the epilogue
     for (int k = 0; k < tiles_per_segment; ++k) {
@@ -110,11 +117,18 @@ __global__ void __launch_bounds__(block_threads)
         ep(out, n, base + s * seg + std::size_t(k) * codec::tile_values + 8 * t, y);
       }
     }
+    if constexpr (row_wise) {
+      if (rows_in_chunks) {  // this block wrote these rows whole: finish them now
+        block_sync();
+        const std::size_t rv = ep.row_values(), end = base + chunk < n ? base + chunk : n;
+        for (std::size_t row = base / rv; row < end / rv; ++row) ep.row(row);
+      }
+    }
   }
   if (t == 0) *h.seq(b) = seq;
-  if constexpr (requires { Epilogue::row_pass; }) {
-    // row-wise epilogues read what other blocks of this rank wrote: meet first
-    if (grid_barrier(h) && !give_up) ep.rows(n);
+  if constexpr (row_wise) {
+    // rows that other blocks of this rank wrote: meet first
+    if (!rows_in_chunks && grid_barrier(h) && ok) ep.rows(n);
   }
 }
 

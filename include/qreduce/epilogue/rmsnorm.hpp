@@ -1,27 +1,34 @@
 // qreduce/epilogue/rmsnorm.hpp: all-reduce fused with residual add and RMSNorm.
 //
 // Given each rank's partial x, the residual r and the weight g (rows x hidden, row-major):
-//   r' = allreduce(x) + r          written to residual_out (may be r itself)
-//   y  = r' / sqrt(mean(r'^2) + eps) * g    written to y (may be x itself)
-// All in f32 inside, stored in the tensor's type. Phase 1 (inside the all-reduce's last step, per 8
-// values) adds the residual to the f32 sum and stores r'. Then the rank's grid meets at a barrier,
-// and each block normalizes whole rows: the sum of squares is a fixed-order block reduction over the
-// stored r', so every rank computes the same y.
+//   r' = allreduce(x) + r                        written to residual_out (may be r itself)
+//   y  = (1 / sqrt(mean(r'^2) + eps)) * (r' * g)  handed to the output type Out (outputs.hpp):
+//                                                 the tensor's type, FP8 per token, MXFP4, NVFP4
+// All in f32 inside. Phase 1 (inside the all-reduce's last step, per 8 values) adds the residual to
+// the f32 sum and stores r'. Phase 2 normalizes whole rows, one block a row: the sum of squares is a
+// fixed-order block reduction over the stored r', so every rank computes the same y. The algorithm
+// runs phase 2 either right after a block has written whole rows itself (two-shot, when its chunks
+// hold whole rows: row()) or after a barrier over the rank's grid (rows()).
 #pragma once
 #include <cstddef>
+#include "outputs.hpp"
+#if !QR_BACKEND_HOST
 #include "../algorithm/lanes.hpp"
+#endif
 
 namespace qreduce::epilogue {
 
-template <class T>
+template <class T, class Out>
 struct residual_rmsnorm {
   static constexpr bool row_pass = true;
   const T* residual;
   T* residual_out;
   const T* weight;
-  T* y;
-  std::size_t hidden;  // a multiple of 8
+  Out out;
+  std::size_t hidden;  // a multiple of 8 and of Out::group
   float eps;
+
+  QR_HOST_DEVICE std::size_t row_values() const { return hidden; }
 
 #if !QR_BACKEND_HOST
   // Phase 1: r' = sum + r, values [i, i+8) of the n = rows * hidden.
@@ -33,29 +40,50 @@ struct residual_rmsnorm {
     device::store8(residual_out, n, i, r);
   }
 
-  // Phase 2, after the grid barrier: RMSNorm of whole rows.
-  QR_DEVICE void rows(std::size_t n) const {
-    const std::size_t nrows = n / hidden;
-    for (std::size_t row = blockIdx.x; row < nrows; row += gridDim.x) {
-      const T* rp = residual_out + row * hidden;
-      float ss = 0.0f;
-      for (std::size_t k = 8 * std::size_t(threadIdx.x); k < hidden; k += 8 * block_threads) {
-        float x[8];
-        device::load8(rp, hidden, k, x);
-        QR_UNROLL
-        for (int j = 0; j < 8; ++j) ss += x[j] * x[j];
-      }
-      ss = device::block_sum(ss);
-      const float inv = 1.0f / sqrtf(ss / float(hidden) + eps);
-      for (std::size_t k = 8 * std::size_t(threadIdx.x); k < hidden; k += 8 * block_threads) {
-        float x[8], g[8];
-        device::load8(rp, hidden, k, x);
+  // Phase 2 for one row, by the whole block (every thread calls it).
+  QR_DEVICE void row(std::size_t row) const {
+    const T* rp = residual_out + row * hidden;
+    const std::size_t step = 8 * std::size_t(block_threads);
+    float ss = 0.0f;
+    std::uint32_t am = 0u;  // largest |r' * g| as float bits, when Out needs the row's absmax
+    for (std::size_t k = 8 * std::size_t(threadIdx.x); k < hidden; k += step) {
+      float x[8];
+      device::load8(rp, hidden, k, x);
+      QR_UNROLL
+      for (int j = 0; j < 8; ++j) ss += x[j] * x[j];
+      if constexpr (Out::row_absmax) {
+        float g[8];
         device::load8(weight, hidden, k, g);
         QR_UNROLL
-        for (int j = 0; j < 8; ++j) x[j] = x[j] * inv * g[j];
-        device::store8(y + row * hidden, hidden, k, x);
+        for (int j = 0; j < 8; ++j) x[j] *= g[j];
+        const std::uint32_t a = codec::absmax_bits8(x);
+        am = a > am ? a : am;
       }
     }
+    ss = device::block_sum(ss);
+    const float inv = 1.0f / sqrtf(ss / float(hidden) + eps);
+    // inv > 0 and rounding is monotonic: max |inv * p| = inv * max |p|, bit for bit
+    float row_absmax = 0.0f;
+    if constexpr (Out::row_absmax) row_absmax = inv * numeric::bits_float(device::block_max(am));
+    for (std::size_t k0 = 0; k0 < hidden; k0 += step) {  // every thread runs every round (group shuffles)
+      const std::size_t k = k0 + 8 * std::size_t(threadIdx.x);
+      const bool active = k < hidden;
+      float y[8] = {};
+      if (active) {
+        float g[8];
+        device::load8(rp, hidden, k, y);
+        device::load8(weight, hidden, k, g);
+        QR_UNROLL
+        for (int j = 0; j < 8; ++j) y[j] = inv * (y[j] * g[j]);
+      }
+      out.store(row, hidden, k, y, active, row_absmax);
+    }
+  }
+
+  // Phase 2 after a barrier over the grid: the rows of n values, block b taking rows b, b + grid, ...
+  QR_DEVICE void rows(std::size_t n) const {
+    const std::size_t nrows = n / hidden;
+    for (std::size_t r = blockIdx.x; r < nrows; r += gridDim.x) row(r);
   }
 #endif
 };

@@ -11,6 +11,7 @@
 //            round to zero give 0x00)
 //   int_format<B>  B-bit two's complement, symmetric range [-(2^(B-1)-1), 2^(B-1)-1]
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include "bits.hpp"
 
@@ -82,16 +83,19 @@ struct minifloat_format {
 
 struct e2m1 : minifloat_format<2, 1, 1, 0x7u, true> {
   static constexpr const char* name = "e2m1";
-  // Rounding on the float's bits (same codes as the generic rounding, fewer instructions): from 1
-  // up, adding 0x1fffff plus the kept bit rounds the mantissa to one bit, ties to even, and the
-  // exponent and that bit are the code's fields (saturated at 7 = 6.0); below 1, the two thresholds
-  // 0.25 (ties to 0) and 0.75 (ties to 1.0) decide between 0, 0.5 and 1.
+  // The rounding as one float addition (same codes as the generic rounding, fewer instructions).
+  // E2M1's grid is 0.5 below 2, 1 in [2, 4) and 2 from 4 on: after a = min(|s|, 6), the sum
+  // a + M with M = 2^22 * max(1, 2^floor(log2 a)) rounds a to that grid (the float's ulp at M is the
+  // grid step), nearest even, in one IEEE rounding. M also carries the code of the region's first
+  // value (0, 2, 4) in its low mantissa bits: an even number of steps, so ties still go to the even
+  // code, and the sum's low bits are the code itself.
   QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode_soft(float s) {
-    const std::uint32_t u = float_bits(s) & 0x7fffffffu;
-    const std::uint32_t r = ((u + 0x1fffffu + ((u >> 22) & 1u)) >> 22) - 252u;
-    const std::uint32_t big = r > 7u ? 7u : r;
-    const std::uint32_t small = std::uint32_t(u > 0x3e800000u) + std::uint32_t(u >= 0x3f400000u);
-    return ((float_bits(s) >> 28) & 0x8u) | (u >= 0x3f800000u ? big : small);
+    const float a = fminf(fabsf(s), 6.0f);
+    std::uint32_t m = float_bits(a);
+    m = (m > 0x3f800000u ? m : 0x3f800000u) & 0x7f800000u;  // 1, 2 or 4
+    const std::uint32_t big = m + (m >> 22) + (0x0b000000u - 254u);  // 2^22 * m, plus 2 * log2(m)
+    const std::uint32_t code = float_bits(a + bits_float(big)) & 0x7u;
+    return ((float_bits(s) >> 28) & 0x8u) | code;
   }
   // Two values into one byte: x0 in the low nibble.
   QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode2(float x0, float x1) {

@@ -1,0 +1,239 @@
+// qreduce/epilogue/outputs.hpp: what the fused residual + RMSNorm writes as its normalized output y.
+//
+// The RMSNorm epilogue (rmsnorm.hpp) computes y in f32 and hands it, 8 values at a time, to one of
+// these output types, which store it for the next GEMM:
+//
+//   out_native<T>      y in the tensor's type (fp16 / bf16), rows x hidden.
+//   out_fp8_per_token  FP8 E4M3 (OCP "fn") codes, rows x hidden bytes, and one f32 scale per row:
+//                        scale = max(absmax(row) / 448, 1 / (448 * 512));  code = e4m3(y * (1 / scale))
+//                        y ~ e4m3_value(code) * scale
+//   out_mxfp4          OCP MXFP4: E2M1 codes, two per byte (value 2i in the low nibble of byte i),
+//                      rows x hidden / 2 bytes, and one E8M0 scale byte per 32 values, rows x hidden / 32:
+//                        scale = 2^ceil(log2(absmax(group) / 6))  (qreduce's mxfp4 codec's rule: no
+//                        value saturates);  code = e2m1(y * (1 / scale));  y ~ e2m1_value(code) * scale
+//   out_nvfp4          NVFP4: E2M1 codes packed as out_mxfp4, one E4M3 scale byte per 16 values
+//                      (rows x hidden / 16), and the caller's per-tensor f32 global scale G (device memory):
+//                        s = e4m3(absmax(group) / 6 * G);  code = e2m1(y * (G / s)), or 0 if s is 0
+//                        y ~ e2m1_value(code) * s / G
+// Scales are row-major ([row][group]); no swizzled layout is written. Rounding is to nearest even,
+// saturating, in f32 (the same bytes on every backend: native conversion instructions where the
+// chip has them, the software rounding of numeric/minifloat.hpp elsewhere).
+// Non-finite values: a row (fp8) or group (fp4) holding NaN or infinity gets a NaN scale (f32 NaN,
+// 0xff E8M0, 0x7f E4M3) and the codes 0x7f (fp8) or 0 (fp4): it dequantizes to NaN, its neighbours
+// are untouched.
+//
+// An output type provides, for the epilogue:
+//   row_absmax   true if store() needs the row's largest |y| (computed in the sum-of-squares pass)
+//   group        the number of values hidden must be a multiple of
+//   store(row, hidden, k, y, active, row_absmax)   values [k, k+8) of the row; every thread of the
+//                block calls it (active = false past the row's end) since groups span lanes.
+// and, on the host, reference(y_row, hidden, row) writing the same bytes from f32 values, which
+// the tests compare with the device's, and dequantize(row, hidden, k).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include "../codec/codec.hpp"
+#include "../codec/scaled.hpp"
+#include "../numeric/minifloat.hpp"
+#if !QR_BACKEND_HOST
+#include "../algorithm/lanes.hpp"
+#endif
+
+namespace qreduce::epilogue {
+
+namespace detail {
+inline constexpr std::uint32_t f32_nan = 0x7fc00000u;
+inline constexpr float fp8_max = numeric::e4m3fn::max;  // 448
+inline constexpr float fp8_min_scale = 1.0f / (448.0f * 512.0f);
+
+// FP8 per-token scale from the row's absmax bits (NaN for a non-finite row).
+QR_HOST_DEVICE QR_FORCEINLINE float fp8_scale(std::uint32_t absmax_bits) {
+  if (!numeric::is_finite_bits(absmax_bits)) return numeric::bits_float(f32_nan);
+  const float s = numeric::bits_float(absmax_bits) / fp8_max;
+  return s < fp8_min_scale ? fp8_min_scale : s;
+}
+
+// Eight fp8 codes (value j in byte j) of y * inv; all 0x7f for a non-finite row.
+QR_HOST_DEVICE QR_FORCEINLINE void fp8_codes(const float (&y)[8], float scale, std::uint32_t (&w)[2]) {
+  if (scale != scale) {
+    w[0] = w[1] = 0x7f7f7f7fu;
+    return;
+  }
+  const float inv = 1.0f / scale;
+  w[0] = w[1] = 0u;
+QR_UNROLL
+  for (int j = 0; j < 4; ++j) w[j / 2] |= numeric::e4m3fn::encode2(y[2 * j] * inv, y[2 * j + 1] * inv) << (16 * (j % 2));
+}
+
+// NVFP4 group state: the E4M3 scale byte and the multiplier G / s (0 for a zero scale).
+struct nvfp4_state {
+  std::uint32_t scale;
+  float mul;
+  bool finite;
+};
+QR_HOST_DEVICE QR_FORCEINLINE nvfp4_state nvfp4_make(std::uint32_t absmax_bits, float global) {
+  const float t = numeric::bits_float(absmax_bits) / 6.0f * global;
+  if (!numeric::is_finite_bits(absmax_bits) || !numeric::is_finite_bits(numeric::float_bits(t))) return {0x7fu, 0.0f, false};
+  const std::uint32_t s = numeric::e4m3fn::encode2(t, 0.0f) & 0xffu;
+  const float sf = numeric::e4m3fn::decode_soft(s);
+  return {s, sf > 0.0f ? global / sf : 0.0f, true};
+}
+QR_HOST_DEVICE QR_FORCEINLINE std::uint32_t nvfp4_codes(const float (&y)[8], const nvfp4_state& st) {
+  if (!st.finite) return 0u;
+  float s[8];
+QR_UNROLL
+  for (int j = 0; j < 8; ++j) s[j] = y[j] * st.mul;
+  return numeric::e2m1::encode8(s);
+}
+
+QR_HOST_DEVICE QR_FORCEINLINE std::uint32_t absmax_bits(const float* y, int count) {
+  std::uint32_t m = 0u;
+  for (int j = 0; j < count; ++j) {
+    const std::uint32_t a = numeric::float_bits(y[j]) & 0x7fffffffu;
+    m = a > m ? a : m;
+  }
+  return m;
+}
+}  // namespace detail
+
+// What the communicator accepts as an RMSNorm output (type traits, not std::convertible_to: see
+// codec/codec.hpp).
+template <class Out>
+concept norm_output = std::is_convertible_v<decltype(Out::row_absmax), bool> && std::is_convertible_v<decltype(Out::group), int> &&
+                      std::is_convertible_v<decltype(Out::name), const char*>;
+
+template <class T>
+struct out_native {
+  static constexpr bool row_absmax = false;
+  static constexpr int group = 8;
+  static constexpr const char* name = "native";
+  T* y;
+
+#if !QR_BACKEND_HOST
+  QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active,
+                                      float) const {
+    if (active) device::store8(y + row * hidden, hidden, k, v);
+  }
+#endif
+};
+
+struct out_fp8_per_token {
+  static constexpr bool row_absmax = true;
+  static constexpr int group = 8;
+  static constexpr const char* name = "fp8_per_token";
+  std::uint8_t* q;  // rows x hidden E4M3 codes
+  float* scale;     // rows
+
+#if !QR_BACKEND_HOST
+  QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active,
+                                      float row_absmax) const {
+    if (!active) return;
+    const float s = detail::fp8_scale(numeric::float_bits(row_absmax));
+    std::uint32_t w[2];
+    detail::fp8_codes(v, s, w);
+    *reinterpret_cast<uint2*>(q + row * hidden + k) = make_uint2(w[0], w[1]);
+    if (k == 0) scale[row] = s;
+  }
+#endif
+
+  // Host reference of one row (y: hidden f32 values).
+  void reference(const float* y, std::size_t hidden, std::size_t row) const {
+    const float s = detail::fp8_scale(detail::absmax_bits(y, int(hidden)));
+    for (std::size_t k = 0; k < hidden; k += 8) {
+      float v[8];
+      for (int j = 0; j < 8; ++j) v[j] = y[k + std::size_t(j)];
+      std::uint32_t w[2];
+      detail::fp8_codes(v, s, w);
+      for (int j = 0; j < 8; ++j) q[row * hidden + k + std::size_t(j)] = std::uint8_t(w[j / 4] >> (8 * (j % 4)));
+    }
+    scale[row] = s;
+  }
+  float dequantize(std::size_t row, std::size_t hidden, std::size_t k) const {
+    return numeric::e4m3fn::decode_soft(q[row * hidden + k]) * scale[row];
+  }
+};
+
+struct out_mxfp4 {
+  static constexpr bool row_absmax = false;
+  static constexpr int group = 32;
+  static constexpr const char* name = "mxfp4";
+  using codec_t = codec::mxfp4;
+  std::uint8_t* q;      // rows x hidden / 2
+  std::uint8_t* scale;  // rows x hidden / 32, E8M0
+
+#if !QR_BACKEND_HOST
+  QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active,
+                                      float) const {
+    const auto c = device::encode_lane<codec_t, float>(v);  // every lane: the group's shuffles
+    if (!active) return;
+    const std::size_t i = row * hidden + k;
+    *reinterpret_cast<std::uint32_t*>(q + i / 2) = c.payload.w[0];
+    if (i % 32 == 0) scale[i / 32] = c.state.scale;
+  }
+#endif
+
+  void reference(const float* y, std::size_t hidden, std::size_t row) const {
+    for (std::size_t g = 0; g < hidden; g += 32) {
+      const auto st = codec_t::make_state(detail::absmax_bits(y + g, 32));
+      for (std::size_t l = 0; l < 4; ++l) {
+        float v[8];
+        for (int j = 0; j < 8; ++j) v[j] = y[g + 8 * l + std::size_t(j)];
+        const std::uint32_t w = codec_t::encode_lane<float>(v, st).w[0];
+        for (int b = 0; b < 4; ++b) q[(row * hidden + g + 8 * l) / 2 + std::size_t(b)] = std::uint8_t(w >> (8 * b));
+      }
+      scale[(row * hidden + g) / 32] = st.scale;
+    }
+  }
+  float dequantize(std::size_t row, std::size_t hidden, std::size_t k) const {
+    const std::size_t i = row * hidden + k;
+    const std::uint8_t s = scale[i / 32];
+    const float sf = s == codec::scale_e8m0::nan ? numeric::bits_float(detail::f32_nan) : codec::scale_e8m0::to_float(s);
+    return numeric::e2m1::decode_soft((q[i / 2] >> (4 * (i % 2))) & 0xfu) * sf;
+  }
+};
+
+struct out_nvfp4 {
+  static constexpr bool row_absmax = false;
+  static constexpr int group = 16;
+  static constexpr const char* name = "nvfp4";
+  std::uint8_t* q;            // rows x hidden / 2
+  std::uint8_t* scale;        // rows x hidden / 16, E4M3
+  const float* global_scale;  // one f32 in device memory (host memory for reference())
+
+#if !QR_BACKEND_HOST
+  QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active,
+                                      float) const {
+    std::uint32_t am = codec::absmax_bits8(v);
+    const std::uint32_t other = device::shfl_xor(am, 1);  // the group's other lane
+    am = other > am ? other : am;
+    if (!active) return;
+    const auto st = detail::nvfp4_make(am, *global_scale);
+    const std::size_t i = row * hidden + k;
+    *reinterpret_cast<std::uint32_t*>(q + i / 2) = detail::nvfp4_codes(v, st);
+    if (i % 16 == 0) scale[i / 16] = std::uint8_t(st.scale);
+  }
+#endif
+
+  void reference(const float* y, std::size_t hidden, std::size_t row) const {
+    for (std::size_t g = 0; g < hidden; g += 16) {
+      const auto st = detail::nvfp4_make(detail::absmax_bits(y + g, 16), *global_scale);
+      for (std::size_t l = 0; l < 2; ++l) {
+        float v[8];
+        for (int j = 0; j < 8; ++j) v[j] = y[g + 8 * l + std::size_t(j)];
+        const std::uint32_t w = detail::nvfp4_codes(v, st);
+        for (int b = 0; b < 4; ++b) q[(row * hidden + g + 8 * l) / 2 + std::size_t(b)] = std::uint8_t(w >> (8 * b));
+      }
+      scale[(row * hidden + g) / 16] = std::uint8_t(st.scale);
+    }
+  }
+  float dequantize(std::size_t row, std::size_t hidden, std::size_t k) const {
+    const std::size_t i = row * hidden + k;
+    const std::uint8_t sb = scale[i / 16];
+    if ((sb & 0x7fu) == 0x7fu) return numeric::bits_float(detail::f32_nan);
+    const float s = numeric::e4m3fn::decode_soft(sb);
+    return numeric::e2m1::decode_soft((q[i / 2] >> (4 * (i % 2))) & 0xfu) * s / *global_scale;
+  }
+};
+
+}  // namespace qreduce::epilogue
