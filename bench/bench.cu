@@ -732,9 +732,6 @@ int main(int argc, char** argv) {
     for (auto& t : th) t.join();
     return std::count(rcs.begin(), rcs.end(), 0) == world ? 0 : 1;
   }
-  // ranks sharing a GPU: kernels the communicator does not preload (the fused FP8 output) must not
-  // load lazily while a peer spins (docs/design.md)
-  if (shared) ::setenv("CUDA_MODULE_LOADING", "EAGER", 0);
   const std::string name = "bench-" + std::to_string(getpid());
   std::vector<pid_t> kids;
   for (int r = 0; r < world; ++r) {

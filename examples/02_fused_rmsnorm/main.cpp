@@ -3,7 +3,6 @@
 // One kernel instead of an all-reduce plus an add+norm kernel; then the same with y quantized to FP8
 // per token for an FP8 GEMM (one kernel instead of three). Run one process per rank:
 //   QREDUCE_RANK=0 QREDUCE_WORLD=2 ./02_fused_rmsnorm & QREDUCE_RANK=1 QREDUCE_WORLD=2 ./02_fused_rmsnorm
-// (ranks sharing one GPU: also CUDA_MODULE_LOADING=EAGER, see docs/design.md)
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>

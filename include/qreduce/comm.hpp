@@ -141,9 +141,7 @@ class communicator {
 
   // The same with y quantized for the next GEMM (epilogue/outputs.hpp): `out` is an
   // epilogue::out_fp8_per_token, out_mxfp4 or out_nvfp4 (hidden a multiple of 8, 32 or 16); its
-  // buffers must not overlap the inputs.
-  // Kernels for these outputs load on first use: ranks that share one device need
-  // CUDA_MODULE_LOADING=EAGER (or a first call before any peer spins), see docs/design.md.
+  // buffers must not overlap the inputs. The same kernels run every output (chosen at run time).
   template <epilogue::norm_output Out>
   algorithm_kind all_reduce_rmsnorm(const void* x, const void* residual, const void* weight, void* residual_out, const Out& out,
                                     std::size_t rows, std::size_t hidden, float eps, dtype type,
@@ -178,8 +176,11 @@ class communicator {
     if (opts.algorithm == algorithm_kind::automatic) c = choose(arch_, world_, opts.codec, n * 2, false, max_oneshot_values() * 2, overrides_);
     auto run = [&](auto ttag) {
       using T = typename decltype(ttag)::type;
-      epilogue::residual_rmsnorm<T, Out> ep{static_cast<const T*>(residual), static_cast<T*>(residual_out), static_cast<const T*>(weight), out, hidden, eps};
-      launch(c, static_cast<const T*>(x), static_cast<T*>(residual_out), n, opts.rotate, stream, ep);
+      if constexpr (requires { epilogue::any_output<T>::of(out); }) {  // else refused by check_output
+        epilogue::residual_rmsnorm<T> ep{static_cast<const T*>(residual), static_cast<T*>(residual_out), static_cast<const T*>(weight),
+                                         epilogue::any_output<T>::of(out), hidden, eps};
+        launch(c, static_cast<const T*>(x), static_cast<T*>(residual_out), n, opts.rotate, stream, ep);
+      }
     };
     if (type == dtype::f16) run(std::type_identity<f16>{});
     else run(std::type_identity<bf16>{});
@@ -315,7 +316,7 @@ class communicator {
     auto per_type = [&](auto ttag) {
       using T = typename decltype(ttag)::type;
       per_epilogue(ttag, std::type_identity<epilogue::identity>{});
-      per_epilogue(ttag, std::type_identity<epilogue::residual_rmsnorm<T, epilogue::out_native<T>>>{});
+      per_epilogue(ttag, std::type_identity<epilogue::residual_rmsnorm<T>>{});
     };
     per_type(std::type_identity<f16>{});
     per_type(std::type_identity<bf16>{});

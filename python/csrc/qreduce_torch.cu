@@ -113,6 +113,60 @@ at::Tensor all_reduce_rmsnorm(const at::Tensor& x, at::Tensor& residual, const a
   return y;
 }
 
+// The same with y quantized (epilogue/outputs.hpp). out_format: 1 fp8 per token, 2 mxfp4, 3 nvfp4
+// (global_scale: a 1-element float32 tensor). Returns (codes, scales); residual is updated in place.
+std::tuple<at::Tensor, at::Tensor> all_reduce_rmsnorm_quant(const at::Tensor& x, at::Tensor& residual, const at::Tensor& weight,
+                                                            double eps, int64_t out_format, const std::optional<at::Tensor>& global_scale,
+                                                            int64_t comm, int64_t codec, int64_t algorithm, bool rotate) {
+  auto& c = get(comm);
+  for (auto* t : {&x, &weight}) check_tensor(c, *t, "tensor");
+  check_tensor(c, residual, "residual");
+  TORCH_CHECK(x.dim() >= 1 && x.sizes() == residual.sizes(), "qreduce: x and residual must have the same shape");
+  TORCH_CHECK(weight.dim() == 1 && weight.size(0) == x.size(-1), "qreduce: weight must have the hidden size");
+  TORCH_CHECK(x.scalar_type() == residual.scalar_type() && x.scalar_type() == weight.scalar_type(), "qreduce: dtypes differ");
+  TORCH_CHECK(out_format >= 1 && out_format <= 3, "qreduce: bad output format id ", out_format);
+  const std::int64_t hidden = x.size(-1), rows = x.numel() / std::max<std::int64_t>(hidden, 1);
+  auto shape = x.sizes().vec();
+  auto u8 = x.options().dtype(at::kByte);
+  at::Tensor q, scale;
+  c10::cuda::CUDAGuard guard(x.device());
+  const auto stream = at::cuda::getCurrentCUDAStream().stream();
+  const auto opts = options(codec, algorithm, rotate);
+  try {
+    if (out_format == 1) {
+      q = at::empty(shape, u8);
+      shape.back() = 1;
+      scale = at::empty(shape, x.options().dtype(at::kFloat));
+      c.all_reduce_rmsnorm(x.data_ptr(), residual.data_ptr(), weight.data_ptr(), residual.data_ptr(),
+                           qreduce::epilogue::out_fp8_per_token{q.data_ptr<std::uint8_t>(), scale.data_ptr<float>()}, std::size_t(rows),
+                           std::size_t(hidden), float(eps), dtype_of(x), opts, stream);
+    } else {
+      const std::int64_t group = out_format == 2 ? 32 : 16;
+      TORCH_CHECK(hidden % group == 0, "qreduce: hidden must be a multiple of ", group, " for this output");
+      shape.back() = hidden / 2;
+      q = at::empty(shape, u8);
+      shape.back() = hidden / group;
+      scale = at::empty(shape, u8);
+      if (out_format == 2) {
+        c.all_reduce_rmsnorm(x.data_ptr(), residual.data_ptr(), weight.data_ptr(), residual.data_ptr(),
+                             qreduce::epilogue::out_mxfp4{q.data_ptr<std::uint8_t>(), scale.data_ptr<std::uint8_t>()}, std::size_t(rows),
+                             std::size_t(hidden), float(eps), dtype_of(x), opts, stream);
+      } else {
+        TORCH_CHECK(global_scale.has_value() && global_scale->is_cuda() && global_scale->scalar_type() == at::kFloat &&
+                        global_scale->numel() == 1 && global_scale->device() == x.device(),
+                    "qreduce: nvfp4 needs global_scale, a 1-element float32 tensor on the communicator's device");
+        c.all_reduce_rmsnorm(x.data_ptr(), residual.data_ptr(), weight.data_ptr(), residual.data_ptr(),
+                             qreduce::epilogue::out_nvfp4{q.data_ptr<std::uint8_t>(), scale.data_ptr<std::uint8_t>(),
+                                                          global_scale->data_ptr<float>()},
+                             std::size_t(rows), std::size_t(hidden), float(eps), dtype_of(x), opts, stream);
+      }
+    }
+  } catch (const qreduce::error& e) {
+    TORCH_CHECK(false, e.what());
+  }
+  return {q, scale};
+}
+
 int64_t max_oneshot_bytes(int64_t comm) { return int64_t(get(comm).max_oneshot_values() * 2); }
 
 }  // namespace
@@ -121,11 +175,14 @@ TORCH_LIBRARY(qreduce, m) {
   m.def("all_reduce(Tensor input, int comm, int codec, int algorithm, bool rotate) -> Tensor");
   m.def("all_reduce_out(Tensor input, Tensor(a!) out, int comm, int codec, int algorithm, bool rotate) -> ()");
   m.def("all_reduce_rmsnorm(Tensor x, Tensor(a!) residual, Tensor weight, float eps, int comm, int codec, int algorithm, bool rotate) -> Tensor");
+  m.def("all_reduce_rmsnorm_quant(Tensor x, Tensor(a!) residual, Tensor weight, float eps, int out_format, Tensor? global_scale, "
+        "int comm, int codec, int algorithm, bool rotate) -> (Tensor, Tensor)");
 }
 TORCH_LIBRARY_IMPL(qreduce, CUDA, m) {
   m.impl("all_reduce", &all_reduce);
   m.impl("all_reduce_out", &all_reduce_out);
   m.impl("all_reduce_rmsnorm", &all_reduce_rmsnorm);
+  m.impl("all_reduce_rmsnorm_quant", &all_reduce_rmsnorm_quant);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {

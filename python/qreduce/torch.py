@@ -27,6 +27,19 @@ def _all_reduce_rmsnorm_fake(x, residual, weight, eps, comm, codec, algorithm, r
     return torch.empty_like(x)
 
 
+OUTPUT_FORMATS = {"fp8": 1, "mxfp4": 2, "nvfp4": 3}
+
+
+@torch.library.register_fake("qreduce::all_reduce_rmsnorm_quant")
+def _all_reduce_rmsnorm_quant_fake(x, residual, weight, eps, out_format, global_scale, comm, codec, algorithm, rotate):
+    hidden = x.shape[-1]
+    if out_format == 1:
+        return x.new_empty(x.shape, dtype=torch.uint8), x.new_empty((*x.shape[:-1], 1), dtype=torch.float32)
+    group = 32 if out_format == 2 else 16
+    return (x.new_empty((*x.shape[:-1], hidden // 2), dtype=torch.uint8),
+            x.new_empty((*x.shape[:-1], hidden // group), dtype=torch.uint8))
+
+
 class Communicator:
     """A qreduce communicator for the ranks of `group` (2, 4 or 8), one GPU (or GPU share) each.
 
@@ -91,3 +104,19 @@ class Communicator:
             self._check(t, n)
         return torch.ops.qreduce.all_reduce_rmsnorm(x, residual, weight, eps, self.id, codec_id(codec),
                                                     algorithm_id(algorithm), rotate)
+
+    def all_reduce_rmsnorm_quant(self, x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, out_format: str = "fp8",
+                                 eps: float = 1e-6, global_scale: Optional[torch.Tensor] = None, codec: str = "none",
+                                 algorithm: str = "auto", rotate: bool = False):
+        """residual += all_reduce(x) (in place); returns rmsnorm(residual) * weight quantized for the next
+        GEMM, as (codes, scales) uint8 tensors (float32 scales for fp8), layouts in epilogue/outputs.hpp:
+          "fp8"    E4M3 codes (..., hidden), one float32 scale per row (..., 1)
+          "mxfp4"  E2M1 codes two per byte (..., hidden/2), E8M0 scales (..., hidden/32)
+          "nvfp4"  E2M1 codes (..., hidden/2), E4M3 scales (..., hidden/16) under global_scale (a
+                   1-element float32 tensor, e.g. 448 * 6 / amax)"""
+        for t, n in ((x, "x"), (residual, "residual"), (weight, "weight")):
+            self._check(t, n)
+        if out_format not in OUTPUT_FORMATS:
+            raise ValueError(f"qreduce: out_format must be one of {sorted(OUTPUT_FORMATS)}, not {out_format!r}")
+        return torch.ops.qreduce.all_reduce_rmsnorm_quant(x, residual, weight, eps, OUTPUT_FORMATS[out_format], global_scale,
+                                                          self.id, codec_id(codec), algorithm_id(algorithm), rotate)

@@ -30,7 +30,7 @@ def run(rank, world, port, results):
         return torch.stack([t.double() for t in xs]).sum(0), xs
 
     def same_on_all(t):
-        bits = t.cpu().view(torch.int16).to(torch.int32)  # gloo gathers no int16
+        bits = t.cpu().contiguous().view(torch.uint8).to(torch.int32)  # gloo gathers no int16 / uint8
         everyone = [torch.empty_like(bits) for _ in range(world)]
         dist.all_gather(everyone, bits)
         return all(torch.equal(b, everyone[0]) for b in everyone)
@@ -64,6 +64,31 @@ def run(rank, world, port, results):
     y = comm.all_reduce_rmsnorm(x, residual, weight, eps=1e-6, codec="fp8")
     err = ((y.double().cpu() - y_ref).norm() / y_ref.norm()).item()
     expect(err < 0.05, f"all_reduce_rmsnorm: rel. error {err:.3g}")
+
+    # the same with y quantized for the next GEMM: dequantize and compare with the fp64 RMSNorm
+    e2m1 = torch.tensor([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6], dtype=torch.float64)
+
+    def fp4_values(q):
+        q = q.cpu().long()
+        return torch.stack((e2m1[q & 15], e2m1[q >> 4]), dim=-1).flatten(-2)
+
+    global_scale = torch.tensor([448.0 * 6 / 8], device=dev, dtype=torch.float32)
+    for fmt, bound in (("fp8", 0.05), ("mxfp4", 0.2), ("nvfp4", 0.15)):
+        res = residual.clone()
+        res_before = res.double().cpu()
+        q, sc = comm.all_reduce_rmsnorm_quant(x, res, weight, fmt, eps=1e-6, global_scale=global_scale, codec="fp8")
+        r2 = ref_sum + res_before
+        y2 = r2 / torch.sqrt((r2 * r2).mean(-1, keepdim=True) + 1e-6)
+        if fmt == "fp8":
+            deq = q.cpu().view(torch.float8_e4m3fn).double() * sc.cpu().double()
+        elif fmt == "mxfp4":
+            deq = fp4_values(q) * torch.pow(2.0, sc.cpu().double() - 127).repeat_interleave(32, dim=-1)
+        else:
+            s16 = sc.cpu().view(torch.float8_e4m3fn).double() / global_scale.cpu().double()
+            deq = fp4_values(q) * s16.repeat_interleave(16, dim=-1)
+        err = ((deq - y2).norm() / y2.norm()).item()
+        expect(err < bound, f"all_reduce_rmsnorm_quant {fmt}: rel. error {err:.3g} > {bound}")
+        expect(same_on_all(q), f"all_reduce_rmsnorm_quant {fmt}: codes differ between ranks")
 
     # CUDA graph: capture once, replay with fresh data
     static = torch.randn(8192, device=dev, dtype=torch.float16)

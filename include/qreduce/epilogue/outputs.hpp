@@ -29,6 +29,8 @@
 //                block calls it (active = false past the row's end) since groups span lanes.
 // and, on the host, reference(y_row, hidden, row) writing the same bytes from f32 values, which
 // the tests compare with the device's, and dequantize(row, hidden, k).
+// The kernels take any_output<T>, which holds one of them chosen at run time: one kernel per
+// (codec, dtype, world) serves every output, so the communicator can load them all up front.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -234,6 +236,40 @@ struct out_nvfp4 {
     const float s = numeric::e4m3fn::decode_soft(sb);
     return numeric::e2m1::decode_soft((q[i / 2] >> (4 * (i % 2))) & 0xfu) * s / *global_scale;
   }
+};
+
+enum class norm_output_kind : std::uint8_t { native, fp8_per_token, mxfp4, nvfp4 };
+
+template <class T>
+struct any_output {
+  norm_output_kind kind = norm_output_kind::native;
+  T* y = nullptr;
+  std::uint8_t* q = nullptr;
+  void* scale = nullptr;
+  const float* global_scale = nullptr;
+
+  static any_output of(const out_native<T>& o) { return {norm_output_kind::native, o.y, nullptr, nullptr, nullptr}; }
+  static any_output of(const out_fp8_per_token& o) { return {norm_output_kind::fp8_per_token, nullptr, o.q, o.scale, nullptr}; }
+  static any_output of(const out_mxfp4& o) { return {norm_output_kind::mxfp4, nullptr, o.q, o.scale, nullptr}; }
+  static any_output of(const out_nvfp4& o) { return {norm_output_kind::nvfp4, nullptr, o.q, o.scale, o.global_scale}; }
+
+#if !QR_BACKEND_HOST
+  QR_DEVICE QR_FORCEINLINE bool row_absmax() const { return kind == norm_output_kind::fp8_per_token; }
+  // `kind` is the same for the whole grid: every thread of a block takes the same branch.
+  QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active,
+                                      float row_absmax) const {
+    switch (kind) {
+      case norm_output_kind::native: out_native<T>{y}.store(row, hidden, k, v, active, row_absmax); break;
+      case norm_output_kind::fp8_per_token:
+        out_fp8_per_token{q, static_cast<float*>(scale)}.store(row, hidden, k, v, active, row_absmax);
+        break;
+      case norm_output_kind::mxfp4: out_mxfp4{q, static_cast<std::uint8_t*>(scale)}.store(row, hidden, k, v, active, row_absmax); break;
+      case norm_output_kind::nvfp4:
+        out_nvfp4{q, static_cast<std::uint8_t*>(scale), global_scale}.store(row, hidden, k, v, active, row_absmax);
+        break;
+    }
+  }
+#endif
 };
 
 }  // namespace qreduce::epilogue

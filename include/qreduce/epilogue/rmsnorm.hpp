@@ -2,8 +2,8 @@
 //
 // Given each rank's partial x, the residual r and the weight g (rows x hidden, row-major):
 //   r' = allreduce(x) + r                        written to residual_out (may be r itself)
-//   y  = (1 / sqrt(mean(r'^2) + eps)) * (r' * g)  handed to the output type Out (outputs.hpp):
-//                                                 the tensor's type, FP8 per token, MXFP4, NVFP4
+//   y  = (1 / sqrt(mean(r'^2) + eps)) * (r' * g)  handed to the output (outputs.hpp): the tensor's
+//                                                 type, FP8 per token, MXFP4 or NVFP4
 // All in f32 inside. Phase 1 (inside the all-reduce's last step, per 8 values) adds the residual to
 // the f32 sum and stores r'. Phase 2 normalizes whole rows, one block a row: the sum of squares is a
 // fixed-order block reduction over the stored r', so every rank computes the same y. The algorithm
@@ -18,14 +18,14 @@
 
 namespace qreduce::epilogue {
 
-template <class T, class Out>
+template <class T>
 struct residual_rmsnorm {
   static constexpr bool row_pass = true;
   const T* residual;
   T* residual_out;
   const T* weight;
-  Out out;
-  std::size_t hidden;  // a multiple of 8 and of Out::group
+  any_output<T> out;
+  std::size_t hidden;  // a multiple of 8 and of the output's group
   float eps;
 
   QR_HOST_DEVICE std::size_t row_values() const { return hidden; }
@@ -44,14 +44,15 @@ struct residual_rmsnorm {
   QR_DEVICE void row(std::size_t row) const {
     const T* rp = residual_out + row * hidden;
     const std::size_t step = 8 * std::size_t(block_threads);
+    const bool need_absmax = out.row_absmax();
     float ss = 0.0f;
-    std::uint32_t am = 0u;  // largest |r' * g| as float bits, when Out needs the row's absmax
+    std::uint32_t am = 0u;  // largest |r' * g| as float bits, when the output needs the row's absmax
     for (std::size_t k = 8 * std::size_t(threadIdx.x); k < hidden; k += step) {
       float x[8];
       device::load8(rp, hidden, k, x);
       QR_UNROLL
       for (int j = 0; j < 8; ++j) ss += x[j] * x[j];
-      if constexpr (Out::row_absmax) {
+      if (need_absmax) {
         float g[8];
         device::load8(weight, hidden, k, g);
         QR_UNROLL
@@ -64,7 +65,7 @@ struct residual_rmsnorm {
     const float inv = 1.0f / sqrtf(ss / float(hidden) + eps);
     // inv > 0 and rounding is monotonic: max |inv * p| = inv * max |p|, bit for bit
     float row_absmax = 0.0f;
-    if constexpr (Out::row_absmax) row_absmax = inv * numeric::bits_float(device::block_max(am));
+    if (need_absmax) row_absmax = inv * numeric::bits_float(device::block_max(am));
     for (std::size_t k0 = 0; k0 < hidden; k0 += step) {  // every thread runs every round (group shuffles)
       const std::size_t k = k0 + 8 * std::size_t(threadIdx.x);
       const bool active = k < hidden;
