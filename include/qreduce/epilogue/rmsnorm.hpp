@@ -40,13 +40,60 @@ struct residual_rmsnorm {
     device::store8(residual_out, n, i, r);
   }
 
-  // Phase 2 for one row, by the whole block (every thread calls it).
+  // Phase 2 for one row, by the whole block (every thread calls it). Rows of up to
+  // cached_rounds * 2048 values are read once into registers (all loads in flight together);
+  // longer rows are read twice.
+  static constexpr int cached_rounds = 8;
+
   QR_DEVICE void row(std::size_t row) const {
+    const std::size_t step = 8 * std::size_t(block_threads);
+    if (hidden <= cached_rounds * step) row_cached(row);
+    else row_streamed(row);
+  }
+
+  QR_DEVICE void row_cached(std::size_t row) const {
+    const T* rp = residual_out + row * hidden;
+    const std::size_t step = 8 * std::size_t(block_threads), k0 = 8 * std::size_t(threadIdx.x);
+    const bool need_absmax = out.row_absmax();
+    float x[cached_rounds][8];
+    QR_UNROLL
+    for (int i = 0; i < cached_rounds; ++i) {
+      const std::size_t k = k0 + std::size_t(i) * step;
+      if (k < hidden) {
+        device::load8(rp, hidden, k, x[i]);
+      } else {
+        QR_UNROLL
+        for (int j = 0; j < 8; ++j) x[i][j] = 0.0f;
+      }
+    }
+    float ss = 0.0f;
+    std::uint32_t am = 0u;  // largest |r' * g| as float bits, when the output needs the row's absmax
+    QR_UNROLL
+    for (int i = 0; i < cached_rounds; ++i) {
+      QR_UNROLL
+      for (int j = 0; j < 8; ++j) ss += x[i][j] * x[i][j];
+      const std::size_t k = k0 + std::size_t(i) * step;
+      if (need_absmax && k < hidden) {
+        float g[8], p[8];
+        device::load8(weight, hidden, k, g);
+        QR_UNROLL
+        for (int j = 0; j < 8; ++j) p[j] = x[i][j] * g[j];
+        const std::uint32_t a = codec::absmax_bits8(p);
+        am = a > am ? a : am;
+      }
+    }
+    finish<cached_rounds>(row, ss, am, need_absmax, [&](int i, std::size_t, float (&y)[8]) {
+      QR_UNROLL
+      for (int j = 0; j < 8; ++j) y[j] = x[i][j];
+    });
+  }
+
+  QR_DEVICE void row_streamed(std::size_t row) const {
     const T* rp = residual_out + row * hidden;
     const std::size_t step = 8 * std::size_t(block_threads);
     const bool need_absmax = out.row_absmax();
     float ss = 0.0f;
-    std::uint32_t am = 0u;  // largest |r' * g| as float bits, when the output needs the row's absmax
+    std::uint32_t am = 0u;
     for (std::size_t k = 8 * std::size_t(threadIdx.x); k < hidden; k += step) {
       float x[8];
       device::load8(rp, hidden, k, x);
@@ -61,18 +108,30 @@ struct residual_rmsnorm {
         am = a > am ? a : am;
       }
     }
+    finish<0>(row, ss, am, need_absmax, [&](int, std::size_t k, float (&y)[8]) { device::load8(rp, hidden, k, y); });
+  }
+
+  // The reductions, then y = inv * (r' * g) handed to the output, round by round (every thread runs
+  // every round: the output's group shuffles). value(i, k, y) yields r' at [k, k+8) of round i.
+  // Rounds: a compile-time bound (register-cached rows), or 0 for as many as the row needs.
+  template <int Rounds, class Value>
+  QR_DEVICE QR_FORCEINLINE void finish(std::size_t row, float ss, std::uint32_t am, bool need_absmax, Value value) const {
+    const std::size_t step = 8 * std::size_t(block_threads);
     ss = device::block_sum(ss);
     const float inv = 1.0f / sqrtf(ss / float(hidden) + eps);
     // inv > 0 and rounding is monotonic: max |inv * p| = inv * max |p|, bit for bit
     float row_absmax = 0.0f;
     if (need_absmax) row_absmax = inv * numeric::bits_float(device::block_max(am));
-    for (std::size_t k0 = 0; k0 < hidden; k0 += step) {  // every thread runs every round (group shuffles)
-      const std::size_t k = k0 + 8 * std::size_t(threadIdx.x);
+    const int rounds = Rounds > 0 ? Rounds : int((hidden + step - 1) / step);
+    QR_UNROLL
+    for (int i = 0; i < rounds; ++i) {
+      if (std::size_t(i) * step >= hidden) break;  // the same for every thread
+      const std::size_t k = std::size_t(i) * step + 8 * std::size_t(threadIdx.x);
       const bool active = k < hidden;
       float y[8] = {};
       if (active) {
         float g[8];
-        device::load8(rp, hidden, k, y);
+        value(i, k, y);
         device::load8(weight, hidden, k, g);
         QR_UNROLL
         for (int j = 0; j < 8; ++j) y[j] = inv * (y[j] * g[j]);
