@@ -3,7 +3,8 @@
     python3 python/bench/symm_mem.py [--ranks N] [--sizes 4K,1M,...] [--max-size 1G] [--dtype bf16]
                                      [--iters 50] [--warmup 10] [--out build/bench]
 
-One process per GPU (spawned here; --ranks N > GPUs shares GPUs and its timings mean nothing). For
+One process per GPU (spawned here; --ranks N may ask for fewer, never more: PyTorch refuses ranks
+that share a GPU, and the script then says so and exits 0). For
 each size: torch.ops.symm_mem.one_shot_all_reduce (out of place) and two_shot_all_reduce_ (in place)
 on a symmetric buffer, timed with CUDA events after warm-up (median, p10, p90 of the slowest rank),
 algbw/busbw with nccl-tests' conventions, and each algorithm's result checked against the fp64 sum
@@ -135,13 +136,14 @@ def main():
         print("symm_mem: one GPU and no --ranks: an all-reduce needs 2 ranks or more")
         return 0
     if world > ngpu:
-        print(f"symm_mem: WARNING: {world} ranks on {ngpu} GPU(s): ranks share GPUs, the timings mean nothing")
+        # CUDASymmetricMemoryAllocator::rendezvous refuses allocations of several ranks on one device
+        print(f"symm_mem: {world} ranks on {ngpu} GPU(s): PyTorch's symmetric memory refuses ranks that share a GPU; "
+              "nothing to measure (run it with one GPU per rank)")
+        return 0
     if args.sizes:
         args.sizes = [parse_size(s) for s in args.sizes.split(",")]
     else:
         top = parse_size(args.max_size)
-        if world > ngpu:
-            top = min(top, 4 << 20)
         args.sizes = [1 << p for p in range(12, 41) if (1 << p) <= top]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
