@@ -92,15 +92,21 @@ at::Tensor all_reduce(const at::Tensor& input, int64_t comm, int64_t codec, int6
   return out;
 }
 
-// returns y; residual is updated in place
-at::Tensor all_reduce_rmsnorm(const at::Tensor& x, at::Tensor& residual, const at::Tensor& weight, double eps, int64_t comm,
-                              int64_t codec, int64_t algorithm, bool rotate) {
+// The communicator of a fused RMSNorm call, after the checks of its tensors.
+qreduce::communicator& rmsnorm_comm(int64_t comm, const at::Tensor& x, const at::Tensor& residual, const at::Tensor& weight) {
   auto& c = get(comm);
   for (auto* t : {&x, &weight}) check_tensor(c, *t, "tensor");
   check_tensor(c, residual, "residual");
   TORCH_CHECK(x.dim() >= 1 && x.sizes() == residual.sizes(), "qreduce: x and residual must have the same shape");
   TORCH_CHECK(weight.dim() == 1 && weight.size(0) == x.size(-1), "qreduce: weight must have the hidden size");
   TORCH_CHECK(x.scalar_type() == residual.scalar_type() && x.scalar_type() == weight.scalar_type(), "qreduce: dtypes differ");
+  return c;
+}
+
+// returns y; residual is updated in place
+at::Tensor all_reduce_rmsnorm(const at::Tensor& x, at::Tensor& residual, const at::Tensor& weight, double eps, int64_t comm,
+                              int64_t codec, int64_t algorithm, bool rotate) {
+  auto& c = rmsnorm_comm(comm, x, residual, weight);
   const std::size_t hidden = std::size_t(x.size(-1)), rows = std::size_t(x.numel()) / hidden;
   at::Tensor y = at::empty_like(x);
   c10::cuda::CUDAGuard guard(x.device());
@@ -118,49 +124,39 @@ at::Tensor all_reduce_rmsnorm(const at::Tensor& x, at::Tensor& residual, const a
 std::tuple<at::Tensor, at::Tensor> all_reduce_rmsnorm_quant(const at::Tensor& x, at::Tensor& residual, const at::Tensor& weight,
                                                             double eps, int64_t out_format, const std::optional<at::Tensor>& global_scale,
                                                             int64_t comm, int64_t codec, int64_t algorithm, bool rotate) {
-  auto& c = get(comm);
-  for (auto* t : {&x, &weight}) check_tensor(c, *t, "tensor");
-  check_tensor(c, residual, "residual");
-  TORCH_CHECK(x.dim() >= 1 && x.sizes() == residual.sizes(), "qreduce: x and residual must have the same shape");
-  TORCH_CHECK(weight.dim() == 1 && weight.size(0) == x.size(-1), "qreduce: weight must have the hidden size");
-  TORCH_CHECK(x.scalar_type() == residual.scalar_type() && x.scalar_type() == weight.scalar_type(), "qreduce: dtypes differ");
+  auto& c = rmsnorm_comm(comm, x, residual, weight);
   TORCH_CHECK(out_format >= 1 && out_format <= 3, "qreduce: bad output format id ", out_format);
   const std::int64_t hidden = x.size(-1), rows = x.numel() / std::max<std::int64_t>(hidden, 1);
   auto shape = x.sizes().vec();
   auto u8 = x.options().dtype(at::kByte);
   at::Tensor q, scale;
+  if (out_format == 3)
+    TORCH_CHECK(global_scale.has_value() && global_scale->is_cuda() && global_scale->scalar_type() == at::kFloat &&
+                    global_scale->numel() == 1 && global_scale->device() == x.device(),
+                "qreduce: nvfp4 needs global_scale, a 1-element float32 tensor on the communicator's device");
+  const std::int64_t group = out_format == 1 ? 1 : (out_format == 2 ? 32 : 16);
+  TORCH_CHECK(hidden % group == 0, "qreduce: hidden must be a multiple of ", group, " for this output");
   c10::cuda::CUDAGuard guard(x.device());
-  const auto stream = at::cuda::getCurrentCUDAStream().stream();
-  const auto opts = options(codec, algorithm, rotate);
+  if (out_format == 1) {
+    q = at::empty(shape, u8);
+    shape.back() = 1;
+    scale = at::empty(shape, x.options().dtype(at::kFloat));
+  } else {
+    shape.back() = hidden / 2;
+    q = at::empty(shape, u8);
+    shape.back() = hidden / group;
+    scale = at::empty(shape, u8);
+  }
+  auto run = [&](const auto& out) {
+    c.all_reduce_rmsnorm(x.data_ptr(), residual.data_ptr(), weight.data_ptr(), residual.data_ptr(), out, std::size_t(rows),
+                         std::size_t(hidden), float(eps), dtype_of(x), options(codec, algorithm, rotate),
+                         at::cuda::getCurrentCUDAStream().stream());
+  };
+  auto* qp = q.data_ptr<std::uint8_t>();
   try {
-    if (out_format == 1) {
-      q = at::empty(shape, u8);
-      shape.back() = 1;
-      scale = at::empty(shape, x.options().dtype(at::kFloat));
-      c.all_reduce_rmsnorm(x.data_ptr(), residual.data_ptr(), weight.data_ptr(), residual.data_ptr(),
-                           qreduce::epilogue::out_fp8_per_token{q.data_ptr<std::uint8_t>(), scale.data_ptr<float>()}, std::size_t(rows),
-                           std::size_t(hidden), float(eps), dtype_of(x), opts, stream);
-    } else {
-      const std::int64_t group = out_format == 2 ? 32 : 16;
-      TORCH_CHECK(hidden % group == 0, "qreduce: hidden must be a multiple of ", group, " for this output");
-      shape.back() = hidden / 2;
-      q = at::empty(shape, u8);
-      shape.back() = hidden / group;
-      scale = at::empty(shape, u8);
-      if (out_format == 2) {
-        c.all_reduce_rmsnorm(x.data_ptr(), residual.data_ptr(), weight.data_ptr(), residual.data_ptr(),
-                             qreduce::epilogue::out_mxfp4{q.data_ptr<std::uint8_t>(), scale.data_ptr<std::uint8_t>()}, std::size_t(rows),
-                             std::size_t(hidden), float(eps), dtype_of(x), opts, stream);
-      } else {
-        TORCH_CHECK(global_scale.has_value() && global_scale->is_cuda() && global_scale->scalar_type() == at::kFloat &&
-                        global_scale->numel() == 1 && global_scale->device() == x.device(),
-                    "qreduce: nvfp4 needs global_scale, a 1-element float32 tensor on the communicator's device");
-        c.all_reduce_rmsnorm(x.data_ptr(), residual.data_ptr(), weight.data_ptr(), residual.data_ptr(),
-                             qreduce::epilogue::out_nvfp4{q.data_ptr<std::uint8_t>(), scale.data_ptr<std::uint8_t>(),
-                                                          global_scale->data_ptr<float>()},
-                             std::size_t(rows), std::size_t(hidden), float(eps), dtype_of(x), opts, stream);
-      }
-    }
+    if (out_format == 1) run(qreduce::epilogue::out_fp8_per_token{qp, scale.data_ptr<float>()});
+    else if (out_format == 2) run(qreduce::epilogue::out_mxfp4{qp, scale.data_ptr<std::uint8_t>()});
+    else run(qreduce::epilogue::out_nvfp4{qp, scale.data_ptr<std::uint8_t>(), global_scale->data_ptr<float>()});
   } catch (const qreduce::error& e) {
     TORCH_CHECK(false, e.what());
   }

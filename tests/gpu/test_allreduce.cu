@@ -120,20 +120,35 @@ void correctness(ctx& c) {
   }
 }
 
+// Inputs of a fused RMSNorm case (every rank's x, the residual, the weight) and the expected
+// residual_out: the algorithm's f32 sum plus the residual, rounded once.
+template <class T>
+struct rmsnorm_case_inputs {
+  std::vector<std::vector<T>> inputs;
+  std::vector<T> residual, weight, want_r;
+};
+
+template <class T>
+rmsnorm_case_inputs<T> rmsnorm_inputs(const ctx& c, std::size_t rows, std::size_t hidden, allreduce_options o, std::uint64_t seed) {
+  const std::size_t n = rows * hidden;
+  rmsnorm_case_inputs<T> in;
+  for (int r = 0; r < c.world; ++r) in.inputs.push_back(qrtest::make_input<T>(n, r, seed));
+  in.residual = qrtest::make_input<T>(n, 99, seed + 1);
+  in.weight = qrtest::make_input<T>(hidden, 98, seed + 2, 0.5f);
+  std::vector<float> sum;
+  if (o.algorithm == algorithm_kind::one_shot) sum = qrtest::reference_one_shot_f32(in.inputs);
+  else visit_codec(o.codec, [&](auto tag) { sum = qrtest::reference_two_shot_f32<typename decltype(tag)::type, T>(in.inputs, o.rotate); });
+  in.want_r.resize(n);
+  for (std::size_t i = 0; i < n; ++i) in.want_r[i] = numeric::from_float<T>(sum[i] + numeric::to_float(in.residual[i]));
+  return in;
+}
+
 // The fused residual + RMSNorm: residual_out must equal the reference bit for bit (f32 sum + residual,
 // rounded once); y must match an fp64 RMSNorm of it closely and be the same on every rank.
 template <class T>
 void run_rmsnorm_case(ctx& c, std::size_t rows, std::size_t hidden, allreduce_options o, bool in_place, std::uint64_t seed) {
   const std::size_t n = rows * hidden;
-  std::vector<std::vector<T>> inputs;
-  for (int r = 0; r < c.world; ++r) inputs.push_back(qrtest::make_input<T>(n, r, seed));
-  const auto residual = qrtest::make_input<T>(n, 99, seed + 1);
-  const auto weight = qrtest::make_input<T>(hidden, 98, seed + 2, 0.5f);
-  std::vector<float> sum;
-  if (o.algorithm == algorithm_kind::one_shot) sum = qrtest::reference_one_shot_f32(inputs);
-  else visit_codec(o.codec, [&](auto tag) { sum = qrtest::reference_two_shot_f32<typename decltype(tag)::type, T>(inputs, o.rotate); });
-  std::vector<T> want_r(n);
-  for (std::size_t i = 0; i < n; ++i) want_r[i] = numeric::from_float<T>(sum[i] + numeric::to_float(residual[i]));
+  const auto [inputs, residual, weight, want_r] = rmsnorm_inputs<T>(c, rows, hidden, o, seed);
 
   // device buffers: x in a, residual (then residual_out, in place or not) and weight and y in b
   T* x = static_cast<T*>(c.a);
@@ -186,15 +201,7 @@ void run_rmsnorm_case(ctx& c, std::size_t rows, std::size_t hidden, allreduce_op
 template <class T, class Out>
 void run_rmsnorm_quant_case(ctx& c, std::size_t rows, std::size_t hidden, allreduce_options o, std::uint64_t seed) {
   const std::size_t n = rows * hidden;
-  std::vector<std::vector<T>> inputs;
-  for (int r = 0; r < c.world; ++r) inputs.push_back(qrtest::make_input<T>(n, r, seed));
-  const auto residual = qrtest::make_input<T>(n, 99, seed + 1);
-  const auto weight = qrtest::make_input<T>(hidden, 98, seed + 2, 0.5f);
-  std::vector<float> sum;
-  if (o.algorithm == algorithm_kind::one_shot) sum = qrtest::reference_one_shot_f32(inputs);
-  else visit_codec(o.codec, [&](auto tag) { sum = qrtest::reference_two_shot_f32<typename decltype(tag)::type, T>(inputs, o.rotate); });
-  std::vector<T> want_r(n);
-  for (std::size_t i = 0; i < n; ++i) want_r[i] = numeric::from_float<T>(sum[i] + numeric::to_float(residual[i]));
+  const auto [inputs, residual, weight, want_r] = rmsnorm_inputs<T>(c, rows, hidden, o, seed);
 
   // y from the expected residual in fp64: the reference, and the NVFP4 global scale a calibration
   // would choose (448 * 6 / amax)
