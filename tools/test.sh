@@ -72,13 +72,17 @@ accuracy_tool() {
 nv_compile() {  # src out [-x cu]
   "$nvcc" -std=c++20 -O3 -Iinclude "${nv_arch[@]}" -t 2 -Xcompiler -Wall "$@" -ldl
 }
-hip_compile() {  # src
-  local src="$1" name
+hip_compile() {  # src: the host pass and the two device passes, side by side
+  local src="$1" name pids=() p rc=0
   name=$(basename "$(dirname "$src")")
-  clang++-22 "${hip_flags[@]}" --offload-arch=gfx942 --offload-arch=gfx950 --offload-host-only -c "$src" -o "$b/hip_${name}.o" &&
-    for arch in gfx942 gfx950; do
-      clang++-22 "${hip_flags[@]}" --offload-arch=$arch --offload-device-only -S "$src" -o "$b/hip_${name}_$arch.s" || return 1
-    done
+  clang++-22 "${hip_flags[@]}" --offload-arch=gfx942 --offload-arch=gfx950 --offload-host-only -c "$src" -o "$b/hip_${name}.o" &
+  pids+=($!)
+  for arch in gfx942 gfx950; do
+    clang++-22 "${hip_flags[@]}" --offload-arch=$arch --offload-device-only -S "$src" -o "$b/hip_${name}_$arch.s" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  return $rc
 }
 python_tests() {
   python3 -m unittest discover -s python/tests -v

@@ -55,10 +55,12 @@
 #define QR_HOST_DEVICE
 #define QR_DEVICE
 #define QR_FORCEINLINE inline __attribute__((always_inline))
+#define QR_NOINLINE __attribute__((noinline))
 #else
 #define QR_HOST_DEVICE __host__ __device__
 #define QR_DEVICE __device__
 #define QR_FORCEINLINE __forceinline__
+#define QR_NOINLINE __noinline__
 #endif
 
 // ---- per-pass capabilities -------------------------------------------------------------------

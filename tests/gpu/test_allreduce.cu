@@ -16,6 +16,7 @@
 #include <memory>
 #include <thread>
 #include "common.hpp"
+#include "qreduce/qreduce.hpp"
 
 using namespace qreduce;
 

@@ -112,7 +112,7 @@ void check_format_against_oracle(bool has_neg_zero) {
   }
 }
 
-TEST_CASE("e2m1's one-addition rounding equals the generic minifloat rounding on every float in [2^-4, 16)") {
+TEST_CASE("e2m1's float-only rounding (minimum of three sums) equals the generic minifloat rounding on every float in [2^-4, 16)") {
   using generic = minifloat_format<2, 1, 1, 0x7u, true>;
   std::uint64_t bad = 0;
   for (std::uint32_t b = 0x3d800000u; b < 0x41800000u; ++b) {  // exhaustive over the grid's binades

@@ -29,6 +29,7 @@ echo "isa: NVIDIA (nvcc $("$nvcc" --version | grep -oE 'release [0-9.]+' | cut -
 wait
 expect "$out/sm_90.ptx" 'cvt\.rn\.satfinite\.e4m3x2\.f32' "sm_90: fp8 encode uses cvt.rn.satfinite.e4m3x2"
 expect_not "$out/sm_90.ptx" 'e2m1x2' "sm_90: no e2m1x2 (FP4 is software there)"
+expect "$out/sm_90.ptx" 'prmt\.b32 .*, 64256;' "sm_90: fp4 encode gathers sign bytes with prmt (software FP4 fast path)"
 expect "$out/sm_90.ptx" 'st\.release\.sys\.global\.u32' "sm_90: flags raised with st.release.sys"
 expect "$out/sm_90.ptx" 'ld\.acquire\.sys\.global\.u32' "sm_90: flags read with ld.acquire.sys"
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e2m1x2\.f32' "sm_100a: fp4 encode uses cvt.rn.satfinite.e2m1x2"

@@ -1,8 +1,12 @@
 // Machine-code check source: compiled for sm_90, sm_100a (PTX checked) and gfx942, gfx950 (assembly
 // checked) by tests/isa/check.sh, which fails when a fast path is missing from its target.
 // It instantiates, for every codec, the device encode/decode of a tile (the code the all-reduce
-// runs) and one two-shot kernel.
-#include "qreduce/qreduce.hpp"
+// runs) and one two-shot kernel. It includes the algorithms, not the communicator (which would
+// instantiate every kernel it can launch).
+#include "qreduce/algorithm/one_shot.hpp"
+#include "qreduce/algorithm/two_shot.hpp"
+#include "qreduce/codec/all.hpp"
+#include "qreduce/epilogue/identity.hpp"
 
 using namespace qreduce;
 

@@ -42,10 +42,12 @@ struct residual_rmsnorm {
 
   // Phase 2 for one row, by the whole block (every thread calls it). Rows of up to
   // cached_rounds * 2048 values are read once into registers (all loads in flight together);
-  // longer rows are read twice.
+  // longer rows are read twice. Not inlined: every kernel of a value type calls the one copy, which
+  // keeps compile time flat in the number of codecs and world sizes (a call per row costs nothing
+  // next to the row).
   static constexpr int cached_rounds = 8;
 
-  QR_DEVICE void row(std::size_t row) const {
+  QR_DEVICE QR_NOINLINE void row(std::size_t row) const {
     const std::size_t step = 8 * std::size_t(block_threads);
     if (hidden <= cached_rounds * step) row_cached(row);
     else row_streamed(row);

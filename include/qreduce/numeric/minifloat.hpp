@@ -81,21 +81,35 @@ struct minifloat_format {
   }
 };
 
+#if QR_BACKEND_CUDA && QR_DEVICE_PASS
+// PTX prmt: bytes of (a, b) numbered 0..7, result byte i chosen by selector nibble i; a nibble with
+// bit 3 set gives the chosen byte's sign bit replicated (0x00 or 0xff).
+template <std::uint32_t Selector>
+__device__ __forceinline__ std::uint32_t prmt(std::uint32_t a, std::uint32_t b) {
+  std::uint32_t r;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "n"(Selector));
+  return r;
+}
+#endif
+
 struct e2m1 : minifloat_format<2, 1, 1, 0x7u, true> {
   static constexpr const char* name = "e2m1";
-  // The rounding as one float addition (same codes as the generic rounding, fewer instructions).
-  // E2M1's grid is 0.5 below 2, 1 in [2, 4) and 2 from 4 on: after a = min(|s|, 6), the sum
-  // a + M with M = 2^22 * max(1, 2^floor(log2 a)) rounds a to that grid (the float's ulp at M is the
-  // grid step), nearest even, in one IEEE rounding. M also carries the code of the region's first
-  // value (0, 2, 4) in its low mantissa bits: an even number of steps, so ties still go to the even
-  // code, and the sum's low bits are the code itself.
-  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode_soft(float s) {
+  // The rounding in float arithmetic only (same codes as the generic rounding; float operations
+  // issue at twice the rate of integer ones on the GPUs). For a = min(|s|, 6) the code is
+  //   rne(2a)      on [0, 2)  (grid 0.5: codes 0..4)
+  //   rne(a + 2)   on [2, 4)  (grid 1:   codes 4..6)
+  //   rne(a/2 + 4) on [4, 6]  (grid 2:   codes 6, 7)
+  // (ties to the even code, as the offsets 0, 2, 4 are even). Each is at most the other two outside
+  // its own range (2a <= a + 2 iff a <= 2, a + 2 <= a/2 + 4 iff a <= 4) and rounding is monotonic, so
+  // the code is the minimum of the three. Each is formed as K + v with K = 2^23, whose ulp is 1: one
+  // IEEE rounding of the exact value (2a and a/2 are exact), the code in the sum's low bits.
+  QR_HOST_DEVICE static QR_FORCEINLINE float code_float(float s) {
+    constexpr float K = 8388608.0f;
     const float a = fminf(fabsf(s), 6.0f);
-    std::uint32_t m = float_bits(a);
-    m = (m > 0x3f800000u ? m : 0x3f800000u) & 0x7f800000u;  // 1, 2 or 4
-    const std::uint32_t big = m + (m >> 22) + (0x0b000000u - 254u);  // 2^22 * m, plus 2 * log2(m)
-    const std::uint32_t code = float_bits(a + bits_float(big)) & 0x7u;
-    return ((float_bits(s) >> 28) & 0x8u) | code;
+    return fminf(fminf(a * 2.0f + K, a + (K + 2.0f)), a * 0.5f + (K + 4.0f));
+  }
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode_soft(float s) {
+    return ((float_bits(s) >> 28) & 0x8u) | (float_bits(code_float(s)) & 0x7u);
   }
   // Two values into one byte: x0 in the low nibble.
   QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode2(float x0, float x1) {
@@ -121,6 +135,25 @@ struct e2m1 : minifloat_format<2, 1, 1, 0x7u, true> {
     w = __builtin_amdgcn_cvt_scalef32_pk_fp4_f32(w, x[4], x[5], 1.0f, 2);
     w = __builtin_amdgcn_cvt_scalef32_pk_fp4_f32(w, x[6], x[7], 1.0f, 3);
     return w;
+#elif QR_BACKEND_CUDA && QR_DEVICE_PASS && !QR_HAS_NATIVE_FP4_CVT
+    // Gathers bytes instead of shifting nibbles: the code is the low byte of code_float's bits
+    // (0..7), the sign a byte replicated from the input's sign (prmt's sign mode, selector bit 3).
+    std::uint32_t c[8], s[8];
+QR_UNROLL
+    for (int j = 0; j < 8; ++j) {
+      c[j] = float_bits(code_float(x[j]));
+      s[j] = float_bits(x[j]);
+    }
+    // bytes 0..3 of the result: byte 0 of a, b, c, d (the low byte of each code) / their sign bytes
+    const auto gather = [](std::uint32_t a, std::uint32_t b, std::uint32_t c2, std::uint32_t d) {
+      return prmt<0x7610u>(prmt<0x0040u>(a, b), prmt<0x4000u>(c2, d));
+    };
+    const auto signs = [](std::uint32_t a, std::uint32_t b, std::uint32_t c2, std::uint32_t d) {
+      return prmt<0x7610u>(prmt<0x00fbu>(a, b), prmt<0xfb00u>(c2, d));
+    };
+    const std::uint32_t even = gather(c[0], c[2], c[4], c[6]) | (signs(s[0], s[2], s[4], s[6]) & 0x08080808u);
+    const std::uint32_t odd = gather(c[1], c[3], c[5], c[7]) | (signs(s[1], s[3], s[5], s[7]) & 0x08080808u);
+    return even | (odd << 4);
 #else
     std::uint32_t w = 0u;
 QR_UNROLL
