@@ -526,33 +526,44 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
 }
 
 // ---- codec throughput --------------------------------------------------------------------------
-// Each thread takes its 8 values of 4 consecutive tiles per step, loads first: several independent
-// loads in flight per thread, as in the two-shot kernel (which handles W segments per step).
+// Each thread takes its 8 values of 4 consecutive tiles per step, all loads first: several
+// independent loads in flight per thread, as in the two-shot kernel (W segments per step). The tiles
+// past the last whole group of 4 go one at a time.
 constexpr int tput_tiles = 4;
 
 template <class C, class T>
 __global__ void __launch_bounds__(block_threads) tput_encode(const T* in, std::size_t n, std::byte* out) {
-  const std::size_t tiles = (n + codec::tile_values - 1) / codec::tile_values;
-  for (std::size_t tile = blockIdx.x * std::size_t(tput_tiles); tile < tiles; tile += gridDim.x * std::size_t(tput_tiles)) {
+  const std::size_t tiles = (n + codec::tile_values - 1) / codec::tile_values, whole = tiles / tput_tiles * tput_tiles;
+  const auto tile_at = [&](std::size_t tile, const float (&x)[8]) {
+    device::store_lane<C>(out + tile * codec::tile_bytes<C>, int(threadIdx.x), device::encode_lane<C, T>(x));
+  };
+  for (std::size_t tile = blockIdx.x * std::size_t(tput_tiles); tile < whole; tile += gridDim.x * std::size_t(tput_tiles)) {
     float x[tput_tiles][8];
     QR_UNROLL
     for (int u = 0; u < tput_tiles; ++u) device::load8(in, n, (tile + u) * codec::tile_values + 8 * threadIdx.x, x[u]);
     QR_UNROLL
-    for (int u = 0; u < tput_tiles; ++u)
-      if (tile + u < tiles)
-        device::store_lane<C>(out + (tile + u) * codec::tile_bytes<C>, int(threadIdx.x), device::encode_lane<C, T>(x[u]));
+    for (int u = 0; u < tput_tiles; ++u) tile_at(tile + u, x[u]);
+  }
+  for (std::size_t tile = whole + blockIdx.x; tile < tiles; tile += gridDim.x) {
+    float x[8];
+    device::load8(in, n, tile * codec::tile_values + 8 * threadIdx.x, x);
+    tile_at(tile, x);
   }
 }
 template <class C, class T>
 __global__ void __launch_bounds__(block_threads) tput_decode(const std::byte* in, std::size_t n, T* out) {
-  const std::size_t tiles = (n + codec::tile_values - 1) / codec::tile_values;
-  for (std::size_t tile = blockIdx.x * std::size_t(tput_tiles); tile < tiles; tile += gridDim.x * std::size_t(tput_tiles)) {
-    float y[tput_tiles][8] = {};
+  const std::size_t tiles = (n + codec::tile_values - 1) / codec::tile_values, whole = tiles / tput_tiles * tput_tiles;
+  for (std::size_t tile = blockIdx.x * std::size_t(tput_tiles); tile < whole; tile += gridDim.x * std::size_t(tput_tiles)) {
+    float y[tput_tiles][8];
     QR_UNROLL
-    for (int u = 0; u < tput_tiles; ++u)
-      if (tile + u < tiles) device::decode_lane<C, T>(in + (tile + u) * codec::tile_bytes<C>, int(threadIdx.x), y[u]);
+    for (int u = 0; u < tput_tiles; ++u) device::decode_lane<C, T>(in + (tile + u) * codec::tile_bytes<C>, int(threadIdx.x), y[u]);
     QR_UNROLL
     for (int u = 0; u < tput_tiles; ++u) device::store8(out, n, (tile + u) * codec::tile_values + 8 * threadIdx.x, y[u]);
+  }
+  for (std::size_t tile = whole + blockIdx.x; tile < tiles; tile += gridDim.x) {
+    float y[8];
+    device::decode_lane<C, T>(in + tile * codec::tile_bytes<C>, int(threadIdx.x), y);
+    device::store8(out, n, tile * codec::tile_values + 8 * threadIdx.x, y);
   }
 }
 

@@ -62,6 +62,15 @@ inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t n, std
 #if !QR_BACKEND_HOST
 namespace qreduce::algorithm {
 
+// The row pass of a row-wise epilogue, called, not inlined: the two-shot kernels of one epilogue
+// type (every codec and world size) share one copy in the compiler's output. Inlined, it made up four
+// fifths of their device code and doubled compile times; called, the row pass is about a tenth
+// slower (prefill sizes). The one-shot kernel (decode sizes, where latency counts) inlines it.
+template <class Epilogue>
+__device__ QR_NOINLINE void finish_row(const Epilogue& ep, std::size_t row) {
+  ep.row(row);
+}
+
 template <codec::codec_type C, class T, int W, class Epilogue>
 __global__ void __launch_bounds__(block_threads)
     two_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate,
@@ -121,14 +130,15 @@ __global__ void __launch_bounds__(block_threads)
       if (rows_in_chunks) {  // this block wrote these rows whole: finish them now
         block_sync();
         const std::size_t rv = ep.row_values(), end = base + chunk < n ? base + chunk : n;
-        for (std::size_t row = base / rv; row < end / rv; ++row) ep.row(row);
+        for (std::size_t row = base / rv; row < end / rv; ++row) finish_row(ep, row);
       }
     }
   }
   if (t == 0) *h.seq(b) = seq;
   if constexpr (row_wise) {
     // rows that other blocks of this rank wrote: meet first
-    if (!rows_in_chunks && grid_barrier(h) && ok) ep.rows(n);
+    if (!rows_in_chunks && grid_barrier(h) && ok)
+      for (std::size_t row = b, rows = n / ep.row_values(); row < rows; row += gridDim.x) finish_row(ep, row);
   }
 }
 

@@ -42,18 +42,16 @@ struct residual_rmsnorm {
 
   // Phase 2 for one row, by the whole block (every thread calls it). Rows of up to
   // cached_rounds * 2048 values are read once into registers (all loads in flight together);
-  // longer rows are read twice. Not inlined: every kernel of a value type calls the one copy, which
-  // keeps compile time flat in the number of codecs and world sizes (a call per row costs nothing
-  // next to the row).
+  // longer rows are read twice.
   static constexpr int cached_rounds = 8;
 
-  QR_DEVICE QR_NOINLINE void row(std::size_t row) const {
+  QR_DEVICE QR_FORCEINLINE void row(std::size_t row) const {
     const std::size_t step = 8 * std::size_t(block_threads);
     if (hidden <= cached_rounds * step) row_cached(row);
     else row_streamed(row);
   }
 
-  QR_DEVICE void row_cached(std::size_t row) const {
+  QR_DEVICE QR_FORCEINLINE void row_cached(std::size_t row) const {
     const T* rp = residual_out + row * hidden;
     const std::size_t step = 8 * std::size_t(block_threads), k0 = 8 * std::size_t(threadIdx.x);
     const bool need_absmax = out.row_absmax();
@@ -90,7 +88,7 @@ struct residual_rmsnorm {
     });
   }
 
-  QR_DEVICE void row_streamed(std::size_t row) const {
+  QR_DEVICE QR_FORCEINLINE void row_streamed(std::size_t row) const {
     const T* rp = residual_out + row * hidden;
     const std::size_t step = 8 * std::size_t(block_threads);
     const bool need_absmax = out.row_absmax();
