@@ -36,6 +36,7 @@
 #include <sstream>
 #include <string>
 #include <vector>
+#include "model.hpp"
 #include "nccl_loader.hpp"
 #include "qreduce/qreduce.hpp"
 
@@ -381,6 +382,69 @@ int fused_bench(rank_ctx& x, const options& o) {
 
 std::string machine_name(int dev) { return rt::device_name(dev); }
 
+// Stores 16 bytes a thread into `dst` (bytes, a multiple of 16), `reps` times over.
+__global__ void store_kernel(uint4* dst, std::size_t words, int reps) {
+  const uint4 v = make_uint4(threadIdx.x, blockIdx.x, 1u, 2u);
+  for (int r = 0; r < reps; ++r)
+    for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < words; i += std::size_t(gridDim.x) * blockDim.x) dst[i] = v;
+}
+
+// The bandwidths the model needs, measured here: the device-local copy (read + write), and, with one
+// GPU per rank, the stores of every rank into the next rank's memory at once (through the
+// communicator's mapping of its two-shot scatter slots, which no call uses meanwhile). Slowest rank's.
+bench::machine_model measure_machine(rank_ctx& x, int ranks_per_gpu) {
+  bench::machine_model m;
+  m.world = x.world;
+  m.ranks_per_gpu = ranks_per_gpu;
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  auto time_ms = [&](auto&& body) {
+    body();
+    std::vector<float> v;
+    for (int i = 0; i < 10; ++i) {
+      CK(cudaEventRecord(a, x.s));
+      body();
+      CK(cudaEventRecord(b, x.s));
+      CK(cudaEventSynchronize(b));
+      float t;
+      CK(cudaEventElapsedTime(&t, a, b));
+      v.push_back(t);
+    }
+    return percentile(v, 0.5);
+  };
+  const std::size_t bytes = std::size_t(256) << 20;
+  void* src = rt::malloc_device(bytes);
+  void* dst = rt::malloc_device(bytes);
+  gather(x, 0);
+  const double copy_ms = time_ms([&] { CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, x.s)); });
+  m.copy_GBps = 2.0 * double(bytes) / (copy_ms * 1e6);
+  gather(x, 0);
+  if (ranks_per_gpu == 1) {
+    const auto& h = x.comm->handle();
+    const std::size_t region = h.layout.gather_off - h.layout.scatter_off, reps = 8;
+    auto* peer = reinterpret_cast<uint4*>(h.peer[(x.rank + 1) % x.world] + h.layout.scatter_off);
+    const int grid = 4 * rt::multiprocessor_count(x.device);
+    const double ms = time_ms([&] {
+      store_kernel<<<grid, 256, 0, x.s>>>(peer, region / 16, int(reps));
+      rt::check_launch("store_kernel");
+    });
+    m.link_GBps = double(region * reps) / (ms * 1e6);
+  }
+  CK(cudaStreamSynchronize(x.s));
+  gather(x, 0);  // no call starts before every rank stopped writing into its peer's slots
+  rt::free_device(src);
+  rt::free_device(dst);
+  CK(cudaEventDestroy(a));
+  CK(cudaEventDestroy(b));
+  const auto all = gather(x, m);
+  for (const auto& o : all) {
+    m.copy_GBps = std::min(m.copy_GBps, o.copy_GBps);
+    m.link_GBps = std::min(m.link_GBps, o.link_GBps);
+  }
+  return m;
+}
+
 std::string today() {
   char buf[32];
   const std::time_t t = std::time(nullptr);
@@ -420,10 +484,17 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
     });
     nccl.get_version(&nccl_version);
   }
+  const bench::machine_model model = measure_machine(x, (world + ndev - 1) / ndev);
   if (rank == 0) {
-    std::printf("qreduce_bench: %d ranks on %d x %s, qreduce blocks %d, workspace %.1f MiB/rank, NCCL %s\n", world,
-                std::min(world, ndev), machine_name(dev).c_str(), comm.blocks(), double(comm.workspace_bytes()) / (1 << 20),
+    std::printf("qreduce_bench: %d ranks on %d x %s, qreduce blocks %d (one-shot %d), workspace %.1f MiB/rank, NCCL %s\n", world,
+                std::min(world, ndev), machine_name(dev).c_str(), comm.blocks(), comm.oneshot_blocks(), double(comm.workspace_bytes()) / (1 << 20),
                 !have_nccl ? "not found" : want_nccl ? std::to_string(nccl_version).c_str() : "not used (ranks share a GPU)");
+    if (model.ranks_per_gpu == 1)
+      std::printf("model: device copy %.0f GB/s (read + write), peer stores %.0f GB/s per direction (every rank at once)\n", model.copy_GBps,
+                  model.link_GBps);
+    else
+      std::printf("model: device copy %.0f GB/s (read + write), shared by the %d ranks on each GPU; no link\n", model.copy_GBps,
+                  model.ranks_per_gpu);
     if (world > ndev && !o.threads)
       std::printf("WARNING: %d ranks share %d GPU(s): the GPU time-slices between processes, so these timings say\n"
                   "         nothing about speed. This run checks function only.\n", world, ndev);
@@ -481,14 +552,15 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
     std::map<std::pair<int, std::size_t>, double> nccl_us;
     for (const auto& r : results)
       if (r.c.algorithm == "nccl") nccl_us[{int(r.c.type), r.c.bytes}] = r.median_us;
-    std::printf("\n%-5s %-9s %-9s %-9s %10s %10s %10s %9s %9s %8s %10s %4s\n", "dtype", "size", "algorithm", "codec", "median_us",
-                "p10_us", "p90_us", "algbw", "busbw", "vs_nccl", "rel_l2", "same");
+    std::printf("\n%-5s %-9s %-9s %-9s %10s %10s %10s %9s %9s %8s %9s %8s %10s %4s\n", "dtype", "size", "algorithm", "codec", "median_us",
+                "p10_us", "p90_us", "algbw", "busbw", "vs_nccl", "limit_us", "of_limit", "rel_l2", "same");
     std::system(("mkdir -p '" + o.out + "'").c_str());
     const std::string stem = o.out + "/allreduce_w" + std::to_string(world);
     std::ofstream csv(stem + ".csv"), js(stem + ".json");
-    csv << "dtype,bytes,algorithm,ran,codec,median_us,p10_us,p90_us,algbw_GBps,busbw_GBps,speedup_vs_nccl,rel_l2,identical\n";
+    csv << "dtype,bytes,algorithm,ran,codec,median_us,p10_us,p90_us,algbw_GBps,busbw_GBps,speedup_vs_nccl,limit_us,of_limit,rel_l2,identical\n";
     js << "{\n  \"machine\": \"" << machine_name(dev) << "\",\n  \"gpus\": " << std::min(world, ndev) << ",\n  \"world\": " << world
        << ",\n  \"arch\": " << rt::device_arch(dev) << ",\n  \"date\": \"" << today() << "\",\n  \"nccl_version\": " << nccl_version
+       << ",\n  \"copy_GBps\": " << model.copy_GBps << ",\n  \"link_GBps\": " << model.link_GBps
        << ",\n  \"timings_meaningful\": " << (world <= ndev ? "true" : "false") << ",\n  \"graph\": " << (o.graph ? "true" : "false")
        << ",\n  \"results\": [\n";
     for (std::size_t i = 0; i < results.size(); ++i) {
@@ -497,17 +569,24 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
       const double bus = s * 2.0 * (world - 1) / world;
       const auto it = nccl_us.find({int(r.c.type), r.c.bytes});
       const double sp = it != nccl_us.end() ? it->second / r.median_us : 0.0;
-      std::printf("%-5s %-9s %-9s %-9s %10.1f %10.1f %10.1f %9.1f %9.1f %8.2f %10.2e %4s\n", dtype_name(r.c.type),
+      // the model's limit: for the two-shot and NCCL (the one-shot's is not modelled)
+      const double ratio = visit_codec(r.c.codec, [](auto tag) {
+        return double(codec::tile_bytes<typename decltype(tag)::type>) / (2.0 * codec::tile_values);
+      });
+      const bool modelled = r.c.algorithm == "nccl" || r.ran == "twoshot";
+      const double lim = modelled ? bench::limit_us(model, double(r.c.bytes), ratio, r.c.algorithm == "nccl") : 0.0;
+      const double of = lim > 0 ? lim / r.median_us : 0.0;
+      std::printf("%-5s %-9s %-9s %-9s %10.1f %10.1f %10.1f %9.1f %9.1f %8.2f %9.1f %8.2f %10.2e %4s\n", dtype_name(r.c.type),
                   human(r.c.bytes).c_str(), r.c.algorithm == "auto" ? ("auto:" + r.ran).c_str() : r.c.algorithm.c_str(),
-                  r.c.algorithm == "nccl" ? "-" : codec_name(r.c.codec), r.median_us, r.p10_us, r.p90_us, s, bus, sp, r.rel_l2,
+                  r.c.algorithm == "nccl" ? "-" : codec_name(r.c.codec), r.median_us, r.p10_us, r.p90_us, s, bus, sp, lim, of, r.rel_l2,
                   r.identical ? "yes" : "NO");
       csv << dtype_name(r.c.type) << "," << r.c.bytes << "," << r.c.algorithm << "," << r.ran << "," << codec_name(r.c.codec) << ","
-          << r.median_us << "," << r.p10_us << "," << r.p90_us << "," << s << "," << bus << "," << sp << "," << r.rel_l2 << ","
-          << (r.identical ? 1 : 0) << "\n";
+          << r.median_us << "," << r.p10_us << "," << r.p90_us << "," << s << "," << bus << "," << sp << "," << lim << "," << of << ","
+          << r.rel_l2 << "," << (r.identical ? 1 : 0) << "\n";
       js << "    {\"dtype\": \"" << dtype_name(r.c.type) << "\", \"bytes\": " << r.c.bytes << ", \"algorithm\": \"" << r.c.algorithm
          << "\", \"ran\": \"" << r.ran << "\", \"codec\": \"" << codec_name(r.c.codec) << "\", \"median_us\": " << r.median_us
          << ", \"p10_us\": " << r.p10_us << ", \"p90_us\": " << r.p90_us << ", \"algbw_GBps\": " << s << ", \"busbw_GBps\": " << bus
-         << ", \"speedup_vs_nccl\": " << sp << ", \"rel_l2\": " << r.rel_l2 << ", \"identical\": " << (r.identical ? "true" : "false")
+         << ", \"speedup_vs_nccl\": " << sp << ", \"limit_us\": " << lim << ", \"rel_l2\": " << r.rel_l2 << ", \"identical\": " << (r.identical ? "true" : "false")
          << "}" << (i + 1 < results.size() ? "," : "") << "\n";
     }
     js << "  ]\n}\n";

@@ -41,19 +41,19 @@ class communicator {
     rank_info mine;
     mine.rank = rank_;
     mine.world = world_;
-    const int sms = rt::multiprocessor_count(device_);
-    mine.proposed_blocks = cfg.max_blocks > 0 && cfg.max_blocks < sms ? cfg.max_blocks : sms;
-    mine.tiles_per_slot = cfg.tiles_per_slot;
+    mine.proposed = propose_grids(cfg, world_, rt::multiprocessor_count(device_));
+    mine.round_bytes = cfg.round_bytes;
     mine.oneshot_values_per_block = cfg.oneshot_values_per_block;
     mine.timeout_ms = cfg.timeout_ms;
     std::vector<rank_info> all(static_cast<std::size_t>(world_));
     bs.allgather(&mine, all.data(), sizeof mine);
-    const int blocks = check_agreement(all.data(), world_);
+    const grids g = check_agreement(all.data(), world_);
 
     workspace_config wc;
     wc.world = world_;
-    wc.blocks = blocks;
-    wc.tiles_per_slot = cfg.tiles_per_slot;
+    wc.blocks = g.two_shot;
+    wc.oneshot_blocks = g.one_shot;
+    wc.round_bytes = cfg.round_bytes;
     wc.oneshot_values_per_block = cfg.oneshot_values_per_block;
     h_.layout = workspace_layout::make(wc);
     h_.rank = rank_;
@@ -81,7 +81,8 @@ class communicator {
   int rank() const { return rank_; }
   int world() const { return world_; }
   int device() const { return device_; }
-  int blocks() const { return h_.layout.cfg.blocks; }
+  int blocks() const { return h_.layout.cfg.blocks; }  // the two-shot's grid
+  int oneshot_blocks() const { return h_.layout.cfg.oneshot_blocks; }
   std::size_t workspace_bytes() const { return h_.layout.total; }
   std::size_t max_oneshot_values() const { return h_.layout.one_shot_max_values(); }
   const device_handle& handle() const { return h_; }
@@ -341,9 +342,9 @@ class communicator {
     }
     std::size_t row_values = 0;
     if constexpr (requires { ep.row_values(); }) row_values = ep.row_values();
-    const auto p = algorithm::plan_two_shot(h_.layout, n, row_values);
     visit_codec(c.codec, [&](auto tag) {
       using C = typename decltype(tag)::type;
+      const auto p = algorithm::plan_two_shot(h_.layout, codec::tile_bytes<C>, n, row_values);
       algorithm::two_shot_kernel<C, T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate,
                                                                                   p.rows_in_chunks, ep);
     });

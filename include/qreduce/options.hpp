@@ -38,8 +38,10 @@ struct allreduce_options {
 };
 
 struct comm_config {
-  int max_blocks = 0;                  // persistent grid; 0: the device's multiprocessor count
-  int tiles_per_slot = 2;              // two-shot: 2048-value tiles a block sends per segment per round
+  int max_blocks = 0;                  // cap on both grids; 0: the device's multiprocessor count for the
+                                       // one-shot, twoshot_blocks_per_sm times it for the two-shot
+  std::size_t round_bytes = 32768;     // two-shot: encoded bytes a block sends per phase per round
+  std::size_t max_workspace_bytes = std::size_t(64) << 20;  // the two-shot grid shrinks to fit
   int oneshot_values_per_block = 4096; // one-shot capacity per block (multiple of 2048)
   std::uint64_t timeout_ms = 10000;    // bound on every wait for a peer
 };
@@ -55,26 +57,60 @@ inline void validate_config(const comm_config& c, int world) {
   if (world != 2 && world != 4 && world != 8)
     throw error(errc::unsupported, "world size " + std::to_string(world) + " is not supported (2, 4 or 8 ranks)");
   if (c.max_blocks < 0 || c.max_blocks > 1024) throw error(errc::invalid_argument, "max_blocks must be in [0, 1024]");
-  if (c.tiles_per_slot < 1 || c.tiles_per_slot > 16) throw error(errc::invalid_argument, "tiles_per_slot must be in [1, 16]");
+  // A segment slot (round_bytes / world) must hold one unquantized tile (4096 bytes).
+  const std::size_t min_round = std::size_t(world) * codec::tile_bytes<codec::passthrough>;
+  if (c.round_bytes < min_round || c.round_bytes > (std::size_t(1) << 20) || c.round_bytes % (256 * std::size_t(world)) != 0)
+    throw error(errc::invalid_argument, "round_bytes must be a multiple of " + std::to_string(256 * world) + " in [" +
+                                            std::to_string(min_round) + ", 1048576] for " + std::to_string(world) + " ranks");
   if (c.oneshot_values_per_block < codec::tile_values || c.oneshot_values_per_block % codec::tile_values != 0 ||
       c.oneshot_values_per_block > 64 * codec::tile_values)
     throw error(errc::invalid_argument, "oneshot_values_per_block must be a multiple of 2048 in [2048, 131072]");
   if (c.timeout_ms < 1 || c.timeout_ms > 3600u * 1000u) throw error(errc::invalid_argument, "timeout_ms must be in [1, 3600000]");
 }
 
-// What each rank publishes at creation; all ranks must agree on everything but rank and blocks.
+// The grids a rank proposes: the one-shot's (one block per multiprocessor) and the two-shot's
+// (twoshot_blocks_per_sm per multiprocessor, as many as max_workspace_bytes holds), both capped by
+// max_blocks. Throws errc::invalid_argument if the budget holds not even one two-shot block.
+struct grids {
+  std::int32_t two_shot = 0, one_shot = 0;
+};
+inline grids propose_grids(const comm_config& c, int world, int multiprocessors) {
+  grids g;
+  const int cap = c.max_blocks > 0 ? c.max_blocks : 1 << 30;
+  g.one_shot = multiprocessors < cap ? multiprocessors : cap;
+  workspace_config wc;
+  wc.world = world;
+  wc.blocks = 0;
+  wc.oneshot_blocks = g.one_shot;
+  wc.round_bytes = c.round_bytes;
+  wc.oneshot_values_per_block = c.oneshot_values_per_block;
+  const std::size_t fixed = workspace_layout::make(wc).total + 4 * 256, per = workspace_layout::bytes_per_block(wc);
+  const std::size_t fit = c.max_workspace_bytes > fixed ? (c.max_workspace_bytes - fixed) / per : 0;
+  std::size_t want = std::size_t(multiprocessors) * twoshot_blocks_per_sm;
+  if (want > std::size_t(cap)) want = std::size_t(cap);
+  if (fit < want) want = fit;
+  if (want < 1)
+    throw error(errc::invalid_argument, "max_workspace_bytes " + std::to_string(c.max_workspace_bytes) + " holds no two-shot block: it needs at least " +
+                                            std::to_string(fixed + per) + " bytes with round_bytes " + std::to_string(c.round_bytes));
+  g.two_shot = std::int32_t(want);
+  if (g.one_shot > g.two_shot) g.one_shot = g.two_shot;
+  return g;
+}
+
+// What each rank publishes at creation; all ranks must agree on everything but rank and the grids.
 struct rank_info {
   std::uint32_t magic = 0x71726564u;
   std::uint32_t abi = abi_version;
   std::int32_t rank = -1, world = 0;
-  std::int32_t proposed_blocks = 0;  // this rank's grid; the communicator takes the minimum
-  std::int32_t tiles_per_slot = 0, oneshot_values_per_block = 0;
+  grids proposed;  // this rank's grids; the communicator takes the minimum of each
+  std::int32_t oneshot_values_per_block = 0;
+  std::uint64_t round_bytes = 0;
   std::uint64_t timeout_ms = 0;
 };
 
-// Throws errc::mismatch with a message naming the first disagreement; returns the agreed block count.
-inline int check_agreement(const rank_info* all, int world) {
-  int blocks = all[0].proposed_blocks;
+// Throws errc::mismatch with a message naming the first disagreement; returns the agreed grids.
+inline grids check_agreement(const rank_info* all, int world) {
+  grids g = all[0].proposed;
   for (int r = 0; r < world; ++r) {
     const rank_info& a = all[r];
     const std::string who = "rank " + std::to_string(r);
@@ -82,13 +118,14 @@ inline int check_agreement(const rank_info* all, int world) {
       throw error(errc::mismatch, who + " runs qreduce ABI " + std::to_string(a.abi) + ", rank 0 runs " + std::to_string(all[0].abi));
     if (a.rank != r) throw error(errc::mismatch, "the bootstrap put rank " + std::to_string(a.rank) + " in place " + std::to_string(r));
     if (a.world != world) throw error(errc::mismatch, who + " says the world has " + std::to_string(a.world) + " ranks, the bootstrap has " + std::to_string(world));
-    if (a.tiles_per_slot != all[0].tiles_per_slot || a.oneshot_values_per_block != all[0].oneshot_values_per_block)
-      throw error(errc::mismatch, who + " asks for a different workspace (tiles_per_slot " + std::to_string(a.tiles_per_slot) +
+    if (a.round_bytes != all[0].round_bytes || a.oneshot_values_per_block != all[0].oneshot_values_per_block)
+      throw error(errc::mismatch, who + " asks for a different workspace (round_bytes " + std::to_string(a.round_bytes) +
                                       ", oneshot_values_per_block " + std::to_string(a.oneshot_values_per_block) + ") than rank 0");
     if (a.timeout_ms != all[0].timeout_ms) throw error(errc::mismatch, who + " has a different timeout than rank 0");
-    if (a.proposed_blocks < blocks) blocks = a.proposed_blocks;
+    if (a.proposed.two_shot < g.two_shot) g.two_shot = a.proposed.two_shot;
+    if (a.proposed.one_shot < g.one_shot) g.one_shot = a.proposed.one_shot;
   }
-  return blocks;
+  return g;
 }
 
 // A call's arguments, as the checks see them.

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "qreduce/algorithm/two_shot.hpp"
 #include "qreduce/bootstrap/bootstrap.hpp"
 #include "qreduce/bootstrap/socket.hpp"
 #include "qreduce/dispatch.hpp"
@@ -49,6 +50,41 @@ TEST_CASE("validate_config: world sizes and limits") {
   c = {};
   c.timeout_ms = 0;
   CHECK(code_of([&] { validate_config(c, 2); }) == errc::invalid_argument);
+  c = {};
+  c.round_bytes = 16384;  // 2 KiB a segment at 8 ranks: no room for an unquantized tile
+  CHECK_NOTHROW(validate_config(c, 2));
+  CHECK(code_of([&] { validate_config(c, 8); }) == errc::invalid_argument);
+  c.round_bytes = 32768 + 512;  // not a multiple of 256 * world
+  CHECK(code_of([&] { validate_config(c, 4); }) == errc::invalid_argument);
+}
+
+TEST_CASE("propose_grids: blocks per multiprocessor, capped, and within the workspace budget") {
+  comm_config c;
+  for (int w : {2, 4, 8}) {
+    const grids g = propose_grids(c, w, 132);
+    CHECK(g.one_shot == 132);
+    CHECK(g.two_shot <= 132 * twoshot_blocks_per_sm);
+    CHECK(g.two_shot >= 132);
+    workspace_config wc;
+    wc.world = w;
+    wc.blocks = g.two_shot;
+    wc.oneshot_blocks = g.one_shot;
+    CHECK(workspace_layout::make(wc).total <= c.max_workspace_bytes);  // the default budget holds
+  }
+  c.max_blocks = 33;
+  CHECK(propose_grids(c, 2, 132).two_shot == 33);
+  CHECK(propose_grids(c, 2, 132).one_shot == 33);
+  c = {};
+  c.max_workspace_bytes = 24u << 20;  // a smaller budget: fewer two-shot blocks, never more memory
+  const grids g = propose_grids(c, 8, 132);
+  workspace_config wc;
+  wc.world = 8;
+  wc.blocks = g.two_shot;
+  wc.oneshot_blocks = g.one_shot;
+  CHECK(g.two_shot < 132);
+  CHECK(workspace_layout::make(wc).total <= c.max_workspace_bytes);
+  c.max_workspace_bytes = 1u << 20;  // not even the one-shot's slots
+  CHECK(code_of([&] { propose_grids(c, 8, 132); }) == errc::invalid_argument);
 }
 
 TEST_CASE("check_call: bad input is named, good input passes") {
@@ -75,12 +111,13 @@ TEST_CASE("check_agreement: the first disagreement is named on every rank") {
   for (int r = 0; r < 4; ++r) {
     all[r].rank = r;
     all[r].world = 4;
-    all[r].proposed_blocks = 132 - r;
-    all[r].tiles_per_slot = 2;
+    all[r].proposed = {264 - r, 132 - 2 * r};
+    all[r].round_bytes = 32768;
     all[r].oneshot_values_per_block = 4096;
     all[r].timeout_ms = 1000;
   }
-  CHECK(check_agreement(all.data(), 4) == 129);  // the minimum grid
+  CHECK(check_agreement(all.data(), 4).two_shot == 261);  // the minimum of each grid
+  CHECK(check_agreement(all.data(), 4).one_shot == 126);
   auto msg = [&] {
     try {
       check_agreement(all.data(), 4);
@@ -96,9 +133,9 @@ TEST_CASE("check_agreement: the first disagreement is named on every rank") {
   all[3].abi = abi_version + 1;
   CHECK(msg().find("rank 3 runs qreduce ABI") != std::string::npos);
   all[3].abi = abi_version;
-  all[1].tiles_per_slot = 4;
+  all[1].round_bytes = 65536;
   CHECK(msg().find("rank 1 asks for a different workspace") != std::string::npos);
-  all[1].tiles_per_slot = 2;
+  all[1].round_bytes = 32768;
   all[0].rank = 1;
   CHECK(msg().find("put rank 1 in place 0") != std::string::npos);
 }
@@ -106,15 +143,47 @@ TEST_CASE("check_agreement: the first disagreement is named on every rank") {
 TEST_CASE("workspace layout: regions in order, aligned, independent of any message") {
   workspace_config c;
   c.world = 8;
-  c.blocks = 132;
+  c.blocks = 264;
+  c.oneshot_blocks = 132;
   const auto l = workspace_layout::make(c);
   CHECK(l.flags_off < l.seq_off);
   CHECK(l.seq_off < l.barrier_off);
   CHECK(l.barrier_off < l.scatter_off);
-  CHECK(l.gather_off == l.scatter_off + 132 * 8 * l.slot_bytes);
+  CHECK(l.gather_off == l.scatter_off + ring_slots * 264 * 8 * l.segment_bytes);
+  CHECK(l.oneshot_off == l.gather_off + ring_slots * 264 * 8 * l.segment_bytes);
   for (auto off : {l.seq_off, l.barrier_off, l.scatter_off, l.gather_off, l.oneshot_off, l.total}) CHECK(off % 256 == 0);
-  CHECK(l.slot_bytes >= std::size_t(c.tiles_per_slot) * codec::tile_bytes<codec::passthrough>);
-  CHECK(l.total < 40u << 20);  // tens of MiB, not GiB
+  CHECK(l.segment_bytes * 8 == c.round_bytes);
+  // a segment slot holds at least one tile of every codec, and more of the smaller ones
+  CHECK(l.max_tiles_per_segment(codec::tile_bytes<codec::passthrough>) == 1);
+  CHECK(l.max_tiles_per_segment(codec::tile_bytes<codec::fp4>) == 3);
+  // the slots of the last block of the last ring position end where the next region starts
+  std::vector<std::byte> ws(l.total);
+  device_handle h{};
+  h.layout = l;
+  h.peer[0] = ws.data();
+  CHECK(std::size_t(h.gather_slot(0, ring_slots - 1, 263, 7) - ws.data()) + l.segment_bytes == l.oneshot_off);
+  CHECK(std::size_t(h.oneshot_slot(0, 1, 131, 7) - ws.data()) + l.oneshot_slot_bytes == l.total);
+  CHECK(l.total < 96u << 20);  // tens of MiB, not GiB
+}
+
+TEST_CASE("plan_two_shot: tiles per segment follow the codec's tile size, chunks cover the message") {
+  workspace_config c;
+  c.world = 2;
+  c.blocks = 264;
+  c.oneshot_blocks = 132;
+  const auto l = workspace_layout::make(c);
+  const std::size_t big = std::size_t(1) << 29;
+  const auto none = algorithm::plan_two_shot(l, codec::tile_bytes<codec::passthrough>, big);
+  const auto fp4 = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, big);
+  CHECK(none.tiles_per_segment == 4);   // 16 KiB a segment
+  CHECK(fp4.tiles_per_segment == 14);   // 16 KiB / 1152 bytes
+  CHECK(none.blocks == 264);
+  CHECK(none.chunks * 2 * 4 * codec::tile_values >= big);
+  const auto small = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, 5000);
+  CHECK(small.tiles_per_segment == 1);
+  CHECK(small.blocks == 2);
+  // rows of 4096 values fit whole chunks (2 ranks x 1 tile)
+  CHECK(algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, big, 4096).rows_in_chunks);
 }
 
 TEST_CASE("dispatch: table, capacity and overrides") {

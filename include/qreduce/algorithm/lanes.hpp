@@ -35,15 +35,21 @@ QR_DEVICE QR_FORCEINLINE uint4 pack8(const float (&x)[8]) {
   return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
-// Values [i, i+8) of a tensor of n values (i a multiple of 8, the tensor 16-byte aligned); zeros past n.
+// The bits of values [i, i+8) of a tensor of n 16-bit values (i a multiple of 8, the tensor 16-byte
+// aligned); zeros past n.
+template <class T>
+QR_DEVICE QR_FORCEINLINE uint4 load8_bits(const T* in, std::size_t n, std::size_t i) {
+  if (i + 8 <= n) return *reinterpret_cast<const uint4*>(in + i);
+  std::uint32_t w[4] = {};
+  for (int j = 0; j < 8; ++j)
+    if (i + j < n) w[j / 2] |= std::uint32_t(in[i + j].bits) << (16 * (j % 2));
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+// Values [i, i+8) of a tensor of n values, as f32; zeros past n.
 template <class T>
 QR_DEVICE QR_FORCEINLINE void load8(const T* in, std::size_t n, std::size_t i, float (&x)[8]) {
-  if (i + 8 <= n) {
-    unpack8<T>(*reinterpret_cast<const uint4*>(in + i), x);
-  } else {
-    QR_UNROLL
-    for (int j = 0; j < 8; ++j) x[j] = i + j < n ? numeric::to_float(in[i + j]) : 0.0f;
-  }
+  unpack8<T>(load8_bits(in, n, i), x);
 }
 
 template <class T>
@@ -101,11 +107,22 @@ QR_DEVICE QR_FORCEINLINE void store_lane(std::byte* tile, int t, const lane_code
     if (l == 0) C::store_scale(tile + codec::tile_groups * C::payload_bytes + g * C::scale_bytes, c.state);
 }
 
+// Thread t's share of a tile as loaded (payload and its group's scale), not yet decoded: loading
+// several of these before decoding any keeps several loads in flight per thread.
+template <codec::codec_type C, class T>
+QR_DEVICE QR_FORCEINLINE lane_code<C> load_code(const std::byte* tile, int t) {
+  const int g = t / codec::lanes_per_group, l = t % codec::lanes_per_group;
+  return {C::load_lane(tile + g * C::payload_bytes, l), C::load_scale(tile + codec::tile_groups * C::payload_bytes + g * C::scale_bytes)};
+}
+
+template <codec::codec_type C, class T>
+QR_DEVICE QR_FORCEINLINE void decode_code(const lane_code<C>& c, float (&y)[8]) {
+  C::template decode_lane<T>(c.payload, c.state, y);
+}
+
 template <codec::codec_type C, class T>
 QR_DEVICE QR_FORCEINLINE void decode_lane(const std::byte* tile, int t, float (&y)[8]) {
-  const int g = t / codec::lanes_per_group, l = t % codec::lanes_per_group;
-  const auto st = C::load_scale(tile + codec::tile_groups * C::payload_bytes + g * C::scale_bytes);
-  C::template decode_lane<T>(C::load_lane(tile + g * C::payload_bytes, l), st, y);
+  decode_code<C, T>(load_code<C, T>(tile, t), y);
 }
 
 // Records a timeout (the first one wins) in the host-visible error record.
@@ -152,19 +169,37 @@ QR_DEVICE inline bool wait_flag(const device_handle& h, const std::uint32_t* fla
       peer, phase, seq);
 }
 
-// The flag protocol of one phase: after the block's data stores, raises this block's flag for
-// `phase` on every rank (release), then waits for every rank's (acquire); every thread calls it.
-// Returns false if a peer did not arrive in time (recorded) or another block of this rank gave up.
+// Raises this block's flag for `phase` to `seq` on every rank (release, after the block's data
+// stores: the block synchronizes first); every thread calls it.
 template <int W>
-QR_DEVICE inline bool exchange_flags(const device_handle& h, int phase, std::uint32_t seq) {
+QR_DEVICE inline void signal_flags(const device_handle& h, int phase, std::uint32_t seq) {
+  const int t = threadIdx.x;
+  block_sync();
+  if (t < W) store_release_sys(h.flag(t, phase, blockIdx.x, h.rank), seq);
+}
+
+// Waits until every rank's flag for `phase` of this block reached `seq` (acquire); every thread
+// calls it and reads the peers' data only after it returns true. Returns false if a peer did not
+// arrive in time (recorded) or another block of this rank gave up; the value is the same on every
+// thread of the block.
+template <int W>
+QR_DEVICE inline bool wait_flags(const device_handle& h, int phase, std::uint32_t seq) {
   __shared__ int give_up;
-  const int t = threadIdx.x, b = blockIdx.x, r = h.rank;
+  const int t = threadIdx.x;
   if (t == 0) give_up = 0;
   block_sync();
-  if (t < W) store_release_sys(h.flag(t, phase, b, r), seq);
-  if (t < W && !wait_flag(h, h.flag(r, phase, b, t), seq, t, phase)) give_up = 1;
+  if (t < W && !wait_flag(h, h.flag(h.rank, phase, blockIdx.x, t), seq, t, phase)) give_up = 1;
   block_sync();
-  return give_up == 0;
+  const bool ok = give_up == 0;
+  block_sync();  // nobody resets give_up (next call) before everyone read it
+  return ok;
+}
+
+// The flag protocol of one phase: signal, then wait for every rank's flag.
+template <int W>
+QR_DEVICE inline bool exchange_flags(const device_handle& h, int phase, std::uint32_t seq) {
+  signal_flags<W>(h, phase, seq);
+  return wait_flags<W>(h, phase, seq);
 }
 
 // Barrier over this rank's grid (all its blocks are resident: the grid never exceeds the device's

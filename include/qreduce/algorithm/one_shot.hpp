@@ -20,7 +20,7 @@ struct one_shot_plan {
 };
 
 inline one_shot_plan plan_one_shot(const workspace_layout& l, std::size_t n) {
-  const std::size_t B = std::size_t(l.cfg.blocks);
+  const std::size_t B = std::size_t(l.cfg.oneshot_blocks);
   std::size_t blocks = (n + codec::tile_values - 1) / codec::tile_values;
   blocks = blocks < 1 ? 1 : (blocks > B ? B : blocks);
   std::size_t per = (n + blocks - 1) / blocks;
@@ -48,15 +48,7 @@ __global__ void __launch_bounds__(block_threads)
   const std::size_t hi = lo + per_block < n ? lo + per_block : n;
 
   for (std::size_t i = lo + 8 * std::size_t(t); i < hi; i += 8 * block_threads) {
-    uint4 v;
-    if (i + 8 <= n) {
-      v = *reinterpret_cast<const uint4*>(in + i);
-    } else {
-      std::uint16_t e[8];
-      for (int j = 0; j < 8; ++j) e[j] = i + j < n ? in[i + j].bits : std::uint16_t(0);
-      v = make_uint4(e[0] | (std::uint32_t(e[1]) << 16), e[2] | (std::uint32_t(e[3]) << 16),
-                     e[4] | (std::uint32_t(e[5]) << 16), e[6] | (std::uint32_t(e[7]) << 16));
-    }
+    const uint4 v = load8_bits(in, n, i);
     QR_UNROLL
     for (int p = 0; p < W; ++p) *reinterpret_cast<uint4*>(h.oneshot_slot(p, parity, b, r) + 2 * (i - lo)) = v;
   }

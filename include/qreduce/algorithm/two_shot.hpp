@@ -1,19 +1,41 @@
-// qreduce/algorithm/two_shot.hpp: the quantized two-shot all-reduce (reduce-scatter + all-gather).
+// qreduce/algorithm/two_shot.hpp: the quantized two-shot all-reduce (reduce-scatter + all-gather),
+// pipelined.
 //
-// Per block and round, on rank r of W, the block owns a chunk of W segments of K codec tiles:
-//   1. encode segment s of its input and store it into rank s's scatter slot [block][r];
-//      raise flag (phase 0) on every rank;
-//   2. wait for the W phase-0 flags; decode the W contributions of segment r and add them in f32,
-//      in rank order; encode the sum once and store it into every rank's gather slot [block][r];
-//      raise flag (phase 1) on every rank;
-//   3. wait for the W phase-1 flags; decode the W reduced segments and write the output.
-// Every rank decodes the same bytes in step 3, so every rank's output is bitwise identical.
-// With rotation on, step 1 rotates each group, the sum is formed in the rotated basis (the
-// transform is linear), and step 3 undoes the rotation after decoding.
+// The message is cut into chunks of W segments of K codec tiles; block b of the grid takes chunks
+// b, b + grid, b + 2 grid, ... (its rounds). Round j of a block, on rank r of W, has three steps:
+//   scatter(j): encode segment s of the chunk and store it into rank s's scatter slot
+//               [j mod 3][block][r]; raise this block's phase-0 flag to the round's number on
+//               every rank;
+//   reduce(j):  wait for the W phase-0 flags of round j; decode the W contributions of segment r
+//               and add them in f32, in rank order; encode the sum once and store it into every
+//               rank's gather slot [j mod 3][block][r]; raise the phase-1 flag;
+//   gather(j):  wait for the W phase-1 flags of round j; decode the W reduced segments and hand
+//               them to the epilogue (the output).
+// Every rank decodes the same bytes in gather, so every rank's output is bitwise identical. With
+// rotation on, scatter rotates each group, the sum is formed in the rotated basis (the transform is
+// linear), and gather undoes the rotation after decoding.
 //
-// Why no call can overwrite data a peer still reads: a block reaches round j+1 only after every
-// peer's same-numbered block sent its round-j phase-1 flag, which that peer raised after finishing
-// everything before it; slots are indexed by block and sender, never by message offset.
+// The pipeline: iteration i of a block runs scatter(i), then reduce(i - 1), then gather(i - 2), so
+// the stores of three rounds are in flight at once and a wait finds, in the steady state, a flag
+// its peers raised an iteration earlier: a block never drains the link between rounds, and its time
+// follows its bytes, not its round trips. Several blocks per multiprocessor overlap further.
+//
+// Why no store can overwrite data a peer still reads (round numbers are per block and never reset,
+// so ring positions agree across ranks and calls; flags only grow):
+//   * scatter(j) stores into rank p's ring slot j mod 3, last used by round j - 3, which p read in
+//     its reduce(j - 3) before raising its phase-1 flag for j - 3. This block waited for that flag
+//     in gather(j - 3), one iteration before scatter(j).
+//   * reduce(j) stores into rank p's gather slot j mod 3, last read by p in its gather(j - 3), which
+//     p ran in its iteration j - 1, before its scatter(j) raised the phase-0 flag for j that
+//     reduce(j) waits for.
+// So three ring slots and these flags are the whole credit scheme: no extra messages. Rounds of
+// earlier calls completed (their gathers waited for every peer), and kernels on one stream run in
+// order, so the argument holds across calls, graph replays and one-shot calls in between.
+//
+// Sizing (Little's law): a rank keeps up to 3 rounds x blocks x round_bytes of encoded data in flight
+// per phase, 3 x 264 x 32 KiB = 25 MiB on an H100 with the defaults; NVLink 4 at about 370 GB/s per
+// direction and a round life of about 10 us needs about 3.7 MB. The margin goes to the HBM side,
+// where the same rounds must hide the latency of the loads and of the system-scope releases.
 #pragma once
 #include <cstddef>
 #include "../error.hpp"
@@ -21,10 +43,11 @@
 
 namespace qreduce::algorithm {
 
-// How a two-shot call is cut: K tiles per segment, and the grid. A pure function of the message and
-// the communicator, so every rank computes the same. With row_values > 0 (a row-wise epilogue), K is
-// raised where it can be so that a chunk (W * K tiles) holds whole rows: each block then finishes
-// its rows itself, right after gathering them, and no barrier over the grid is needed.
+// How a two-shot call is cut: K tiles per segment (at most what a segment slot holds of the codec's
+// tiles), and the grid. A pure function of the message, the codec and the communicator, so every
+// rank computes the same. With row_values > 0 (a row-wise epilogue), K is raised where it can be so
+// that a chunk (W * K tiles) holds whole rows: each block then finishes its rows itself, right after
+// gathering them, and no barrier over the grid is needed.
 struct two_shot_plan {
   int tiles_per_segment = 1;
   int blocks = 0;
@@ -32,8 +55,9 @@ struct two_shot_plan {
   bool rows_in_chunks = false;
 };
 
-inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t n, std::size_t row_values = 0) {
-  const std::size_t W = std::size_t(l.cfg.world), B = std::size_t(l.cfg.blocks), kmax = std::size_t(l.cfg.tiles_per_slot);
+inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_bytes, std::size_t n, std::size_t row_values = 0) {
+  const std::size_t W = std::size_t(l.cfg.world), B = std::size_t(l.cfg.blocks);
+  const std::size_t kmax = std::size_t(l.max_tiles_per_segment(tile_bytes));
   const std::size_t per_tile_round = B * W * codec::tile_values;
   std::size_t k = (n + per_tile_round - 1) / per_tile_round;
   k = k < 1 ? 1 : (k > kmax ? kmax : k);
@@ -71,75 +95,134 @@ __device__ QR_NOINLINE void finish_row(const Epilogue& ep, std::size_t row) {
   ep.row(row);
 }
 
+// Loads per thread in flight: the scatter step reads this many input lanes before encoding any; the
+// reduce and gather steps read the W codes of this many / W tiles before decoding any. Without it a
+// block waits one memory latency per tile and its time follows latencies, not bytes.
+inline constexpr int loads_in_flight = 8;
+
+// The two-shot all-reduce of n values as a device function: every thread of every block of a grid of
+// plan.blocks blocks (block_threads threads each) calls it with the plan's K and rows_in_chunks. A
+// user kernel can call it (examples/03_custom_epilogue); two_shot_kernel is its __global__ wrapper.
 template <codec::codec_type C, class T, int W, class Epilogue>
-__global__ void __launch_bounds__(block_threads)
-    two_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate,
-                    bool rows_in_chunks, Epilogue ep) {
+__device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* out, std::size_t n, int tiles_per_segment,
+                                        bool rotate, bool rows_in_chunks, const Epilogue& ep) {
   using namespace device;
   constexpr int TB = codec::tile_bytes<C>;
   constexpr bool row_wise = requires { Epilogue::row_pass; };
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank, lane = t % codec::lanes_per_group;
-  const std::size_t seg = std::size_t(tiles_per_segment) * codec::tile_values;
+  const int K = tiles_per_segment;
+  const std::size_t seg = std::size_t(K) * codec::tile_values;
   const std::size_t chunk = W * seg;
   const std::size_t chunks = (n + chunk - 1) / chunk;
-  bool ok = true;
-  std::uint32_t seq = *h.seq(b);
+  const std::size_t rounds = chunks > std::size_t(b) ? (chunks - std::size_t(b) + gridDim.x - 1) / gridDim.x : 0;
+  const std::uint32_t seq0 = *h.seq(b);  // rounds this block finished before this call
+  // Round j of this call: its chunk, its number (what the flags carry) and its ring position.
+  auto chunk_of = [&](std::size_t j) { return std::size_t(b) + j * gridDim.x; };
+  auto number = [&](std::size_t j) { return seq0 + 1u + std::uint32_t(j); };
+  auto ring = [&](std::size_t j) { return int(number(j) % ring_slots); };
+  std::size_t done = 0;
 
-  for (std::size_t c = b; c < chunks; c += gridDim.x) {
-    ++seq;
-    const std::size_t base = c * chunk;
-    // 1. scatter: encode each segment into its owner's slot
-    for (int k = 0; k < tiles_per_segment; ++k) {
-      QR_UNROLL
-      for (int s = 0; s < W; ++s) {
-        float x[8];
-        load8(in, n, base + s * seg + std::size_t(k) * codec::tile_values + 8 * t, x);
-        if (rotate) hadamard32(x, lane, codec::rotation_forward_scale);
-        store_lane<C>(h.scatter_slot(s, b, r) + k * TB, t, encode_lane<C, T>(x));
-      }
-    }
-    if (!(ok = exchange_flags<W>(h, 0, seq))) break;
-
-    // 2. reduce the own segment in f32, encode once, send to every rank
-    for (int k = 0; k < tiles_per_segment; ++k) {
-      float acc[8] = {};
-      QR_UNROLL
-      for (int s = 0; s < W; ++s) {
-        float y[8];
-        decode_lane<C, T>(h.scatter_slot(r, b, s) + k * TB, t, y);
+  for (std::size_t i = 0; i < rounds + 2; ++i) {
+    if (i < rounds) {  // scatter(i): encode each segment into its owner's slot
+      const std::size_t base = chunk_of(i) * chunk;
+      const int q = ring(i);
+      for (int j0 = 0; j0 < K * W; j0 += loads_in_flight) {
+        uint4 v[loads_in_flight];
         QR_UNROLL
-        for (int j = 0; j < 8; ++j) acc[j] += y[j];
+        for (int u = 0; u < loads_in_flight; ++u) {  // j = k * W + s: tile k of segment s
+          const int j = j0 + u, k = j / W, s = j % W;
+          if (j < K * W) v[u] = load8_bits(in, n, base + s * seg + std::size_t(k) * codec::tile_values + 8 * t);
+        }
+        QR_UNROLL
+        for (int u = 0; u < loads_in_flight; ++u) {
+          const int j = j0 + u, k = j / W, s = j % W;
+          if (j < K * W) {
+            float x[8];
+            unpack8<T>(v[u], x);
+            if (rotate) hadamard32(x, lane, codec::rotation_forward_scale);
+            store_lane<C>(h.scatter_slot(s, q, b, r) + k * TB, t, encode_lane<C, T>(x));
+          }
+        }
       }
-      const auto code = encode_lane<C, T>(acc);
-      QR_UNROLL
-      for (int p = 0; p < W; ++p) store_lane<C>(h.gather_slot(p, b, r) + k * TB, t, code);
+      signal_flags<W>(h, 0, number(i));
     }
-    if (!(ok = exchange_flags<W>(h, 1, seq))) break;
-
-    // 3. gather: decode every reduced segment and hand it to the epilogue
-    for (int k = 0; k < tiles_per_segment; ++k) {
-      QR_UNROLL
-      for (int s = 0; s < W; ++s) {
-        float y[8];
-        decode_lane<C, T>(h.gather_slot(r, b, s) + k * TB, t, y);
-        if (rotate) hadamard32(y, lane, 1.0f);
-        ep(out, n, base + s * seg + std::size_t(k) * codec::tile_values + 8 * t, y);
+    if (i >= 1 && i <= rounds) {  // reduce(i - 1): the own segment in f32, encoded once, sent to every rank
+      const std::size_t j = i - 1;
+      const int q = ring(j);
+      if (!wait_flags<W>(h, 0, number(j))) break;
+      constexpr int U = loads_in_flight / W > 0 ? loads_in_flight / W : 1;
+      for (int k0 = 0; k0 < K; k0 += U) {
+        lane_code<C> in_codes[U][W];
+        QR_UNROLL
+        for (int u = 0; u < U; ++u)
+          QR_UNROLL
+          for (int s = 0; s < W; ++s)
+            if (k0 + u < K) in_codes[u][s] = load_code<C, T>(h.scatter_slot(r, q, b, s) + (k0 + u) * TB, t);
+        QR_UNROLL
+        for (int u = 0; u < U; ++u) {
+          if (k0 + u >= K) break;
+          float acc[8] = {};
+          QR_UNROLL
+          for (int s = 0; s < W; ++s) {
+            float y[8];
+            decode_code<C, T>(in_codes[u][s], y);
+            QR_UNROLL
+            for (int e = 0; e < 8; ++e) acc[e] += y[e];
+          }
+          const auto code = encode_lane<C, T>(acc);
+          QR_UNROLL
+          for (int p = 0; p < W; ++p) store_lane<C>(h.gather_slot(p, q, b, r) + (k0 + u) * TB, t, code);
+        }
       }
+      signal_flags<W>(h, 1, number(j));
     }
-    if constexpr (row_wise) {
-      if (rows_in_chunks) {  // this block wrote these rows whole: finish them now
-        block_sync();
-        const std::size_t rv = ep.row_values(), end = base + chunk < n ? base + chunk : n;
-        for (std::size_t row = base / rv; row < end / rv; ++row) finish_row(ep, row);
+    if (i >= 2) {  // gather(i - 2): decode every reduced segment and hand it to the epilogue
+      const std::size_t j = i - 2, base = chunk_of(j) * chunk;
+      const int q = ring(j);
+      if (!wait_flags<W>(h, 1, number(j))) break;
+      constexpr int U = loads_in_flight / W > 0 ? loads_in_flight / W : 1;
+      for (int k0 = 0; k0 < K; k0 += U) {
+        lane_code<C> sums[U][W];
+        QR_UNROLL
+        for (int u = 0; u < U; ++u)
+          QR_UNROLL
+          for (int s = 0; s < W; ++s)
+            if (k0 + u < K) sums[u][s] = load_code<C, T>(h.gather_slot(r, q, b, s) + (k0 + u) * TB, t);
+        QR_UNROLL
+        for (int u = 0; u < U; ++u) {
+          if (k0 + u >= K) break;
+          QR_UNROLL
+          for (int s = 0; s < W; ++s) {
+            float y[8];
+            decode_code<C, T>(sums[u][s], y);
+            if (rotate) hadamard32(y, lane, 1.0f);
+            ep(out, n, base + s * seg + std::size_t(k0 + u) * codec::tile_values + 8 * t, y);
+          }
+        }
       }
+      if constexpr (row_wise) {
+        if (rows_in_chunks) {  // this block wrote these rows whole: finish them now
+          block_sync();
+          const std::size_t rv = ep.row_values(), end = base + chunk < n ? base + chunk : n;
+          for (std::size_t row = base / rv; row < end / rv; ++row) finish_row(ep, row);
+        }
+      }
+      done = j + 1;
     }
   }
-  if (t == 0) *h.seq(b) = seq;
+  if (t == 0) *h.seq(b) = seq0 + std::uint32_t(rounds);
   if constexpr (row_wise) {
     // rows that other blocks of this rank wrote: meet first
-    if (!rows_in_chunks && grid_barrier(h) && ok)
+    if (!rows_in_chunks && grid_barrier(h) && done == rounds)
       for (std::size_t row = b, rows = n / ep.row_values(); row < rows; row += gridDim.x) finish_row(ep, row);
   }
+}
+
+template <codec::codec_type C, class T, int W, class Epilogue>
+__global__ void __launch_bounds__(block_threads, twoshot_blocks_per_sm)
+    two_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate,
+                    bool rows_in_chunks, Epilogue ep) {
+  two_shot<C, T, W>(h, in, out, n, tiles_per_segment, rotate, rows_in_chunks, ep);
 }
 
 }  // namespace qreduce::algorithm

@@ -1,15 +1,20 @@
 // qreduce/transport/workspace.hpp: the layout of a rank's workspace, and the handle kernels get.
 //
 // Every rank allocates one workspace of the same size; peers write into it through their mapping.
-// The layout depends only on the communicator's configuration (world size, block count, slot sizes),
+// The layout depends only on the communicator's configuration (world size, grids, slot sizes),
 // never on a call's message size, codec or grid, so calls of any sizes in any order cannot overlap.
 //
-//   flags    uint32 [2 phases][blocks][world]    raised by the sender named by the last index
-//   seq      uint32 [blocks]                     this rank's own per-block call counter
-//   barrier  uint32 [2]                          this rank's grid barrier (arrivals, generation)
-//   scatter  [blocks][world] slots of slot_bytes  two-shot phase 1: segment owner receives here
-//   gather   [blocks][world] slots of slot_bytes  two-shot phase 2: reduced segments arrive here
-//   oneshot  [2 parities][blocks][world] slots of oneshot_slot_bytes  one-shot inputs
+//   flags    uint32 [2 phases][blocks][world]                 raised by the sender named by the last index
+//   seq      uint32 [blocks]                                  this rank's own per-block round counter
+//   barrier  uint32 [2]                                       this rank's grid barrier (arrivals, generation)
+//   scatter  [ring_slots][blocks][world] slots of segment_bytes  two-shot reduce-scatter: the owner receives here
+//   gather   [ring_slots][blocks][world] slots of segment_bytes  two-shot all-gather: reduced segments arrive here
+//   oneshot  [2 parities][oneshot_blocks][world] slots of oneshot_slot_bytes  one-shot inputs
+//
+// `blocks` is the two-shot's grid (several blocks per multiprocessor), `oneshot_blocks` the
+// one-shot's (one per multiprocessor, at most `blocks`); both share the flags and the counters of
+// their first blocks. A two-shot round uses ring slot (round number mod ring_slots): three slots
+// are what the pipelined two-shot's credit argument needs (algorithm/two_shot.hpp).
 //
 // Each region starts on a 256-byte boundary.
 #pragma once
@@ -22,17 +27,22 @@ namespace qreduce {
 
 inline constexpr int max_world = 8;
 inline constexpr int block_threads = 256;  // one codec tile (2048 values, 8 per thread) per pass
+inline constexpr int ring_slots = 3;       // two-shot rounds a block keeps in flight per phase
+// Two-shot blocks per multiprocessor: the default grid, and the occupancy its kernels are compiled
+// for (__launch_bounds__: at most 128 registers a thread on NVIDIA, 2 waves per SIMD on CDNA).
+inline constexpr int twoshot_blocks_per_sm = 2;
 
 struct workspace_config {
   int world = 0;
-  int blocks = 0;                 // persistent grid: fixed for the communicator's life
-  int tiles_per_slot = 2;         // two-shot: codec tiles a block sends per segment per round
-  int oneshot_values_per_block = 4096;  // one-shot: values per block (a multiple of 2048)
+  int blocks = 0;                        // the two-shot's persistent grid: fixed for the communicator's life
+  int oneshot_blocks = 0;                // the one-shot's grid, at most `blocks`
+  std::size_t round_bytes = 32768;       // two-shot: encoded bytes one block sends per phase per round
+  int oneshot_values_per_block = 4096;   // one-shot: values per block (a multiple of 2048)
 };
 
 struct workspace_layout {
   workspace_config cfg{};
-  std::size_t slot_bytes = 0, oneshot_slot_bytes = 0;
+  std::size_t segment_bytes = 0, oneshot_slot_bytes = 0;
   std::size_t flags_off = 0, seq_off = 0, barrier_off = 0, scatter_off = 0, gather_off = 0, oneshot_off = 0, total = 0;
 
   static constexpr std::size_t align(std::size_t x) { return (x + 255) / 256 * 256; }
@@ -40,22 +50,29 @@ struct workspace_layout {
   static constexpr workspace_layout make(const workspace_config& c) {
     workspace_layout l{};
     l.cfg = c;
-    const auto W = std::size_t(c.world), B = std::size_t(c.blocks);
-    l.slot_bytes = std::size_t(c.tiles_per_slot) * codec::tile_values * 2;  // room for any codec
+    const auto W = std::size_t(c.world), B = std::size_t(c.blocks), B1 = std::size_t(c.oneshot_blocks);
+    l.segment_bytes = c.round_bytes / W / 256 * 256;
     l.oneshot_slot_bytes = std::size_t(c.oneshot_values_per_block) * 2;
     l.flags_off = 0;
     l.seq_off = align(l.flags_off + 2 * B * W * 4);
     l.barrier_off = align(l.seq_off + B * 4);
     l.scatter_off = align(l.barrier_off + 8);
-    l.gather_off = align(l.scatter_off + B * W * l.slot_bytes);
-    l.oneshot_off = align(l.gather_off + B * W * l.slot_bytes);
-    l.total = align(l.oneshot_off + 2 * B * W * l.oneshot_slot_bytes);
+    l.gather_off = align(l.scatter_off + ring_slots * B * W * l.segment_bytes);
+    l.oneshot_off = align(l.gather_off + ring_slots * B * W * l.segment_bytes);
+    l.total = align(l.oneshot_off + 2 * B1 * W * l.oneshot_slot_bytes);
     return l;
+  }
+  // Bytes each two-shot block adds to the workspace: how the communicator fits its grid into a budget.
+  static constexpr std::size_t bytes_per_block(const workspace_config& c) {
+    return 2 * std::size_t(ring_slots) * std::size_t(c.world) * (c.round_bytes / std::size_t(c.world) / 256 * 256) +
+           2 * std::size_t(c.world) * 4 + 4;
   }
   // Largest message (in values) the one-shot takes.
   constexpr std::size_t one_shot_max_values() const {
-    return std::size_t(cfg.blocks) * cfg.oneshot_values_per_block;
+    return std::size_t(cfg.oneshot_blocks) * cfg.oneshot_values_per_block;
   }
+  // Codec tiles per segment in one two-shot round: a segment slot holds this many of C's tiles.
+  constexpr int max_tiles_per_segment(std::size_t tile_bytes) const { return int(segment_bytes / tile_bytes); }
 };
 
 // Written by a kernel whose bounded wait expired; read by the host. Lives in host-mapped memory.
@@ -86,15 +103,16 @@ struct device_handle {
   QR_HOST_DEVICE std::uint32_t* grid_barrier() const {
     return reinterpret_cast<std::uint32_t*>(peer[rank] + layout.barrier_off);
   }
-  QR_HOST_DEVICE std::byte* scatter_slot(int r, int block, int src) const {
-    return peer[r] + layout.scatter_off + (std::size_t(block) * layout.cfg.world + src) * layout.slot_bytes;
+  // Rank r's slot in ring position `ring` of `block`, written by `src`.
+  QR_HOST_DEVICE std::byte* scatter_slot(int r, int ring, int block, int src) const {
+    return peer[r] + layout.scatter_off + ((std::size_t(ring) * layout.cfg.blocks + block) * layout.cfg.world + src) * layout.segment_bytes;
   }
-  QR_HOST_DEVICE std::byte* gather_slot(int r, int block, int src) const {
-    return peer[r] + layout.gather_off + (std::size_t(block) * layout.cfg.world + src) * layout.slot_bytes;
+  QR_HOST_DEVICE std::byte* gather_slot(int r, int ring, int block, int src) const {
+    return peer[r] + layout.gather_off + ((std::size_t(ring) * layout.cfg.blocks + block) * layout.cfg.world + src) * layout.segment_bytes;
   }
   QR_HOST_DEVICE std::byte* oneshot_slot(int r, int parity, int block, int src) const {
     return peer[r] + layout.oneshot_off +
-           ((std::size_t(parity) * layout.cfg.blocks + block) * layout.cfg.world + src) * layout.oneshot_slot_bytes;
+           ((std::size_t(parity) * layout.cfg.oneshot_blocks + block) * layout.cfg.world + src) * layout.oneshot_slot_bytes;
   }
 };
 
