@@ -416,9 +416,14 @@ bench::machine_model measure_machine(rank_ctx& x, int ranks_per_gpu) {
   const std::size_t bytes = std::size_t(256) << 20;
   void* src = rt::malloc_device(bytes);
   void* dst = rt::malloc_device(bytes);
-  gather(x, 0);
-  const double copy_ms = time_ms([&] { CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, x.s)); });
-  m.copy_GBps = 2.0 * double(bytes) / (copy_ms * 1e6);
+  // one rank at a time: ranks that share a GPU would otherwise measure half of its bandwidth each
+  for (int r = 0; r < x.world; ++r) {
+    gather(x, 0);
+    if (r == x.rank) {
+      const double copy_ms = time_ms([&] { CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, x.s)); });
+      m.copy_GBps = 2.0 * double(bytes) / (copy_ms * 1e6);
+    }
+  }
   gather(x, 0);
   if (ranks_per_gpu == 1) {
     const auto& h = x.comm->handle();

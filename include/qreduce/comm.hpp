@@ -42,7 +42,7 @@ class communicator {
     mine.rank = rank_;
     mine.world = world_;
     mine.proposed = propose_grids(cfg, world_, rt::multiprocessor_count(device_));
-    mine.round_bytes = cfg.round_bytes;
+    mine.round_bytes = round_bytes_for(cfg, world_);
     mine.oneshot_values_per_block = cfg.oneshot_values_per_block;
     mine.timeout_ms = cfg.timeout_ms;
     std::vector<rank_info> all(static_cast<std::size_t>(world_));
@@ -53,7 +53,7 @@ class communicator {
     wc.world = world_;
     wc.blocks = g.two_shot;
     wc.oneshot_blocks = g.one_shot;
-    wc.round_bytes = cfg.round_bytes;
+    wc.round_bytes = round_bytes_for(cfg, world_);
     wc.oneshot_values_per_block = cfg.oneshot_values_per_block;
     h_.layout = workspace_layout::make(wc);
     h_.rank = rank_;

@@ -40,17 +40,28 @@ struct allreduce_options {
 struct comm_config {
   int max_blocks = 0;                  // cap on both grids; 0: the device's multiprocessor count for the
                                        // one-shot, twoshot_blocks_per_sm times it for the two-shot
-  std::size_t round_bytes = 32768;     // two-shot: encoded bytes a block sends per phase per round
+  std::size_t round_bytes = 0;         // two-shot: encoded bytes a block sends per phase per round;
+                                       // 0: 16 KiB, or 4 KiB a rank where that is more (8 ranks)
   std::size_t max_workspace_bytes = std::size_t(64) << 20;  // the two-shot grid shrinks to fit
   int oneshot_values_per_block = 4096; // one-shot capacity per block (multiple of 2048)
   std::uint64_t timeout_ms = 10000;    // bound on every wait for a peer
 };
 
-// Reads QREDUCE_TIMEOUT_MS and QREDUCE_MAX_BLOCKS over the given defaults (docs/configuration.md).
+// Reads QREDUCE_TIMEOUT_MS, QREDUCE_MAX_BLOCKS, QREDUCE_ROUND_BYTES and QREDUCE_MAX_WORKSPACE_BYTES
+// over the given defaults (docs/configuration.md).
 inline comm_config config_from_env(comm_config c = {}) {
   if (const char* v = std::getenv("QREDUCE_TIMEOUT_MS")) c.timeout_ms = std::strtoull(v, nullptr, 10);
   if (const char* v = std::getenv("QREDUCE_MAX_BLOCKS")) c.max_blocks = int(std::strtol(v, nullptr, 10));
+  if (const char* v = std::getenv("QREDUCE_ROUND_BYTES")) c.round_bytes = std::strtoull(v, nullptr, 10);
+  if (const char* v = std::getenv("QREDUCE_MAX_WORKSPACE_BYTES")) c.max_workspace_bytes = std::strtoull(v, nullptr, 10);
   return c;
+}
+
+// The two-shot's round size for `world` ranks: the configured one, or the default.
+inline std::size_t round_bytes_for(const comm_config& c, int world) {
+  if (c.round_bytes != 0) return c.round_bytes;
+  const std::size_t per_rank = std::size_t(world) * codec::tile_bytes<codec::passthrough>;
+  return per_rank > 16384 ? per_rank : 16384;
 }
 
 inline void validate_config(const comm_config& c, int world) {
@@ -59,7 +70,8 @@ inline void validate_config(const comm_config& c, int world) {
   if (c.max_blocks < 0 || c.max_blocks > 1024) throw error(errc::invalid_argument, "max_blocks must be in [0, 1024]");
   // A segment slot (round_bytes / world) must hold one unquantized tile (4096 bytes).
   const std::size_t min_round = std::size_t(world) * codec::tile_bytes<codec::passthrough>;
-  if (c.round_bytes < min_round || c.round_bytes > (std::size_t(1) << 20) || c.round_bytes % (256 * std::size_t(world)) != 0)
+  const std::size_t round = round_bytes_for(c, world);
+  if (round < min_round || round > (std::size_t(1) << 20) || round % (256 * std::size_t(world)) != 0)
     throw error(errc::invalid_argument, "round_bytes must be a multiple of " + std::to_string(256 * world) + " in [" +
                                             std::to_string(min_round) + ", 1048576] for " + std::to_string(world) + " ranks");
   if (c.oneshot_values_per_block < codec::tile_values || c.oneshot_values_per_block % codec::tile_values != 0 ||
@@ -82,7 +94,7 @@ inline grids propose_grids(const comm_config& c, int world, int multiprocessors)
   wc.world = world;
   wc.blocks = 0;
   wc.oneshot_blocks = g.one_shot;
-  wc.round_bytes = c.round_bytes;
+  wc.round_bytes = round_bytes_for(c, world);
   wc.oneshot_values_per_block = c.oneshot_values_per_block;
   const std::size_t fixed = workspace_layout::make(wc).total + 4 * 256, per = workspace_layout::bytes_per_block(wc);
   const std::size_t fit = c.max_workspace_bytes > fixed ? (c.max_workspace_bytes - fixed) / per : 0;
@@ -91,7 +103,7 @@ inline grids propose_grids(const comm_config& c, int world, int multiprocessors)
   if (fit < want) want = fit;
   if (want < 1)
     throw error(errc::invalid_argument, "max_workspace_bytes " + std::to_string(c.max_workspace_bytes) + " holds no two-shot block: it needs at least " +
-                                            std::to_string(fixed + per) + " bytes with round_bytes " + std::to_string(c.round_bytes));
+                                            std::to_string(fixed + per) + " bytes with round_bytes " + std::to_string(wc.round_bytes));
   g.two_shot = std::int32_t(want);
   if (g.one_shot > g.two_shot) g.one_shot = g.two_shot;
   return g;

@@ -51,6 +51,8 @@ TEST_CASE("validate_config: world sizes and limits") {
   c.timeout_ms = 0;
   CHECK(code_of([&] { validate_config(c, 2); }) == errc::invalid_argument);
   c = {};
+  CHECK(round_bytes_for(c, 2) == 16384);  // the default
+  CHECK(round_bytes_for(c, 8) == 32768);  // 4 KiB a segment: one unquantized tile
   c.round_bytes = 16384;  // 2 KiB a segment at 8 ranks: no room for an unquantized tile
   CHECK_NOTHROW(validate_config(c, 2));
   CHECK(code_of([&] { validate_config(c, 8); }) == errc::invalid_argument);
@@ -64,11 +66,12 @@ TEST_CASE("propose_grids: blocks per multiprocessor, capped, and within the work
     const grids g = propose_grids(c, w, 132);
     CHECK(g.one_shot == 132);
     CHECK(g.two_shot <= 132 * twoshot_blocks_per_sm);
-    CHECK(g.two_shot >= 132);
+    CHECK(g.two_shot >= 132 * (w == 8 ? 1 : twoshot_blocks_per_sm));  // the budget binds at 8 ranks only
     workspace_config wc;
     wc.world = w;
     wc.blocks = g.two_shot;
     wc.oneshot_blocks = g.one_shot;
+    wc.round_bytes = round_bytes_for(c, w);
     CHECK(workspace_layout::make(wc).total <= c.max_workspace_bytes);  // the default budget holds
   }
   c.max_blocks = 33;
@@ -81,6 +84,7 @@ TEST_CASE("propose_grids: blocks per multiprocessor, capped, and within the work
   wc.world = 8;
   wc.blocks = g.two_shot;
   wc.oneshot_blocks = g.one_shot;
+  wc.round_bytes = round_bytes_for(c, 8);
   CHECK(g.two_shot < 132);
   CHECK(workspace_layout::make(wc).total <= c.max_workspace_bytes);
   c.max_workspace_bytes = 1u << 20;  // not even the one-shot's slots
@@ -145,6 +149,7 @@ TEST_CASE("workspace layout: regions in order, aligned, independent of any messa
   c.world = 8;
   c.blocks = 264;
   c.oneshot_blocks = 132;
+  c.round_bytes = 32768;
   const auto l = workspace_layout::make(c);
   CHECK(l.flags_off < l.seq_off);
   CHECK(l.seq_off < l.barrier_off);
@@ -169,15 +174,16 @@ TEST_CASE("workspace layout: regions in order, aligned, independent of any messa
 TEST_CASE("plan_two_shot: tiles per segment follow the codec's tile size, chunks cover the message") {
   workspace_config c;
   c.world = 2;
-  c.blocks = 264;
+  c.blocks = 528;
   c.oneshot_blocks = 132;
+  c.round_bytes = 32768;
   const auto l = workspace_layout::make(c);
   const std::size_t big = std::size_t(1) << 29;
   const auto none = algorithm::plan_two_shot(l, codec::tile_bytes<codec::passthrough>, big);
   const auto fp4 = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, big);
   CHECK(none.tiles_per_segment == 4);   // 16 KiB a segment
   CHECK(fp4.tiles_per_segment == 14);   // 16 KiB / 1152 bytes
-  CHECK(none.blocks == 264);
+  CHECK(none.blocks == 528);
   CHECK(none.chunks * 2 * 4 * codec::tile_values >= big);
   const auto small = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, 5000);
   CHECK(small.tiles_per_segment == 1);

@@ -33,9 +33,9 @@
 // order, so the argument holds across calls, graph replays and one-shot calls in between.
 //
 // Sizing (Little's law): a rank keeps up to 3 rounds x blocks x round_bytes of encoded data in flight
-// per phase, 3 x 264 x 32 KiB = 25 MiB on an H100 with the defaults; NVLink 4 at about 370 GB/s per
-// direction and a round life of about 10 us needs about 3.7 MB. The margin goes to the HBM side,
-// where the same rounds must hide the latency of the loads and of the system-scope releases.
+// per phase, 3 x 528 x 16 KiB = 25 MiB on an H100 with the defaults at 2 ranks; NVLink 4 at about
+// 370 GB/s per direction and a round life of about 10 us needs about 3.7 MB. The margin goes to the
+// HBM side, where the same rounds must hide the latency of the loads and of the system-scope releases.
 #pragma once
 #include <cstddef>
 #include "../error.hpp"
@@ -98,7 +98,7 @@ __device__ QR_NOINLINE void finish_row(const Epilogue& ep, std::size_t row) {
 // Loads per thread in flight: the scatter step reads this many input lanes before encoding any; the
 // reduce and gather steps read the W codes of this many / W tiles before decoding any. Without it a
 // block waits one memory latency per tile and its time follows latencies, not bytes.
-inline constexpr int loads_in_flight = 8;
+inline constexpr int loads_in_flight = 4;
 
 // The two-shot all-reduce of n values as a device function: every thread of every block of a grid of
 // plan.blocks blocks (block_threads threads each) calls it with the plan's K and rows_in_chunks. A

@@ -29,14 +29,16 @@ inline constexpr int max_world = 8;
 inline constexpr int block_threads = 256;  // one codec tile (2048 values, 8 per thread) per pass
 inline constexpr int ring_slots = 3;       // two-shot rounds a block keeps in flight per phase
 // Two-shot blocks per multiprocessor: the default grid, and the occupancy its kernels are compiled
-// for (__launch_bounds__: at most 128 registers a thread on NVIDIA, 2 waves per SIMD on CDNA).
-inline constexpr int twoshot_blocks_per_sm = 2;
+// for (__launch_bounds__: at most 64 registers a thread on NVIDIA; on CDNA the second argument asks
+// for 4 waves per SIMD, the same 1024 threads a compute unit). Measured on the H100 against 2 and 3
+// (docs/results/2026-11-25-h100-pipeline): the codecs' arithmetic needs the resident warps.
+inline constexpr int twoshot_blocks_per_sm = 4;
 
 struct workspace_config {
   int world = 0;
   int blocks = 0;                        // the two-shot's persistent grid: fixed for the communicator's life
   int oneshot_blocks = 0;                // the one-shot's grid, at most `blocks`
-  std::size_t round_bytes = 32768;       // two-shot: encoded bytes one block sends per phase per round
+  std::size_t round_bytes = 16384;       // two-shot: encoded bytes one block sends per phase per round
   int oneshot_values_per_block = 4096;   // one-shot: values per block (a multiple of 2048)
 };
 
