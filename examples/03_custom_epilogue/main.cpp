@@ -4,6 +4,9 @@
 //      all-reduce's output never makes a round trip through memory before the activation.
 //   2. `compress_kernel` uses the device API (qreduce::device::encode_lane / store_lane) to write a
 //      tile it has just computed in the fp8 wire format, e.g. to stage it for a later exchange.
+//   3. `my_all_reduce` is your own kernel that runs qreduce's two-shot all-reduce as a device
+//      function (qreduce::algorithm::two_shot), on the communicator's workspace, with the epilogue of
+//      step 1: the place to add work before or after it in one launch.
 // Run one process per rank:
 //   QREDUCE_RANK=0 QREDUCE_WORLD=2 ./03_custom_epilogue & QREDUCE_RANK=1 QREDUCE_WORLD=2 ./03_custom_epilogue
 #include <cmath>
@@ -38,6 +41,17 @@ __global__ void compress_kernel(const f16* in, std::size_t n, std::byte* out) {
                                        qreduce::device::encode_lane<qc::fp8, f16>(x));
 }
 
+// The two-shot body in a kernel of your own. Launch it with the plan's grid (every block resident:
+// the launch bounds keep the registers the communicator's own kernels use) on the stream of the
+// communicator's other calls; every rank launches it with the same plan.
+template <int W>
+__global__ void __launch_bounds__(qreduce::block_threads, qreduce::twoshot_blocks_per_sm)
+    my_all_reduce(qreduce::device_handle h, const f16* in, f16* out, std::size_t n, int tiles_per_segment, bias_gelu ep) {
+  qreduce::algorithm::two_shot<qreduce::transport::default_transport, qreduce::codec::int8, f16, W>(h, in, out, n, tiles_per_segment,
+                                                                                                    /*rotate=*/false,
+                                                                                                    /*rows_in_chunks=*/false, ep);
+}
+
 int main() {
   const int rank = std::atoi(std::getenv("QREDUCE_RANK") ? std::getenv("QREDUCE_RANK") : "0");
   const int world = std::atoi(std::getenv("QREDUCE_WORLD") ? std::getenv("QREDUCE_WORLD") : "2");
@@ -61,6 +75,26 @@ int main() {
     const float t = 0.5f * float(world) - 0.5f;
     std::printf("rank %d: gelu(sum + bias) = %g (expected %g)\n", rank, qreduce::numeric::to_float(x[0]),
                 0.5f * t * (1.0f + std::erf(t / std::sqrt(2.0f))));
+
+    // 3. the same all-reduce from a kernel of our own: a fresh input, the same epilogue
+    rt::memcpy_sync(dx, std::vector<f16>(n, qreduce::numeric::to_f16(0.5f)).data(), n * sizeof(f16));
+    const auto plan = qreduce::algorithm::plan_two_shot(comm.handle().layout, qreduce::codec::tile_bytes<qreduce::codec::int8>, n);
+    const auto launch = [&](auto kernel) {
+      kernel<<<unsigned(plan.blocks), qreduce::block_threads>>>(comm.handle(), dx, dx, n, plan.tiles_per_segment, bias_gelu{dbias, hidden});
+    };
+    if (world == 2) launch(my_all_reduce<2>);
+    else if (world == 4) launch(my_all_reduce<4>);
+    else launch(my_all_reduce<8>);
+    rt::check_launch("my_all_reduce");
+    rt::device_synchronize();
+    comm.check();
+    f16 first{};
+    rt::memcpy_sync(&first, dx, sizeof first);
+    std::printf("rank %d: from my_all_reduce: %g (the same)\n", rank, qreduce::numeric::to_float(first));
+    if (first.bits != x[0].bits) {
+      std::fprintf(stderr, "rank %d: my_all_reduce differs from all_reduce_with\n", rank);
+      return 1;
+    }
 
     auto* enc = static_cast<std::byte*>(rt::malloc_device(qreduce::codec::encoded_bytes<qreduce::codec::fp8>(n)));
     compress_kernel<<<unsigned(n / qreduce::codec::tile_values), qreduce::block_threads>>>(dx, n, enc);

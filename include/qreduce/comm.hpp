@@ -25,14 +25,18 @@
 #include "epilogue/rmsnorm.hpp"
 #include "options.hpp"
 #include "runtime.hpp"
+#include "transport/peer_memory.hpp"
 
 namespace qreduce {
 
-class communicator {
+// The communicator over a transport (transport/peer_memory.hpp): `communicator` is the default one.
+template <transport::transport_policy Transport>
+class basic_communicator {
  public:
+  using transport_type = Transport;
   using fallback_fn = std::function<void(const void* in, void* out, std::size_t count, dtype t, rt::stream_t s)>;
 
-  explicit communicator(bootstrap& bs, comm_config cfg = config_from_env()) : rank_(bs.rank()), world_(bs.size()) {
+  explicit basic_communicator(bootstrap& bs, comm_config cfg = config_from_env()) : rank_(bs.rank()), world_(bs.size()) {
     validate_config(cfg, world_);
     device_ = rt::get_device();
     arch_ = rt::device_arch(device_);
@@ -60,7 +64,7 @@ class communicator {
     h_.timeout_ns = cfg.timeout_ms * 1000000ull;
 
     try {
-      workspace_ = static_cast<std::byte*>(rt::malloc_device(h_.layout.total));
+      workspace_ = static_cast<std::byte*>(Transport::allocate(h_.layout.total));
       rt::memset_device(workspace_, 0, h_.layout.total);
       err_host_ = static_cast<error_record*>(rt::malloc_host_mapped(sizeof(error_record)));
       *err_host_ = error_record{};
@@ -74,9 +78,9 @@ class communicator {
     }
   }
 
-  ~communicator() { release(); }
-  communicator(const communicator&) = delete;
-  communicator& operator=(const communicator&) = delete;
+  ~basic_communicator() { release(); }
+  basic_communicator(const basic_communicator&) = delete;
+  basic_communicator& operator=(const basic_communicator&) = delete;
 
   int rank() const { return rank_; }
   int world() const { return world_; }
@@ -236,7 +240,7 @@ class communicator {
   struct peer_info {
     std::int64_t pid;
     std::int32_t device;
-    rt::ipc_handle_t handle;
+    typename Transport::shared_handle handle;
     std::byte* ptr;
   };
 
@@ -267,7 +271,7 @@ class communicator {
   }
 
   void map_peers(bootstrap& bs) {
-    peer_info mine{std::int64_t(::getpid()), device_, rt::ipc_get_handle(workspace_), workspace_};
+    peer_info mine{std::int64_t(::getpid()), device_, Transport::share(workspace_), workspace_};
     std::vector<peer_info> all(static_cast<std::size_t>(world_));
     bs.allgather(&mine, all.data(), sizeof mine);
     for (int r = 0; r < world_; ++r) {
@@ -278,7 +282,7 @@ class communicator {
         rt::enable_peer_access(p.device);  // same process: the pointer is valid here
         h_.peer[r] = p.ptr;
       } else {
-        h_.peer[r] = static_cast<std::byte*>(rt::ipc_open(p.handle));
+        h_.peer[r] = static_cast<std::byte*>(Transport::open(p.handle));
         opened_.push_back(h_.peer[r]);
       }
     }
@@ -307,11 +311,11 @@ class communicator {
     auto per_epilogue = [&](auto ttag, auto etag) {
       using T = typename decltype(ttag)::type;
       using E = typename decltype(etag)::type;
-      load(reinterpret_cast<const void*>(&algorithm::one_shot_kernel<T, W, E>));
+      load(reinterpret_cast<const void*>(&algorithm::one_shot_kernel<Transport, T, W, E>));
       for (codec_kind k : all_codecs)
         visit_codec(k, [&](auto tag) {
           using C = typename decltype(tag)::type;
-          load(reinterpret_cast<const void*>(&algorithm::two_shot_kernel<C, T, W, E>));
+          load(reinterpret_cast<const void*>(&algorithm::two_shot_kernel<Transport, C, T, W, E>));
         });
     };
     auto per_type = [&](auto ttag) {
@@ -336,7 +340,7 @@ class communicator {
   void launch_w(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s, const Ep& ep) {
     if (c.algorithm == algorithm_kind::one_shot) {
       const auto p = algorithm::plan_one_shot(h_.layout, n);
-      algorithm::one_shot_kernel<T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.per_block, ep);
+      algorithm::one_shot_kernel<Transport, T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.per_block, ep);
       rt::check_launch("one_shot_kernel");
       return;
     }
@@ -345,7 +349,7 @@ class communicator {
     visit_codec(c.codec, [&](auto tag) {
       using C = typename decltype(tag)::type;
       const auto p = algorithm::plan_two_shot(h_.layout, codec::tile_bytes<C>, n, row_values);
-      algorithm::two_shot_kernel<C, T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate,
+      algorithm::two_shot_kernel<Transport, C, T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate,
                                                                                   p.rows_in_chunks, ep);
     });
     rt::check_launch("two_shot_kernel");
@@ -354,9 +358,9 @@ class communicator {
   void release() noexcept {
     // Kernels in flight (ours, and on a shared device our peers') may still touch the workspace.
     if (workspace_) (void)QR_RT(DeviceSynchronize)();
-    for (void* p : opened_) rt::ipc_close(p);
+    for (void* p : opened_) Transport::close(p);
     opened_.clear();
-    if (workspace_) rt::free_device(workspace_);
+    if (workspace_) Transport::deallocate(workspace_);
     workspace_ = nullptr;
     if (err_host_) rt::free_host(err_host_);
     err_host_ = nullptr;
@@ -372,5 +376,7 @@ class communicator {
   dispatch_overrides overrides_;
   bool closed_ = false;
 };
+
+using communicator = basic_communicator<transport::default_transport>;
 
 }  // namespace qreduce

@@ -77,6 +77,18 @@ inline void* malloc_device(std::size_t bytes) {
   return p;
 }
 inline void free_device(void* p) noexcept { (void)QR_RT(Free)(p); }
+// Device memory that peers may store into while a kernel of this device reads it: plain device
+// memory on CUDA (NVLink and PCIe peer stores are coherent with a running kernel's system-scope
+// acquires); fine-grained, uncached memory on HIP (coarse-grained hipMalloc memory is not).
+inline void* malloc_peer_visible(std::size_t bytes) {
+  void* p = nullptr;
+#if QR_BACKEND_CUDA
+  check(cudaMalloc(&p, bytes), "Malloc");
+#else
+  check(hipExtMallocWithFlags(&p, bytes, hipDeviceMallocUncached), "ExtMallocWithFlags(hipDeviceMallocUncached)");
+#endif
+  return p;
+}
 inline void* malloc_host_mapped(std::size_t bytes) {
   void* p = nullptr;
   check(QR_RT(HostAlloc)(&p, bytes, QR_RT(HostAllocMapped)), "HostAlloc");

@@ -10,7 +10,7 @@
 #include <vector>
 // The codecs, outputs and device API only: the communicator (qreduce.hpp) instantiates every kernel
 // it can launch, which only the all-reduce test needs.
-#include "qreduce/algorithm/lanes.hpp"
+#include "qreduce/device/tile.hpp"
 #include "qreduce/codec/all.hpp"
 #include "qreduce/epilogue/outputs.hpp"
 #include "qreduce/runtime.hpp"

@@ -34,6 +34,6 @@ void instantiate() {
 
 void instantiate_all() {
   for (codec_kind k : all_codecs) visit_codec(k, [](auto tag) { instantiate<typename decltype(tag)::type>(); });
-  (void)&algorithm::two_shot_kernel<codec::fp4, bf16, 8, epilogue::identity>;
-  (void)&algorithm::one_shot_kernel<bf16, 8, epilogue::identity>;
+  (void)&algorithm::two_shot_kernel<transport::default_transport, codec::fp4, bf16, 8, epilogue::identity>;
+  (void)&algorithm::one_shot_kernel<transport::default_transport, bf16, 8, epilogue::identity>;
 }

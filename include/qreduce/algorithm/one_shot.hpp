@@ -10,7 +10,9 @@
 // peer finished reading call k.
 #pragma once
 #include <cstddef>
-#include "lanes.hpp"
+#include "../device/tile.hpp"
+#include "../transport/flags.hpp"
+#include "../transport/peer_memory.hpp"
 
 namespace qreduce::algorithm {
 
@@ -37,7 +39,7 @@ inline one_shot_plan plan_one_shot(const workspace_layout& l, std::size_t n) {
 #if !QR_BACKEND_HOST
 namespace qreduce::algorithm {
 
-template <class T, int W, class Epilogue>
+template <class Transport, class T, int W, class Epilogue>
 __global__ void __launch_bounds__(block_threads)
     one_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, std::size_t per_block, Epilogue ep) {
   using namespace device;
@@ -52,7 +54,7 @@ __global__ void __launch_bounds__(block_threads)
     QR_UNROLL
     for (int p = 0; p < W; ++p) *reinterpret_cast<uint4*>(h.oneshot_slot(p, parity, b, r) + 2 * (i - lo)) = v;
   }
-  const bool ok = exchange_flags<W>(h, 0, seq);
+  const bool ok = exchange_flags<Transport, W>(h, 0, seq);
   if (ok) {
     for (std::size_t i = lo + 8 * std::size_t(t); i < hi; i += 8 * block_threads) {
       float acc[8] = {};

@@ -39,7 +39,9 @@
 #pragma once
 #include <cstddef>
 #include "../error.hpp"
-#include "lanes.hpp"
+#include "../device/tile.hpp"
+#include "../transport/flags.hpp"
+#include "../transport/peer_memory.hpp"
 
 namespace qreduce::algorithm {
 
@@ -103,7 +105,7 @@ inline constexpr int loads_in_flight = 4;
 // The two-shot all-reduce of n values as a device function: every thread of every block of a grid of
 // plan.blocks blocks (block_threads threads each) calls it with the plan's K and rows_in_chunks. A
 // user kernel can call it (examples/03_custom_epilogue); two_shot_kernel is its __global__ wrapper.
-template <codec::codec_type C, class T, int W, class Epilogue>
+template <class Transport, codec::codec_type C, class T, int W, class Epilogue>
 __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* out, std::size_t n, int tiles_per_segment,
                                         bool rotate, bool rows_in_chunks, const Epilogue& ep) {
   using namespace device;
@@ -144,12 +146,12 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
           }
         }
       }
-      signal_flags<W>(h, 0, number(i));
+      signal_flags<Transport, W>(h, 0, number(i));
     }
     if (i >= 1 && i <= rounds) {  // reduce(i - 1): the own segment in f32, encoded once, sent to every rank
       const std::size_t j = i - 1;
       const int q = ring(j);
-      if (!wait_flags<W>(h, 0, number(j))) break;
+      if (!wait_flags<Transport, W>(h, 0, number(j))) break;
       constexpr int U = loads_in_flight / W > 0 ? loads_in_flight / W : 1;
       for (int k0 = 0; k0 < K; k0 += U) {
         lane_code<C> in_codes[U][W];
@@ -174,12 +176,12 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
           for (int p = 0; p < W; ++p) store_lane<C>(h.gather_slot(p, q, b, r) + (k0 + u) * TB, t, code);
         }
       }
-      signal_flags<W>(h, 1, number(j));
+      signal_flags<Transport, W>(h, 1, number(j));
     }
     if (i >= 2) {  // gather(i - 2): decode every reduced segment and hand it to the epilogue
       const std::size_t j = i - 2, base = chunk_of(j) * chunk;
       const int q = ring(j);
-      if (!wait_flags<W>(h, 1, number(j))) break;
+      if (!wait_flags<Transport, W>(h, 1, number(j))) break;
       constexpr int U = loads_in_flight / W > 0 ? loads_in_flight / W : 1;
       for (int k0 = 0; k0 < K; k0 += U) {
         lane_code<C> sums[U][W];
@@ -218,11 +220,11 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   }
 }
 
-template <codec::codec_type C, class T, int W, class Epilogue>
+template <class Transport, codec::codec_type C, class T, int W, class Epilogue>
 __global__ void __launch_bounds__(block_threads, twoshot_blocks_per_sm)
     two_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate,
                     bool rows_in_chunks, Epilogue ep) {
-  two_shot<C, T, W>(h, in, out, n, tiles_per_segment, rotate, rows_in_chunks, ep);
+  two_shot<Transport, C, T, W>(h, in, out, n, tiles_per_segment, rotate, rows_in_chunks, ep);
 }
 
 }  // namespace qreduce::algorithm

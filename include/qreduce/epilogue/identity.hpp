@@ -5,7 +5,7 @@
 // see epilogue/rmsnorm.hpp.
 #pragma once
 #include <cstddef>
-#include "../algorithm/lanes.hpp"
+#include "../device/tile.hpp"
 
 namespace qreduce::epilogue {
 

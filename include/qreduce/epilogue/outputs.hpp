@@ -39,7 +39,7 @@
 #include "../codec/scaled.hpp"
 #include "../numeric/minifloat.hpp"
 #if !QR_BACKEND_HOST
-#include "../algorithm/lanes.hpp"
+#include "../device/tile.hpp"
 #endif
 
 namespace qreduce::epilogue {

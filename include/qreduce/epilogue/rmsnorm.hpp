@@ -13,7 +13,7 @@
 #include <cstddef>
 #include "outputs.hpp"
 #if !QR_BACKEND_HOST
-#include "../algorithm/lanes.hpp"
+#include "../device/tile.hpp"
 #endif
 
 namespace qreduce::epilogue {

@@ -1,6 +1,6 @@
-// qreduce/algorithm/lanes.hpp: the device building blocks every algorithm (and a user kernel) uses:
+// qreduce/device/tile.hpp: the block-level tile API every algorithm, epilogue and user kernel uses:
 // load/store 8 tensor values per thread, rotate a group across its 4 lanes, encode a lane into a
-// codec tile and decode it back, and the bounded wait on a peer's flag.
+// codec tile and decode it back, and fixed-order block reductions.
 //
 // A codec tile is handled by 256 threads: thread t owns values [8t, 8t+8) of the tile, and the group
 // of 32 values is lanes 4*(t/4) .. 4*(t/4)+3. All threads of a block call these functions together
@@ -10,11 +10,12 @@
 #include <cstdint>
 #include "../codec/codec.hpp"
 #include "../codec/rotation.hpp"
-#include "../transport/device.hpp"
 #include "../transport/workspace.hpp"
+#include "intrinsics.hpp"
 
 #if !QR_BACKEND_HOST
 namespace qreduce::device {
+
 
 template <class T>
 QR_DEVICE QR_FORCEINLINE void unpack8(const uint4& v, float (&x)[8]) {
@@ -123,112 +124,6 @@ QR_DEVICE QR_FORCEINLINE void decode_code(const lane_code<C>& c, float (&y)[8]) 
 template <codec::codec_type C, class T>
 QR_DEVICE QR_FORCEINLINE void decode_lane(const std::byte* tile, int t, float (&y)[8]) {
   decode_code<C, T>(load_code<C, T>(tile, t), y);
-}
-
-// Records a timeout (the first one wins) in the host-visible error record.
-QR_DEVICE inline void record_timeout(const device_handle& h, int peer, int phase, std::uint32_t seq, std::uint32_t seen) {
-  if (cas_sys(&h.err->status, 0u, 2u)) {
-    h.err->peer = std::uint32_t(peer);
-    h.err->phase = std::uint32_t(phase);
-    h.err->block = blockIdx.x;
-    h.err->seq = seq;
-    h.err->seen = seen;
-    store_release_sys(&h.err->status, 1u);
-  }
-}
-
-// Spins until ready() (which loads with acquire semantics) holds. Bounded: returns false when
-// h.timeout_ns passes (after recording `peer`, `phase` and what was last seen) or when another block
-// of this rank already gave up.
-template <class Ready>
-QR_DEVICE inline bool wait_bounded(const device_handle& h, Ready ready, int peer, int phase, std::uint32_t seq) {
-  std::uint32_t seen = 0;
-  if (ready(seen)) return true;
-  const std::uint64_t start = now_ns();
-  for (std::uint32_t spins = 1;; ++spins) {
-    if (ready(seen)) return true;
-    if ((spins & 1023u) == 0u) {
-      if (load_relaxed_sys(&h.err->status) != 0u) return false;
-      if (now_ns() - start > h.timeout_ns) {
-        record_timeout(h, peer, phase, seq, seen);
-        return false;
-      }
-    }
-  }
-}
-
-// Waits until *flag reaches seq (modulo 2^32).
-QR_DEVICE inline bool wait_flag(const device_handle& h, const std::uint32_t* flag, std::uint32_t seq, int peer,
-                                int phase) {
-  return wait_bounded(
-      h,
-      [&](std::uint32_t& seen) {
-        seen = load_acquire_sys(flag);
-        return static_cast<std::int32_t>(seen - seq) >= 0;
-      },
-      peer, phase, seq);
-}
-
-// Raises this block's flag for `phase` to `seq` on every rank (release, after the block's data
-// stores: the block synchronizes first); every thread calls it.
-template <int W>
-QR_DEVICE inline void signal_flags(const device_handle& h, int phase, std::uint32_t seq) {
-  const int t = threadIdx.x;
-  block_sync();
-  if (t < W) store_release_sys(h.flag(t, phase, blockIdx.x, h.rank), seq);
-}
-
-// Waits until every rank's flag for `phase` of this block reached `seq` (acquire); every thread
-// calls it and reads the peers' data only after it returns true. Returns false if a peer did not
-// arrive in time (recorded) or another block of this rank gave up; the value is the same on every
-// thread of the block.
-template <int W>
-QR_DEVICE inline bool wait_flags(const device_handle& h, int phase, std::uint32_t seq) {
-  __shared__ int give_up;
-  const int t = threadIdx.x;
-  if (t == 0) give_up = 0;
-  block_sync();
-  if (t < W && !wait_flag(h, h.flag(h.rank, phase, blockIdx.x, t), seq, t, phase)) give_up = 1;
-  block_sync();
-  const bool ok = give_up == 0;
-  block_sync();  // nobody resets give_up (next call) before everyone read it
-  return ok;
-}
-
-// The flag protocol of one phase: signal, then wait for every rank's flag.
-template <int W>
-QR_DEVICE inline bool exchange_flags(const device_handle& h, int phase, std::uint32_t seq) {
-  signal_flags<W>(h, phase, seq);
-  return wait_flags<W>(h, phase, seq);
-}
-
-// Barrier over this rank's grid (all its blocks are resident: the grid never exceeds the device's
-// multiprocessors). Arrivals count up with acquire-release atomics; the last block resets the count
-// and releases a new generation; the state lives in the workspace, so graphs replay it. Every thread
-// of the block calls it; returns false on timeout.
-QR_DEVICE inline bool grid_barrier(const device_handle& h) {
-  __shared__ int ok;
-  block_sync();
-  if (threadIdx.x == 0) {
-    std::uint32_t* count = h.grid_barrier();
-    std::uint32_t* gen = count + 1;
-    const std::uint32_t g = load_acquire_gpu(gen);
-    ok = 1;
-    if (fetch_add_acq_rel_gpu(count, 1u) == gridDim.x - 1) {
-      *count = 0u;
-      store_release_gpu(gen, g + 1u);
-    } else {
-      ok = wait_bounded(
-          h,
-          [&](std::uint32_t& seen) {
-            seen = load_acquire_gpu(gen);
-            return seen != g;
-          },
-          h.rank, 2, g + 1u);
-    }
-  }
-  block_sync();
-  return ok != 0;
 }
 
 // Reduction of one value per thread over the block in a fixed order (the same result on every

@@ -1,0 +1,39 @@
+// qreduce/device/intrinsics.hpp: the few non-memory instructions the kernels need, per backend:
+// a constant-rate clock, lane exchanges, the block barrier.
+#pragma once
+#include <cstdint>
+#include "../config.hpp"
+
+#if !QR_BACKEND_HOST
+namespace qreduce::device {
+
+// Nanoseconds from a clock that runs at a constant rate whatever the core clock does.
+QR_DEVICE QR_FORCEINLINE std::uint64_t now_ns() {
+#if QR_BACKEND_CUDA
+  std::uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+#else
+  return __builtin_amdgcn_s_memrealtime() * 10ull;  // 100 MHz on CDNA
+#endif
+}
+
+QR_DEVICE QR_FORCEINLINE std::uint32_t shfl_xor(std::uint32_t v, int mask) {
+#if QR_BACKEND_CUDA
+  return __shfl_xor_sync(0xffffffffu, v, mask);
+#else
+  return __shfl_xor(v, mask);
+#endif
+}
+QR_DEVICE QR_FORCEINLINE float shfl_xor(float v, int mask) {
+#if QR_BACKEND_CUDA
+  return __shfl_xor_sync(0xffffffffu, v, mask);
+#else
+  return __shfl_xor(v, mask);
+#endif
+}
+
+QR_DEVICE QR_FORCEINLINE void block_sync() { __syncthreads(); }
+
+}  // namespace qreduce::device
+#endif
