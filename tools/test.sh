@@ -84,6 +84,16 @@ hip_compile() {  # src: the host pass and the two device passes, side by side
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
   return $rc
 }
+examples_without_gpu() {  # with no GPU visible each example says so and exits with status 2, not a signal
+  local ex n out rc
+  for ex in examples/*/main.cpp; do
+    n=$(basename "$(dirname "$ex")")
+    out=$(CUDA_VISIBLE_DEVICES= HIP_VISIBLE_DEVICES= "$b/example_$n" 2>&1)
+    rc=$?
+    echo "$n: exit $rc: $out"
+    [ "$rc" -eq 2 ] && grep -q "no GPU visible" <<<"$out" || return 1
+  done
+}
 python_tests() {
   python3 -m unittest discover -s python/tests -v
 }
@@ -103,6 +113,7 @@ for ex in examples/*/main.cpp; do
   n=$(basename "$(dirname "$ex")")
   step "nv-example-$n" nv_compile -x cu "$ex" -o "$b/example_$n"
 done
+step examples-without-gpu examples_without_gpu
 echo "test: AMD builds (gfx942 + gfx950)"
 for ex in examples/*/main.cpp; do
   step "hip-example-$(basename "$(dirname "$ex")")" hip_compile "$ex"

@@ -7,15 +7,15 @@
 #include <cstdlib>
 #include <vector>
 #include "qreduce/qreduce.hpp"
+#include "../common/rank.hpp"
 
 int main() {
-  const int rank = std::atoi(std::getenv("QREDUCE_RANK") ? std::getenv("QREDUCE_RANK") : "0");
-  const int world = std::atoi(std::getenv("QREDUCE_WORLD") ? std::getenv("QREDUCE_WORLD") : "2");
+  const example_rank me = example_setup("01_allreduce");
+  const int rank = me.rank, world = me.world;
   namespace rt = qreduce::rt;
   try {
-    rt::set_device(rank % rt::device_count());
     qreduce::socket_bootstrap bs(rank, world, "example-01");  // same-user processes on this host
-    qreduce::communicator comm(bs);
+    qreduce::communicator_for<qreduce::codec::fp4> comm(bs);  // the fp4 kernels only
 
     const std::size_t n = 1 << 20;
     std::vector<qreduce::bf16> host(n, qreduce::numeric::to_bf16(float(rank + 1)));

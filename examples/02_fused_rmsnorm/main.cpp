@@ -8,16 +8,16 @@
 #include <cstdlib>
 #include <vector>
 #include "qreduce/qreduce.hpp"
+#include "../common/rank.hpp"
 
 int main() {
-  const int rank = std::atoi(std::getenv("QREDUCE_RANK") ? std::getenv("QREDUCE_RANK") : "0");
-  const int world = std::atoi(std::getenv("QREDUCE_WORLD") ? std::getenv("QREDUCE_WORLD") : "2");
+  const example_rank me = example_setup("02_fused_rmsnorm");
+  const int rank = me.rank, world = me.world;
   namespace rt = qreduce::rt;
   using qreduce::bf16;
   try {
-    rt::set_device(rank % rt::device_count());
     qreduce::socket_bootstrap bs(rank, world, "example-02");
-    qreduce::communicator comm(bs);
+    qreduce::communicator_for<qreduce::codec::fp8> comm(bs);
 
     const std::size_t tokens = 32, hidden = 5120, n = tokens * hidden;
     // every rank holds x = 1 (its partial sum), the same residual = 1 and weight = 2

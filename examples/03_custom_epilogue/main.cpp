@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <vector>
 #include "qreduce/qreduce.hpp"
+#include "../common/rank.hpp"
 
 using qreduce::f16;
 
@@ -53,13 +54,12 @@ __global__ void __launch_bounds__(qreduce::block_threads, qreduce::twoshot_block
 }
 
 int main() {
-  const int rank = std::atoi(std::getenv("QREDUCE_RANK") ? std::getenv("QREDUCE_RANK") : "0");
-  const int world = std::atoi(std::getenv("QREDUCE_WORLD") ? std::getenv("QREDUCE_WORLD") : "2");
+  const example_rank me = example_setup("03_custom_epilogue");
+  const int rank = me.rank, world = me.world;
   namespace rt = qreduce::rt;
   try {
-    rt::set_device(rank % rt::device_count());
     qreduce::socket_bootstrap bs(rank, world, "example-03");
-    qreduce::communicator comm(bs);
+    qreduce::communicator_for<qreduce::codec::int8> comm(bs);
 
     const std::size_t hidden = 4096, n = 8 * hidden;
     std::vector<f16> x(n, qreduce::numeric::to_f16(0.5f)), bias(hidden, qreduce::numeric::to_f16(-0.5f));

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <vector>
 #include "qreduce/qreduce.hpp"
+#include "../common/rank.hpp"
 
 #if defined(__HIP__)
 #define GPU(name) hip##name
@@ -14,14 +15,13 @@
 #endif
 
 int main() {
-  const int rank = std::atoi(std::getenv("QREDUCE_RANK") ? std::getenv("QREDUCE_RANK") : "0");
-  const int world = std::atoi(std::getenv("QREDUCE_WORLD") ? std::getenv("QREDUCE_WORLD") : "2");
+  const example_rank me = example_setup("04_graph_replay");
+  const int rank = me.rank, world = me.world;
   namespace rt = qreduce::rt;
   using qreduce::bf16;
   try {
-    rt::set_device(rank % rt::device_count());
     qreduce::socket_bootstrap bs(rank, world, "example-04");
-    qreduce::communicator comm(bs);
+    qreduce::communicator_for<qreduce::codec::passthrough> comm(bs);  // unquantized only
     rt::stream_t s;
     rt::check(GPU(StreamCreateWithFlags)(&s, GPU(StreamNonBlocking)), "StreamCreate");
 

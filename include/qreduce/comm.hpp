@@ -29,18 +29,28 @@
 
 namespace qreduce {
 
-// The communicator over a transport (transport/peer_memory.hpp): `communicator` is the default one.
-template <transport::transport_policy Transport>
+// The communicator over a transport (transport/peer_memory.hpp), compiled for a set of codecs
+// (codec/all.hpp; `none` is always in) and of world sizes: a program instantiates the kernels of
+// those only. `communicator` has every codec and world size; `communicator_for<codec::fp4>` one codec.
+template <transport::transport_policy Transport = transport::default_transport, class Codecs = all_codecs_set,
+          class Worlds = all_worlds>
 class basic_communicator {
  public:
   using transport_type = Transport;
+  using codecs = typename with_passthrough<Codecs>::type;
+  using worlds = Worlds;
   using fallback_fn = std::function<void(const void* in, void* out, std::size_t count, dtype t, rt::stream_t s)>;
 
   explicit basic_communicator(bootstrap& bs, comm_config cfg = config_from_env()) : rank_(bs.rank()), world_(bs.size()) {
     validate_config(cfg, world_);
+    if (!Worlds::contains(world_))
+      throw error(errc::unsupported, "world size " + std::to_string(world_) + ": this communicator is compiled for " + Worlds::names() + " ranks");
     device_ = rt::get_device();
     arch_ = rt::device_arch(device_);
     overrides_ = dispatch_overrides::from_env();
+    if (overrides_.codec && !set_contains<codecs>(*overrides_.codec))
+      throw error(errc::invalid_argument, std::string("QREDUCE_CODEC=") + codec_name(*overrides_.codec) +
+                                              ": this communicator is compiled for the codecs " + codec_names<codecs>());
 
     rank_info mine;
     mine.rank = rank_;
@@ -105,7 +115,7 @@ class basic_communicator {
                             rt::stream_t stream = nullptr) {
     check();
     if (closed_) throw error(errc::failed_state, "all_reduce after close()");
-    if (auto why = check_call({in, out, count, type, opts}, max_oneshot_values(), bool(fallback_)))
+    if (auto why = check_args({in, out, count, type, opts}, bool(fallback_)))
       throw error(errc::invalid_argument, "all_reduce: " + *why);
     if (count == 0) return opts.algorithm;
     // The device checks query the runtime, which a capturing stream does not allow: a graph is
@@ -137,7 +147,7 @@ class basic_communicator {
   algorithm_kind all_reduce_rmsnorm(const void* x, const void* residual, const void* weight, void* residual_out, void* y,
                                     std::size_t rows, std::size_t hidden, float eps, dtype type,
                                     allreduce_options opts = {}, rt::stream_t stream = nullptr) {
-    if (auto why = check_call({x, y, rows * hidden, type, opts}, max_oneshot_values(), false))
+    if (auto why = check_args({x, y, rows * hidden, type, opts}, false))
       throw error(errc::invalid_argument, "all_reduce_rmsnorm: " + *why);
     if (type == dtype::f16)
       return all_reduce_rmsnorm(x, residual, weight, residual_out, epilogue::out_native<f16>{static_cast<f16*>(y)}, rows, hidden, eps, type, opts, stream);
@@ -160,9 +170,9 @@ class basic_communicator {
     if (!(eps >= 0.0f)) throw error(errc::invalid_argument, "all_reduce_rmsnorm: eps must be non-negative");
     if (opts.algorithm == algorithm_kind::fallback) throw error(errc::invalid_argument, "all_reduce_rmsnorm: the fallback cannot fuse the epilogue");
     const std::size_t n = rows * hidden;
-    if (auto why = check_call({x, x, n, type, opts}, max_oneshot_values(), false))
+    if (auto why = check_args({x, x, n, type, opts}, false))
       throw error(errc::invalid_argument, "all_reduce_rmsnorm: " + *why);
-    if (auto why = check_call({residual, residual_out, n, type, opts}, max_oneshot_values(), false))
+    if (auto why = check_args({residual, residual_out, n, type, opts}, false))
       throw error(errc::invalid_argument, "all_reduce_rmsnorm: residual: " + *why);
     std::vector<const void*> tensors = {x, residual, weight, residual_out};
     if (auto why = check_output(out, type, tensors)) throw error(errc::invalid_argument, "all_reduce_rmsnorm: " + *why);
@@ -209,7 +219,7 @@ class basic_communicator {
     check();
     if (closed_) throw error(errc::failed_state, "all_reduce_with after close()");
     if (opts.algorithm == algorithm_kind::fallback) throw error(errc::invalid_argument, "all_reduce_with: the fallback cannot run an epilogue");
-    if (auto why = check_call({in, out, count, dtype_of<T>, opts}, max_oneshot_values(), false))
+    if (auto why = check_args({in, out, count, dtype_of<T>, opts}, false))
       throw error(errc::invalid_argument, "all_reduce_with: " + *why);
     if (count == 0) return opts.algorithm;
     dispatch_choice c{opts.algorithm, opts.codec};
@@ -237,6 +247,14 @@ class basic_communicator {
   }
 
  private:
+  // check_call, and the codec is one this communicator was compiled for.
+  std::optional<std::string> check_args(const call_args& a, bool has_fallback) const {
+    if (auto why = check_call(a, max_oneshot_values(), has_fallback)) return why;
+    if (!set_contains<codecs>(a.opts.codec))
+      return std::string("codec ") + codec_name(a.opts.codec) + " is not compiled into this communicator (its codecs: " + codec_names<codecs>() + ")";
+    return std::nullopt;
+  }
+
   struct peer_info {
     std::int64_t pid;
     std::int32_t device;
@@ -296,11 +314,7 @@ class basic_communicator {
   // first launch of a kernel can wait for the device to go idle, and a peer's kernel that spins
   // waiting for this rank would then never let it: ranks sharing a device would deadlock.
   void preload_kernels() {
-    switch (world_) {
-      case 2: preload_w<2>(); break;
-      case 4: preload_w<4>(); break;
-      default: preload_w<8>(); break;
-    }
+    Worlds::visit(world_, [&](auto w) { preload_w<decltype(w)::value>(); });
   }
   template <int W>
   void preload_w() {
@@ -312,8 +326,8 @@ class basic_communicator {
       using T = typename decltype(ttag)::type;
       using E = typename decltype(etag)::type;
       load(reinterpret_cast<const void*>(&algorithm::one_shot_kernel<Transport, T, W, E>));
-      for (codec_kind k : all_codecs)
-        visit_codec(k, [&](auto tag) {
+      for (codec_kind k : codecs_of<codecs>)
+        visit_codec<codecs>(k, [&](auto tag) {
           using C = typename decltype(tag)::type;
           load(reinterpret_cast<const void*>(&algorithm::two_shot_kernel<Transport, C, T, W, E>));
         });
@@ -329,11 +343,7 @@ class basic_communicator {
 
   template <class T, class Ep>
   void launch(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s, const Ep& ep) {
-    switch (world_) {
-      case 2: launch_w<T, 2>(c, in, out, n, rotate, s, ep); break;
-      case 4: launch_w<T, 4>(c, in, out, n, rotate, s, ep); break;
-      default: launch_w<T, 8>(c, in, out, n, rotate, s, ep); break;
-    }
+    Worlds::visit(world_, [&](auto w) { launch_w<T, decltype(w)::value>(c, in, out, n, rotate, s, ep); });
   }
 
   template <class T, int W, class Ep>
@@ -346,7 +356,7 @@ class basic_communicator {
     }
     std::size_t row_values = 0;
     if constexpr (requires { ep.row_values(); }) row_values = ep.row_values();
-    visit_codec(c.codec, [&](auto tag) {
+    visit_codec<codecs>(c.codec, [&](auto tag) {
       using C = typename decltype(tag)::type;
       const auto p = algorithm::plan_two_shot(h_.layout, codec::tile_bytes<C>, n, row_values);
       algorithm::two_shot_kernel<Transport, C, T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate,
@@ -377,6 +387,11 @@ class basic_communicator {
   bool closed_ = false;
 };
 
-using communicator = basic_communicator<transport::default_transport>;
+using communicator = basic_communicator<>;
+
+// A communicator compiled for the given codecs only (and `none`), every world size:
+//   qreduce::communicator_for<qreduce::codec::fp4> comm(bs);
+template <class... Codecs>
+using communicator_for = basic_communicator<transport::default_transport, codec_set<Codecs...>>;
 
 }  // namespace qreduce

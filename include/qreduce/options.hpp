@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include "codec/all.hpp"
 #include "error.hpp"
 #include "numeric/float16.hpp"
@@ -64,9 +65,26 @@ inline std::size_t round_bytes_for(const comm_config& c, int world) {
   return per_rank > 16384 ? per_rank : 16384;
 }
 
+// A set of world sizes a communicator is compiled for; all_worlds is every size qreduce supports.
+template <int... Ws>
+struct world_set {
+  static constexpr bool contains(int w) { return ((w == Ws) || ...); }
+  // Calls f(std::integral_constant<int, W>{}) for W == w; does nothing if w is not in the set.
+  template <class F>
+  static void visit(int w, F&& f) {
+    (void)((w == Ws ? (f(std::integral_constant<int, Ws>{}), true) : false) || ...);
+  }
+  static std::string names() {
+    std::string s;
+    ((s += (s.empty() ? "" : ", ") + std::to_string(Ws)), ...);
+    return s;
+  }
+};
+using all_worlds = world_set<2, 4, 8>;
+
 inline void validate_config(const comm_config& c, int world) {
-  if (world != 2 && world != 4 && world != 8)
-    throw error(errc::unsupported, "world size " + std::to_string(world) + " is not supported (2, 4 or 8 ranks)");
+  if (!all_worlds::contains(world))
+    throw error(errc::unsupported, "world size " + std::to_string(world) + " is not supported (" + all_worlds::names() + " ranks)");
   if (c.max_blocks < 0 || c.max_blocks > 1024) throw error(errc::invalid_argument, "max_blocks must be in [0, 1024]");
   // A segment slot (round_bytes / world) must hold one unquantized tile (4096 bytes).
   const std::size_t min_round = std::size_t(world) * codec::tile_bytes<codec::passthrough>;

@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -574,6 +576,50 @@ int main(int argc, char** argv) {
         QR_CUDA(cudaFree(d));
       });
     for (auto& t : th2) t.join();
+
+    // A communicator compiled for one codec and two ranks: other codecs are refused with the list of
+    // its codecs and nothing written; other world sizes are refused at creation, on every rank.
+    using int8_pair = basic_communicator<transport::default_transport, codec_set<codec::int8>, world_set<2>>;
+    std::vector<std::thread> th3;
+    auto group3 = std::make_shared<thread_group>(world);
+    for (int r = 0; r < world; ++r)
+      th3.emplace_back([&, r] {
+        thread_bootstrap bs(group3, r);
+        rt::set_device(r % ndev);
+        try {
+          int8_pair comm(bs, cfg);
+          QR_EXPECT(world == 2, "rank %d: a communicator compiled for 2 ranks was created with %d", r, world);
+          f16* d;
+          QR_CUDA(cudaMalloc(&d, 1 << 20));
+          QR_CUDA(cudaMemset(d, 0x3c, 1 << 20));
+          cudaStream_t s;
+          QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+          try {
+            comm.all_reduce<f16>(d, d, 100000, {codec_kind::fp4, algorithm_kind::two_shot}, s);
+            QR_EXPECT(false, "rank %d: fp4 accepted by a communicator compiled for int8", r);
+          } catch (const error& e) {
+            QR_EXPECT(e.code() == errc::invalid_argument && std::strstr(e.what(), "codec fp4 is not compiled") &&
+                          std::strstr(e.what(), "none, int8"),
+                      "rank %d: fp4 on an int8 communicator: %s", r, e.what());
+          }
+          std::vector<std::uint16_t> back(100000);
+          QR_CUDA(cudaMemcpy(back.data(), d, back.size() * 2, cudaMemcpyDeviceToHost));
+          QR_EXPECT(std::all_of(back.begin(), back.end(), [](std::uint16_t v) { return v == 0x3c3c; }), "rank %d: a refused call wrote", r);
+          comm.all_reduce<f16>(d, d, 100000, {codec_kind::int8, algorithm_kind::two_shot}, s);  // 1.0586 on every rank
+          QR_CUDA(cudaStreamSynchronize(s));
+          comm.check();
+          QR_CUDA(cudaMemcpy(back.data(), d, back.size() * 2, cudaMemcpyDeviceToHost));
+          const float want = 2.0f * numeric::to_float(f16{std::uint16_t(0x3c3c)});
+          QR_EXPECT(std::abs(numeric::to_float(f16{back[0]}) - want) < 0.02f, "rank %d: int8 sum %g, want %g", r,
+                    numeric::to_float(f16{back[0]}), want);
+          QR_CUDA(cudaStreamDestroy(s));
+          QR_CUDA(cudaFree(d));
+        } catch (const error& e) {
+          QR_EXPECT(world != 2 && e.code() == errc::unsupported && std::strstr(e.what(), "compiled for 2 ranks"),
+                    "rank %d: creating a 2-rank communicator with %d ranks: %s", r, world, e.what());
+        }
+      });
+    for (auto& t : th3) t.join();
     return qrtest::finish("test_allreduce");
   }
 

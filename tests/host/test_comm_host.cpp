@@ -192,6 +192,33 @@ TEST_CASE("plan_two_shot: tiles per segment follow the codec's tile size, chunks
   CHECK(algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, big, 4096).rows_in_chunks);
 }
 
+TEST_CASE("codec and world sets: what a communicator is compiled for") {
+  using one = codec_set<codec::fp4>;
+  static_assert(std::is_same_v<with_passthrough<one>::type, codec_set<codec::passthrough, codec::fp4>>);
+  static_assert(std::is_same_v<with_passthrough<all_codecs_set>::type, all_codecs_set>);
+  CHECK(set_contains<one>(codec_kind::fp4));
+  CHECK_FALSE(set_contains<one>(codec_kind::int8));
+  CHECK(codec_names<with_passthrough<one>::type>() == "none, fp4");
+  CHECK(codec_names<all_codecs_set>() == "none, fp8, fp8_fnuz, int8, int6, int4, fp4, mxfp4");
+  // visiting a set reaches the codec of that kind, whatever the set's order
+  using two = codec_set<codec::mxfp4, codec::int6>;
+  CHECK(std::string(visit_codec<two>(codec_kind::int6, [](auto t) { return decltype(t)::type::name; })) == "int6");
+  CHECK(std::string(visit_codec<two>(codec_kind::mxfp4, [](auto t) { return decltype(t)::type::name; })) == "mxfp4");
+  int n = 0;
+  for (codec_kind k : all_codecs) n += parse_codec(codec_name(k)) == k;
+  CHECK(n == 8);
+  using ws = world_set<2, 8>;
+  CHECK(ws::contains(8));
+  CHECK_FALSE(ws::contains(4));
+  CHECK(ws::names() == "2, 8");
+  int seen = 0;
+  ws::visit(8, [&](auto w) { seen = decltype(w)::value; });
+  CHECK(seen == 8);
+  seen = 0;
+  ws::visit(4, [&](auto w) { seen = decltype(w)::value; });
+  CHECK(seen == 0);
+}
+
 TEST_CASE("dispatch: table, capacity and overrides") {
   const std::size_t cap = 1 << 20;  // one-shot capacity in bytes
   dispatch_overrides none;
