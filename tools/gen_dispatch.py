@@ -9,7 +9,9 @@ The table is generated, never edited by hand: its header records the source.
 """
 import argparse, datetime, json, os, sys
 
+# The lists of include/qreduce/codec/all.hpp and options.hpp (python/tests/test_lists.py checks them).
 CODECS = ["none", "fp8", "fp8_fnuz", "int8", "int6", "int4", "fp4", "mxfp4"]
+WORLDS = (2, 4, 8)
 # compressed bytes per original byte (payload + scale per 32 values of 16 bits)
 RATIO = {"none": 1.0, "fp8": 34 / 64, "fp8_fnuz": 34 / 64, "int8": 34 / 64, "int6": 26 / 64,
          "int4": 18 / 64, "fp4": 18 / 64, "mxfp4": 17 / 64}
@@ -47,7 +49,7 @@ def main():
     entries, provenance = [], []
     if a.model:
         provenance.append("performance model of docs/design.md (H100/H200 NVLink 4 constants); no measurement")
-        for world in (2, 4, 8):
+        for world in WORLDS:
             for codec in CODECS:
                 times = {s: {alg: model_time(alg, codec, world, s) for alg in ("oneshot", "twoshot", "fallback")} for s in SIZES}
                 entries += rows_from(times, 0, world, codec, SIZES)

@@ -50,11 +50,14 @@ headers() {  # every header that needs no GPU runtime compiles alone as plain C+
     echo "#include <$h>" | g++ -std=c++20 -Wall -Wextra -Werror -Iinclude -x c++ -fsyntax-only - || { echo "not self-contained: $h"; return 1; }
   done
 }
-install_consumer() {
+install_consumer() {  # find_package from a C++ project, and a CUDA one building example 01 (sm_90)
   rm -rf "$b/prefix" "$b/consumer"
   cmake --install "$b/gcc" --prefix "$b/prefix" &&
-    cmake -S tests/install_consumer -B "$b/consumer" -DCMAKE_PREFIX_PATH="$root/$b/prefix" &&
-    cmake --build "$b/consumer" && "$b/consumer/consumer"
+    cmake -S tests/install_consumer -B "$b/consumer" -DCMAKE_PREFIX_PATH="$root/$b/prefix" \
+      -DQREDUCE_CONSUMER_CUDA_EXAMPLE="$root/examples/01_allreduce/main.cpp" -DCMAKE_CUDA_COMPILER="$nvcc" \
+      -DCMAKE_CUDA_ARCHITECTURES=90 &&
+    cmake --build "$b/consumer" && "$b/consumer/consumer" &&
+    { CUDA_VISIBLE_DEVICES= "$b/consumer/cuda_consumer"; [ $? -eq 2 ]; }  # built, runs, says "no GPU" here
 }
 dispatch_table() {  # the committed table is what its generator writes (no hand edits)
   local head

@@ -228,17 +228,27 @@ class basic_communicator {
     return c.algorithm;
   }
 
-  // Throws errc::timeout if one of this communicator's kernels gave up waiting for a peer. Reads
-  // host memory only: call it after synchronizing the stream to learn about the last call.
+  // Throws if one of this communicator's kernels gave up, or a peer's kernels gave up and stopped
+  // this rank's: errc::timeout (a rank did not arrive) or errc::mismatch (a rank's flags ran ahead of
+  // the calls: the ranks' calls differ), naming that rank on every rank. Reads host memory only: call
+  // it after synchronizing the stream to learn about the last call. After it throws, the communicator
+  // is unusable on every rank: destroy it and create a new one (collectively).
   void check() const {
     if (err_host_ == nullptr) throw error(errc::failed_state, "communicator was closed");
     const auto status = __atomic_load_n(&err_host_->status, __ATOMIC_ACQUIRE);
-    if (status == 1u)
-      throw error(errc::timeout, "rank " + std::to_string(rank_) + ": rank " + std::to_string(err_host_->peer) +
-                                     " did not arrive within " + std::to_string(h_.timeout_ns / 1000000ull) + " ms (phase " +
-                                     std::to_string(err_host_->phase) + ", block " + std::to_string(err_host_->block) +
-                                     ", call " + std::to_string(err_host_->seq) + ", its last call " +
-                                     std::to_string(err_host_->seen) + "); the communicator is unusable");
+    if (status != 1u) return;
+    const error_record& e = *err_host_;
+    // Named by the root cause: the category and the rank at fault are the same on every rank, whether
+    // it saw the fault itself or was stopped by the peer that did.
+    const std::string me = "rank " + std::to_string(rank_) + ": ", culprit = "rank " + std::to_string(e.culprit);
+    const std::string seen_by = fault(e.reason) == fault::aborted ? " (seen by rank " + std::to_string(e.peer) + ", which stopped this rank's kernels)"
+                                                                  : " (phase " + std::to_string(e.phase) + ", block " + std::to_string(e.block) +
+                                                                        ", round " + std::to_string(e.seq) + ", its flag at " + std::to_string(e.seen) + ")";
+    const std::string after = "; the communicator is unusable: destroy it and create a new one on every rank";
+    if (fault(e.cause) == fault::desync)
+      throw error(errc::mismatch, me + culprit + " ran ahead of the calls it was waited for" + seen_by +
+                                      ": the ranks made different calls (counts, algorithms, codecs) or a call was missed" + after);
+    throw error(errc::timeout, me + culprit + " did not arrive within " + std::to_string(h_.timeout_ns / 1000000ull) + " ms" + seen_by + after);
   }
 
   // Frees the workspace and the mappings (after the device finished using them); later calls throw.

@@ -18,6 +18,10 @@
 //   QR_WAVE_SIZE                  lanes per wave of this pass (32 on NVIDIA, 64 on CDNA)
 #pragma once
 
+#if __cplusplus < 202002L
+#error "qreduce needs C++20: compile with -std=c++20 (nvcc and clang -x hip too; in CMake, CUDA code needs -std=c++20 in CMAKE_CUDA_FLAGS or the target's options)"
+#endif
+
 #include <cstddef>
 #include <cstdint>
 

@@ -67,7 +67,7 @@ void destroy(int64_t id) {
 }
 
 qreduce::allreduce_options options(int64_t codec, int64_t algorithm, bool rotate) {
-  TORCH_CHECK(codec >= 0 && codec <= int64_t(qreduce::codec_kind::mxfp4), "qreduce: bad codec id ", codec);
+  TORCH_CHECK(codec >= 0 && codec < int64_t(qreduce::all_codecs_set::size), "qreduce: bad codec id ", codec);
   TORCH_CHECK(algorithm >= 0 && algorithm <= 2, "qreduce: bad algorithm id ", algorithm);
   return {qreduce::codec_kind(codec), qreduce::algorithm_kind(algorithm), rotate};
 }

@@ -6,6 +6,8 @@ from typing import Mapping, Optional
 
 # The order is qreduce::codec_kind's (include/qreduce/codec/all.hpp).
 CODECS = ("none", "fp8", "fp8_fnuz", "int8", "int6", "int4", "fp4", "mxfp4")
+# qreduce::all_worlds (include/qreduce/options.hpp): the world sizes qreduce runs.
+WORLDS = (2, 4, 8)
 # qreduce::algorithm_kind (include/qreduce/options.hpp); the fallback is chosen in Python.
 ALGORITHMS = ("auto", "oneshot", "twoshot")
 

@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 
 from . import _C  # noqa: F401  (registers torch.ops.qreduce)
-from .config import codec_id, algorithm_id
+from .config import WORLDS, algorithm_id, codec_id
 
 
 @torch.library.register_fake("qreduce::all_reduce")
@@ -51,7 +51,7 @@ class Communicator:
         self.group = group or dist.group.WORLD
         self.rank = dist.get_rank(self.group)
         self.world = dist.get_world_size(self.group)
-        if self.world not in (2, 4, 8):
+        if self.world not in WORLDS:
             raise ValueError(f"qreduce: the group has {self.world} ranks; qreduce runs 2, 4 or 8")
         self.device = torch.device(device) if device is not None else torch.device("cuda", torch.cuda.current_device())
         if self.device.type != "cuda":

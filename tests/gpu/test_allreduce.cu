@@ -577,6 +577,84 @@ int main(int argc, char** argv) {
       });
     for (auto& t : th2) t.join();
 
+    // A late rank: ranks 0..W-2 make three one-shot calls with distinct data (directly, then as three
+    // replays of a captured graph) while rank W-1 arrives only after they timed out. The late rank
+    // must get an error naming itself as the rank that did not arrive, and its output must stay as
+    // it was: never a sum of another call's data. The early ranks' later calls fail too.
+    for (const bool graph : {false, true}) {
+      std::vector<std::thread> th4;
+      auto group4 = std::make_shared<thread_group>(world);
+      for (int r = 0; r < world; ++r)
+        th4.emplace_back([&, r] {
+          thread_bootstrap bs(group4, r);
+          rt::set_device(r % ndev);
+          const std::size_t n = 4096;
+          f16* d;
+          QR_CUDA(cudaMalloc(&d, n * 2));
+          cudaStream_t s;
+          QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+          communicator comm(bs, short_cfg);
+          const allreduce_options one_shot{codec_kind::none, algorithm_kind::one_shot};
+          cudaGraphExec_t exec = nullptr;
+          if (graph) {
+            cudaGraph_t g;
+            QR_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+            comm.all_reduce<f16>(d, d, n, one_shot, s);
+            QR_CUDA(cudaStreamEndCapture(s, &g));
+            QR_CUDA(cudaGraphInstantiate(&exec, g, 0));
+            QR_CUDA(cudaGraphDestroy(g));
+          }
+          auto call = [&] {
+            if (graph) QR_CUDA(cudaGraphLaunch(exec, s));
+            else comm.all_reduce<f16>(d, d, n, one_shot, s);
+            QR_CUDA(cudaStreamSynchronize(s));
+            comm.check();
+          };
+          int token = r;
+          std::vector<int> all(static_cast<std::size_t>(world));
+          const std::string late = "rank " + std::to_string(world - 1) + " did not arrive";
+          if (r != world - 1) {
+            int errors = 0;
+            for (int k = 0; k < 3; ++k) {
+              QR_CUDA(cudaMemset(d, 0x10 + k, n * 2));  // distinct data per call
+              try {
+                call();
+              } catch (const error& e) {
+                ++errors;
+                std::lock_guard l(mu);
+                QR_EXPECT(e.code() == errc::timeout && std::strstr(e.what(), late.c_str()), "rank %d (%s): call %d: %s", r,
+                          graph ? "graph" : "direct", k, e.what());
+              }
+            }
+            std::lock_guard l(mu);
+            QR_EXPECT(errors == 3, "rank %d (%s): %d of 3 calls without rank %d failed", r, graph ? "graph" : "direct", errors, world - 1);
+          }
+          bs.allgather(&token, all.data(), sizeof token);  // the late rank starts after the others gave up
+          if (r == world - 1) {
+            QR_CUDA(cudaMemset(d, 0x77, n * 2));
+            try {
+              call();
+              std::lock_guard l(mu);
+              QR_EXPECT(false, "rank %d (%s): a late call succeeded", r, graph ? "graph" : "direct");
+            } catch (const error& e) {
+              std::lock_guard l(mu);
+              QR_EXPECT(e.code() == errc::timeout && std::strstr(e.what(), late.c_str()), "rank %d (%s): late call: %s", r,
+                        graph ? "graph" : "direct", e.what());
+            }
+            std::vector<std::uint16_t> back(n);
+            QR_CUDA(cudaMemcpy(back.data(), d, n * 2, cudaMemcpyDeviceToHost));
+            std::lock_guard l(mu);
+            QR_EXPECT(std::all_of(back.begin(), back.end(), [](std::uint16_t v) { return v == 0x7777; }),
+                      "rank %d (%s): the late call wrote its output", r, graph ? "graph" : "direct");
+          }
+          bs.allgather(&token, all.data(), sizeof token);
+          if (exec) QR_CUDA(cudaGraphExecDestroy(exec));
+          QR_CUDA(cudaStreamDestroy(s));
+          QR_CUDA(cudaFree(d));
+        });
+      for (auto& t : th4) t.join();
+    }
+
     // A communicator compiled for one codec and two ranks: other codecs are refused with the list of
     // its codecs and nothing written; other world sizes are refused at creation, on every rank.
     using int8_pair = basic_communicator<transport::default_transport, codec_set<codec::int8>, world_set<2>>;

@@ -43,6 +43,7 @@ template <class Transport, class T, int W, class Epilogue>
 __global__ void __launch_bounds__(block_threads)
     one_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, std::size_t per_block, Epilogue ep) {
   using namespace device;
+  if (!block_may_start(h)) return;  // this rank or a peer gave up: no remote write
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
   const std::uint32_t seq = *h.seq(b) + 1u;
   const int parity = int(seq & 1u);

@@ -112,6 +112,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   constexpr int TB = codec::tile_bytes<C>;
   constexpr bool row_wise = requires { Epilogue::row_pass; };
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank, lane = t % codec::lanes_per_group;
+  if (!block_may_start(h)) return;  // this rank or a peer gave up: no remote write
   const int K = tiles_per_segment;
   const std::size_t seg = std::size_t(K) * codec::tile_values;
   const std::size_t chunk = W * seg;

@@ -10,8 +10,10 @@
 //     Acquire also drops stale cached copies, so lines read in an earlier round are fetched again.
 //   * Flags are per-block round numbers that only grow (compared modulo 2^32), held in device
 //     memory, so a captured graph replays with fresh values and never needs a reset between calls.
-//   * Every wait is bounded (h.timeout_ns); the first block to give up records which peer it waited
-//     for, in which phase, and what it saw, and every other block of the rank gives up after it.
+//   * Every wait is bounded (h.timeout_ns); the first block to give up records why (timeout, a
+//     peer's flag too far ahead, or a peer's abort), which peer, in which phase, and what it saw,
+//     and raises every peer's abort word; every other block of the rank gives up after it, and
+//     every later kernel of this rank or of its peers stops at entry, before any remote write.
 #pragma once
 #include <cstdint>
 #include "../device/atomic.hpp"
@@ -21,46 +23,97 @@
 #if !QR_BACKEND_HOST
 namespace qreduce::device {
 
-// Records a timeout (the first one wins) in the host-visible error record.
-QR_DEVICE inline void record_timeout(const device_handle& h, int peer, int phase, std::uint32_t seq, std::uint32_t seen) {
+// The abort word a rank raises on its peers when it gives up: who gave up, on whom, and why.
+QR_DEVICE QR_FORCEINLINE std::uint32_t abort_value(int reporter, int culprit, std::uint32_t cause) {
+  return (std::uint32_t(reporter) + 1u) | ((std::uint32_t(culprit) + 1u) << 8) | (cause << 16);
+}
+
+// Records why this rank gives up (the first block to give up wins), then raises every peer's abort
+// word so that their kernels stop before writing anything (kernel entry) or while they wait.
+QR_DEVICE inline void record_fault(const device_handle& h, fault why, int peer, int phase, std::uint32_t seq, std::uint32_t seen,
+                                   int culprit, std::uint32_t cause) {
   if (atomic_cas<scope::system>(&h.err->status, 0u, 2u)) {
+    h.err->reason = std::uint32_t(why);
     h.err->peer = std::uint32_t(peer);
     h.err->phase = std::uint32_t(phase);
     h.err->block = blockIdx.x;
     h.err->seq = seq;
     h.err->seen = seen;
+    h.err->culprit = std::uint32_t(culprit);
+    h.err->cause = cause;
     atomic_store<order::release, scope::system>(&h.err->status, 1u);
+    for (int p = 0; p < h.layout.cfg.world; ++p)
+      if (p != h.rank) atomic_store<order::release, scope::system>(h.abort_word(p), abort_value(h.rank, culprit, cause));
   }
 }
+QR_DEVICE inline void record_fault(const device_handle& h, fault why, int peer, int phase, std::uint32_t seq, std::uint32_t seen) {
+  record_fault(h, why, peer, phase, seq, seen, peer, std::uint32_t(why));
+}
 
-// Spins until ready() (which loads with acquire semantics) holds. Bounded: returns false when
-// h.timeout_ns passes (after recording `peer`, `phase` and what was last seen) or when another block
-// of this rank already gave up.
+// Whether this rank may go on: nothing recorded here, and no peer raised this rank's abort word
+// (recorded if one did). Read by one thread.
+QR_DEVICE inline bool healthy(const device_handle& h) {
+  if (atomic_load<order::relaxed, scope::system>(&h.err->status) != 0u) return false;
+  const std::uint32_t a = atomic_load<order::acquire, scope::system>(h.abort_word(h.rank));
+  if (a != 0u) {
+    record_fault(h, fault::aborted, int(a & 0xffu) - 1, 0, 0, 0, int((a >> 8) & 0xffu) - 1, a >> 16);
+    return false;
+  }
+  return true;
+}
+
+// Every thread of the block calls this at kernel entry, before any remote write; a block that gets
+// false returns at once. So after a rank gave up, neither its later calls (a graph replays them
+// without the host) nor its peers' write into anyone's slots or raise a flag.
+QR_DEVICE inline bool block_may_start(const device_handle& h) {
+  __shared__ int go;
+  if (threadIdx.x == 0) go = healthy(h) ? 1 : 0;
+  block_sync();
+  const bool ok = go != 0;
+  block_sync();
+  return ok;
+}
+
+// Spins until ready() (which loads with acquire semantics) returns 1. Bounded: returns false when
+// ready() returns -1 (a fault it recorded), when h.timeout_ns passes (recorded, with `peer`, `phase`
+// and what was last seen), or when this rank stopped (another block gave up, or a peer aborted it).
 template <class Ready>
 QR_DEVICE inline bool wait_bounded(const device_handle& h, Ready ready, int peer, int phase, std::uint32_t seq) {
   std::uint32_t seen = 0;
-  if (ready(seen)) return true;
+  int r = ready(seen);
+  if (r != 0) return r > 0;
   const std::uint64_t start = now_ns();
   for (std::uint32_t spins = 1;; ++spins) {
-    if (ready(seen)) return true;
+    if ((r = ready(seen)) != 0) return r > 0;
     if ((spins & 1023u) == 0u) {
-      if (atomic_load<order::relaxed, scope::system>(&h.err->status) != 0u) return false;
+      if (!healthy(h)) return false;
       if (now_ns() - start > h.timeout_ns) {
-        record_timeout(h, peer, phase, seq, seen);
+        record_fault(h, fault::timeout, peer, phase, seq, seen);
         return false;
       }
     }
   }
 }
 
-// Waits until *flag reaches seq (modulo 2^32), observed through the transport (acquire).
+// How far a peer's flag can legitimately run ahead of the round a block waits for: a peer raises
+// phase-0 flags for at most two rounds (its scatter of round j + 2 comes before its reduce of j + 1,
+// which waits for this rank) and phase-1 flags likewise (two_shot.hpp). Further ahead, the ranks'
+// calls do not match.
+inline constexpr std::uint32_t max_flag_lead = ring_slots - 1;
+
+// Waits until *flag reaches seq (modulo 2^32), observed through the transport (acquire). A flag
+// more than max_flag_lead rounds ahead is a desync: recorded, and the wait fails.
 template <class Transport>
 QR_DEVICE inline bool wait_flag(const device_handle& h, const std::uint32_t* flag, std::uint32_t seq, int peer, int phase) {
   return wait_bounded(
       h,
       [&](std::uint32_t& seen) {
         seen = Transport::observe(flag);
-        return static_cast<std::int32_t>(seen - seq) >= 0;
+        const std::int32_t lead = static_cast<std::int32_t>(seen - seq);
+        if (lead < 0) return 0;
+        if (lead <= std::int32_t(max_flag_lead)) return 1;
+        record_fault(h, fault::desync, peer, phase, seq, seen);
+        return -1;
       },
       peer, phase, seq);
 }
@@ -118,7 +171,7 @@ QR_DEVICE inline bool grid_barrier(const device_handle& h) {
           h,
           [&](std::uint32_t& seen) {
             seen = atomic_load<order::acquire, scope::gpu>(gen);
-            return seen != g;
+            return seen != g ? 1 : 0;
           },
           h.rank, 2, g + 1u);
     }

@@ -7,6 +7,7 @@
 //   flags    uint32 [2 phases][blocks][world]                 raised by the sender named by the last index
 //   seq      uint32 [blocks]                                  this rank's own per-block round counter
 //   barrier  uint32 [2]                                       this rank's grid barrier (arrivals, generation)
+//   abort    uint32                                           raised by a peer that gave up (who, on whom, why)
 //   scatter  [ring_slots][blocks][world] slots of segment_bytes  two-shot reduce-scatter: the owner receives here
 //   gather   [ring_slots][blocks][world] slots of segment_bytes  two-shot all-gather: reduced segments arrive here
 //   oneshot  [2 parities][oneshot_blocks][world] slots of oneshot_slot_bytes  one-shot inputs
@@ -45,7 +46,7 @@ struct workspace_config {
 struct workspace_layout {
   workspace_config cfg{};
   std::size_t segment_bytes = 0, oneshot_slot_bytes = 0;
-  std::size_t flags_off = 0, seq_off = 0, barrier_off = 0, scatter_off = 0, gather_off = 0, oneshot_off = 0, total = 0;
+  std::size_t flags_off = 0, seq_off = 0, barrier_off = 0, abort_off = 0, scatter_off = 0, gather_off = 0, oneshot_off = 0, total = 0;
 
   static constexpr std::size_t align(std::size_t x) { return (x + 255) / 256 * 256; }
 
@@ -58,7 +59,8 @@ struct workspace_layout {
     l.flags_off = 0;
     l.seq_off = align(l.flags_off + 2 * B * W * 4);
     l.barrier_off = align(l.seq_off + B * 4);
-    l.scatter_off = align(l.barrier_off + 8);
+    l.abort_off = align(l.barrier_off + 8);
+    l.scatter_off = align(l.abort_off + 4);
     l.gather_off = align(l.scatter_off + ring_slots * B * W * l.segment_bytes);
     l.oneshot_off = align(l.gather_off + ring_slots * B * W * l.segment_bytes);
     l.total = align(l.oneshot_off + 2 * B1 * W * l.oneshot_slot_bytes);
@@ -67,7 +69,7 @@ struct workspace_layout {
   // Bytes each two-shot block adds to the workspace: how the communicator fits its grid into a budget.
   static constexpr std::size_t bytes_per_block(const workspace_config& c) {
     return 2 * std::size_t(ring_slots) * std::size_t(c.world) * (c.round_bytes / std::size_t(c.world) / 256 * 256) +
-           2 * std::size_t(c.world) * 4 + 4;
+           2 * std::size_t(c.world) * 4 + 4;  // its slots, its flags, its counter
   }
   // Largest message (in values) the one-shot takes.
   constexpr std::size_t one_shot_max_values() const {
@@ -77,14 +79,24 @@ struct workspace_layout {
   constexpr int max_tiles_per_segment(std::size_t tile_bytes) const { return int(segment_bytes / tile_bytes); }
 };
 
-// Written by a kernel whose bounded wait expired; read by the host. Lives in host-mapped memory.
+// Why a kernel gave up.
+enum class fault : std::uint32_t {
+  timeout = 1,  // a peer's flag did not reach the round in time
+  desync = 2,   // a peer's flag ran further ahead than any matching sequence of calls allows
+  aborted = 3,  // a peer gave up and raised this rank's abort word
+};
+
+// Written by the first block of a rank that gives up; read by the host. Lives in host-mapped memory.
 struct error_record {
-  std::uint32_t status;  // 0: fine, 2: being written, 1: timed out
-  std::uint32_t peer;    // the rank that did not arrive
+  std::uint32_t status;  // 0: fine, 2: being written, 1: written
+  std::uint32_t reason;  // a fault
+  std::uint32_t peer;    // the rank it waited for (timeout, desync) or that aborted (aborted)
   std::uint32_t phase;   // 0: scatter / one-shot, 1: gather, 2: this rank's grid barrier
   std::uint32_t block;
-  std::uint32_t seq;     // the call (per-block sequence number) it waited for
-  std::uint32_t seen;    // the flag's value when it gave up (the peer's last call)
+  std::uint32_t seq;     // the round (per-block sequence number) it waited for
+  std::uint32_t seen;    // the flag's value when it gave up (the peer's last round)
+  std::uint32_t culprit; // the rank at the root: `peer`, or for `aborted` the one the aborting peer gave up on
+  std::uint32_t cause;   // the fault at the root: `reason`, or for `aborted` the aborting peer's reason
 };
 
 // What a kernel needs, passed by value.
@@ -104,6 +116,9 @@ struct device_handle {
   }
   QR_HOST_DEVICE std::uint32_t* grid_barrier() const {
     return reinterpret_cast<std::uint32_t*>(peer[rank] + layout.barrier_off);
+  }
+  QR_HOST_DEVICE std::uint32_t* abort_word(int r) const {
+    return reinterpret_cast<std::uint32_t*>(peer[r] + layout.abort_off);
   }
   // Rank r's slot in ring position `ring` of `block`, written by `src`.
   QR_HOST_DEVICE std::byte* scatter_slot(int r, int ring, int block, int src) const {

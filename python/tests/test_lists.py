@@ -1,0 +1,67 @@
+"""The codec list and the world sizes are written once, in C++ (include/qreduce/codec/all.hpp and
+include/qreduce/options.hpp); the Python package and the dispatch-table generator must say the same."""
+import importlib.util
+import os
+import re
+import sys
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+
+
+def read(path):
+    with open(os.path.join(ROOT, path)) as f:
+        return f.read()
+
+
+def cxx_codecs():
+    text = read("include/qreduce/codec/all.hpp")
+    enum = re.search(r"enum class codec_kind : std::uint8_t \{([^}]*)\}", text).group(1)
+    return tuple(name.split("=")[0].strip() for name in enum.split(","))
+
+
+def cxx_worlds():
+    text = read("include/qreduce/options.hpp")
+    return tuple(int(w) for w in re.search(r"using all_worlds = world_set<([0-9, ]*)>;", text).group(1).split(","))
+
+
+def cxx_tile_ratios():
+    """Encoded bytes per input byte of every codec: (payload + scale) per 32 values over 64 bytes."""
+    scaled = read("include/qreduce/codec/scaled.hpp")
+    ratios = {"none": 1.0}
+    payload = {"int_format<8>": 32, "int_format<6>": 24, "int_format<4>": 16, "e4m3fn": 32, "e4m3fnuz": 32, "e2m1": 16}
+    scale = {"scale_bf16": 2, "scale_e8m0": 1}
+    for fmt, sc, name in re.findall(r"struct \w+ : scaled_codec<numeric::(\w+(?:<\d>)?), (\w+)> \{ static constexpr const char\* name = \"(\w+)\"", scaled):
+        ratios[name] = (payload[fmt] + scale[sc]) / 64
+    return ratios
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class Lists(unittest.TestCase):
+    def test_codecs_match_the_cxx_list(self):
+        from qreduce import config
+        self.assertEqual(cxx_codecs(), ("none", "fp8", "fp8_fnuz", "int8", "int6", "int4", "fp4", "mxfp4"))
+        self.assertEqual(tuple(config.CODECS), cxx_codecs())
+        self.assertEqual(tuple(load_tool("gen_dispatch").CODECS), cxx_codecs())
+
+    def test_worlds_match_the_cxx_list(self):
+        from qreduce import config
+        self.assertEqual(tuple(config.WORLDS), cxx_worlds())
+        self.assertEqual(tuple(load_tool("gen_dispatch").WORLDS), cxx_worlds())
+
+    def test_generator_ratios_match_the_wire_format(self):
+        ratios = cxx_tile_ratios()
+        self.assertEqual(set(ratios), set(cxx_codecs()))
+        for codec, r in load_tool("gen_dispatch").RATIO.items():
+            self.assertAlmostEqual(r, ratios[codec], msg=codec)
+
+
+if __name__ == "__main__":
+    unittest.main()
