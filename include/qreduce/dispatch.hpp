@@ -34,10 +34,13 @@ struct dispatch_overrides {
     }
     if (const char* v = std::getenv("QREDUCE_CODEC"); v && *v) {
       o.codec = parse_codec(v);
-      if (!o.codec) throw error(errc::invalid_argument, std::string("QREDUCE_CODEC=") + v + ": unknown codec");
+      if (!o.codec) throw error(errc::invalid_argument, std::string("QREDUCE_CODEC=") + v + ": unknown codec; one of " + codec_names<all_codecs_set>());
     }
-    if (const char* v = std::getenv("QREDUCE_QUANT_MIN_BYTES"); v && *v) o.quant_min_bytes = std::strtoull(v, nullptr, 10);
-    if (const char* v = std::getenv("QREDUCE_QUANT_MAX_BYTES"); v && *v) o.quant_max_bytes = std::strtoull(v, nullptr, 10);
+    if (auto v = env_unsigned("QREDUCE_QUANT_MIN_BYTES", 0, 1ull << 50, true)) o.quant_min_bytes = std::size_t(*v);
+    if (auto v = env_unsigned("QREDUCE_QUANT_MAX_BYTES", 0, 1ull << 50, true)) o.quant_max_bytes = std::size_t(*v);
+    if (o.quant_min_bytes > o.quant_max_bytes)
+      throw error(errc::invalid_argument, "QREDUCE_QUANT_MIN_BYTES (" + std::to_string(o.quant_min_bytes) + ") is above QREDUCE_QUANT_MAX_BYTES (" +
+                                              std::to_string(o.quant_max_bytes) + "): no size would be quantized");
     return o;
   }
 };

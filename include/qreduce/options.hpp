@@ -2,6 +2,7 @@
 // them. Plain C++ (no GPU runtime), so CI tests them on the host.
 #pragma once
 #include <cstddef>
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
@@ -48,13 +49,44 @@ struct comm_config {
   std::uint64_t timeout_ms = 10000;    // bound on every wait for a peer
 };
 
+// Parses an unsigned number as a whole: decimal digits, optionally followed by one of the binary
+// suffixes K, M, G (KiB, MiB, GiB) where `sizes` is true. Nothing else: no sign, no spaces, no units.
+inline std::optional<std::uint64_t> parse_unsigned(std::string_view s, bool sizes = false) {
+  std::uint64_t mult = 1;
+  if (sizes && !s.empty()) {
+    const char u = s.back();
+    mult = u == 'K' ? 1ull << 10 : u == 'M' ? 1ull << 20 : u == 'G' ? 1ull << 30 : 1;
+    if (mult != 1) s.remove_suffix(1);
+  }
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char ch : s) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    v = v * 10 + std::uint64_t(ch - '0');
+  }
+  if (v > UINT64_MAX / mult) return std::nullopt;
+  return v * mult;
+}
+
+// The value of environment variable `name` as a number in [lo, hi], or nothing if it is unset or
+// empty. Throws errc::invalid_argument naming the variable and its value otherwise.
+inline std::optional<std::uint64_t> env_unsigned(const char* name, std::uint64_t lo, std::uint64_t hi, bool sizes = false) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  const auto x = parse_unsigned(v, sizes);
+  if (!x || *x < lo || *x > hi)
+    throw error(errc::invalid_argument, std::string(name) + "=" + v + ": expected " + (sizes ? "a size in bytes (K, M, G suffixes allowed)" : "a whole number") +
+                                            " in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return x;
+}
+
 // Reads QREDUCE_TIMEOUT_MS, QREDUCE_MAX_BLOCKS, QREDUCE_ROUND_BYTES and QREDUCE_MAX_WORKSPACE_BYTES
-// over the given defaults (docs/configuration.md).
+// over the given defaults (docs/configuration.md); a malformed value is an error naming the variable.
 inline comm_config config_from_env(comm_config c = {}) {
-  if (const char* v = std::getenv("QREDUCE_TIMEOUT_MS")) c.timeout_ms = std::strtoull(v, nullptr, 10);
-  if (const char* v = std::getenv("QREDUCE_MAX_BLOCKS")) c.max_blocks = int(std::strtol(v, nullptr, 10));
-  if (const char* v = std::getenv("QREDUCE_ROUND_BYTES")) c.round_bytes = std::strtoull(v, nullptr, 10);
-  if (const char* v = std::getenv("QREDUCE_MAX_WORKSPACE_BYTES")) c.max_workspace_bytes = std::strtoull(v, nullptr, 10);
+  if (auto v = env_unsigned("QREDUCE_TIMEOUT_MS", 1, 3600000)) c.timeout_ms = *v;
+  if (auto v = env_unsigned("QREDUCE_MAX_BLOCKS", 0, 1024)) c.max_blocks = int(*v);
+  if (auto v = env_unsigned("QREDUCE_ROUND_BYTES", 0, 1u << 20, true)) c.round_bytes = std::size_t(*v);
+  if (auto v = env_unsigned("QREDUCE_MAX_WORKSPACE_BYTES", 1u << 20, 1ull << 40, true)) c.max_workspace_bytes = std::size_t(*v);
   return c;
 }
 

@@ -39,6 +39,15 @@ def _size(env: Mapping[str, str], key: str, default: Optional[int]) -> Optional[
     return n
 
 
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    v = env.get(key, "")
+    if v in ("", "0"):
+        return False
+    if v == "1":
+        return True
+    raise ValueError(f"qreduce: {key}={v!r}: expected 0 or 1")
+
+
 @dataclass(frozen=True)
 class EnvConfig:
     """The vLLM-style knobs (docs/configuration.md):
@@ -60,11 +69,15 @@ class EnvConfig:
         codec = env.get("QREDUCE_CODEC", "fp4") or "fp4"
         codec_id(codec)  # validates
         mb = _size(env, "QREDUCE_MAX_SIZE_MB", 2048)
+        min_bytes = _size(env, "QREDUCE_MIN_SIZE_BYTES", 0)
+        if min_bytes > mb << 20:
+            raise ValueError(f"qreduce: QREDUCE_MIN_SIZE_BYTES={min_bytes} is above QREDUCE_MAX_SIZE_MB={mb} MiB: "
+                             "qreduce would take no message")
         return cls(codec=codec,
-                   min_size_bytes=_size(env, "QREDUCE_MIN_SIZE_BYTES", 0),
+                   min_size_bytes=min_bytes,
                    max_size_bytes=mb << 20,
-                   rotate=env.get("QREDUCE_ROTATE", "0") == "1",
-                   disabled=env.get("QREDUCE_DISABLE", "0") == "1")
+                   rotate=_flag(env, "QREDUCE_ROTATE"),
+                   disabled=_flag(env, "QREDUCE_DISABLE"))
 
     def accepts(self, nbytes: int) -> bool:
         return not self.disabled and self.min_size_bytes <= nbytes <= self.max_size_bytes

@@ -49,6 +49,11 @@ class ConfigTest(unittest.TestCase):
             EnvConfig.from_env({"QREDUCE_MAX_SIZE_MB": "lots"})
         self.assertEqual(EnvConfig.from_env({}).codec, "fp4")
         self.assertFalse(EnvConfig.from_env({"QREDUCE_DISABLE": "1"}).accepts(4096))
+        for bad in ({"QREDUCE_ROTATE": "yes"}, {"QREDUCE_DISABLE": "true"}):
+            with self.assertRaisesRegex(ValueError, "expected 0 or 1"):
+                EnvConfig.from_env(bad)
+        with self.assertRaisesRegex(ValueError, "would take no message"):
+            EnvConfig.from_env({"QREDUCE_MIN_SIZE_BYTES": str(2 << 20), "QREDUCE_MAX_SIZE_MB": "1"})
 
 
 class QuickReduceTest(unittest.TestCase):

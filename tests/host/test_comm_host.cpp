@@ -259,6 +259,51 @@ TEST_CASE("dispatch overrides from the environment, and their errors") {
   for (const char* v : {"QREDUCE_ALGORITHM", "QREDUCE_CODEC", "QREDUCE_QUANT_MIN_BYTES"}) ::unsetenv(v);
 }
 
+// The message of the error `f` throws, or "" if it throws none.
+template <class F>
+std::string message_of(F&& f) {
+  try {
+    f();
+  } catch (const error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST_CASE("environment variables parse strictly and name themselves when wrong") {
+  CHECK(parse_unsigned("10") == 10u);
+  CHECK(parse_unsigned("1M", true) == 1u << 20);
+  CHECK(parse_unsigned("2G", true) == 2ull << 30);
+  for (const char* bad : {"", "10s", "abc", "-1", " 5", "1.5", "99999999999999999999"}) CHECK_FALSE(parse_unsigned(bad, true).has_value());
+  CHECK_FALSE(parse_unsigned("1M").has_value());  // no suffix where a count is expected
+
+  ::setenv("QREDUCE_TIMEOUT_MS", "10s", 1);
+  CHECK(message_of([] { config_from_env(); }).find("QREDUCE_TIMEOUT_MS=10s") != std::string::npos);
+  ::setenv("QREDUCE_TIMEOUT_MS", "abc", 1);
+  CHECK(message_of([] { config_from_env(); }).find("QREDUCE_TIMEOUT_MS=abc: expected a whole number in [1, 3600000]") != std::string::npos);
+  ::setenv("QREDUCE_TIMEOUT_MS", "2500", 1);
+  ::setenv("QREDUCE_MAX_BLOCKS", "abc", 1);
+  CHECK(message_of([] { config_from_env(); }).find("QREDUCE_MAX_BLOCKS=abc") != std::string::npos);
+  ::setenv("QREDUCE_MAX_BLOCKS", "64", 1);
+  ::setenv("QREDUCE_ROUND_BYTES", "32K", 1);
+  const comm_config c = config_from_env();
+  CHECK(c.timeout_ms == 2500);
+  CHECK(c.max_blocks == 64);
+  CHECK(c.round_bytes == 32768);
+  for (const char* v : {"QREDUCE_TIMEOUT_MS", "QREDUCE_MAX_BLOCKS", "QREDUCE_ROUND_BYTES"}) ::unsetenv(v);
+
+  ::setenv("QREDUCE_QUANT_MIN_BYTES", "1M", 1);
+  CHECK(dispatch_overrides::from_env().quant_min_bytes == 1u << 20);
+  ::setenv("QREDUCE_QUANT_MAX_BYTES", "64K", 1);  // below the minimum: nothing would be quantized
+  CHECK(message_of([] { dispatch_overrides::from_env(); }).find("QREDUCE_QUANT_MIN_BYTES (1048576) is above") != std::string::npos);
+  ::setenv("QREDUCE_QUANT_MAX_BYTES", "lots", 1);
+  CHECK(message_of([] { dispatch_overrides::from_env(); }).find("QREDUCE_QUANT_MAX_BYTES=lots") != std::string::npos);
+  for (const char* v : {"QREDUCE_QUANT_MIN_BYTES", "QREDUCE_QUANT_MAX_BYTES"}) ::unsetenv(v);
+  ::setenv("QREDUCE_CODEC", "bogus", 1);
+  CHECK(message_of([] { dispatch_overrides::from_env(); }).find("one of none, fp8, fp8_fnuz, int8, int6, int4, fp4, mxfp4") != std::string::npos);
+  ::unsetenv("QREDUCE_CODEC");
+}
+
 TEST_CASE("the dispatch table says where it came from") {
   CHECK(std::string(dispatch_table::provenance).size() > 10);
 }

@@ -23,13 +23,14 @@
 #if !QR_BACKEND_HOST
 namespace qreduce::device {
 
-// The abort word a rank raises on its peers when it gives up: who gave up, on whom, and why.
+// The abort word a rank raises on every rank when it gives up: who gave up, on whom, and why.
 QR_DEVICE QR_FORCEINLINE std::uint32_t abort_value(int reporter, int culprit, std::uint32_t cause) {
   return (std::uint32_t(reporter) + 1u) | ((std::uint32_t(culprit) + 1u) << 8) | (cause << 16);
 }
 
-// Records why this rank gives up (the first block to give up wins), then raises every peer's abort
-// word so that their kernels stop before writing anything (kernel entry) or while they wait.
+// Records why this rank gives up (the first block to give up wins), then raises every rank's abort
+// word, its own included, so that every later kernel of any rank stops at entry, before writing
+// anything, and every block still waiting gives up.
 QR_DEVICE inline void record_fault(const device_handle& h, fault why, int peer, int phase, std::uint32_t seq, std::uint32_t seen,
                                    int culprit, std::uint32_t cause) {
   if (atomic_cas<scope::system>(&h.err->status, 0u, 2u)) {
@@ -42,24 +43,22 @@ QR_DEVICE inline void record_fault(const device_handle& h, fault why, int peer, 
     h.err->culprit = std::uint32_t(culprit);
     h.err->cause = cause;
     atomic_store<order::release, scope::system>(&h.err->status, 1u);
-    for (int p = 0; p < h.layout.cfg.world; ++p)
-      if (p != h.rank) atomic_store<order::release, scope::system>(h.abort_word(p), abort_value(h.rank, culprit, cause));
+    for (int p = 0; p < h.layout.cfg.world; ++p) atomic_store<order::release, scope::system>(h.abort_word(p), abort_value(h.rank, culprit, cause));
   }
 }
 QR_DEVICE inline void record_fault(const device_handle& h, fault why, int peer, int phase, std::uint32_t seq, std::uint32_t seen) {
   record_fault(h, why, peer, phase, seq, seen, peer, std::uint32_t(why));
 }
 
-// Whether this rank may go on: nothing recorded here, and no peer raised this rank's abort word
-// (recorded if one did). Read by one thread.
+// Whether this rank may go on: its abort word is down. Read by one thread. The word is in device
+// memory (the host-mapped error record is only written, and read by the host): a kernel's entry
+// check costs one load. A word raised by a peer is recorded here as `aborted`.
 QR_DEVICE inline bool healthy(const device_handle& h) {
-  if (atomic_load<order::relaxed, scope::system>(&h.err->status) != 0u) return false;
   const std::uint32_t a = atomic_load<order::acquire, scope::system>(h.abort_word(h.rank));
-  if (a != 0u) {
-    record_fault(h, fault::aborted, int(a & 0xffu) - 1, 0, 0, 0, int((a >> 8) & 0xffu) - 1, a >> 16);
-    return false;
-  }
-  return true;
+  if (a == 0u) return true;
+  const int reporter = int(a & 0xffu) - 1;
+  if (reporter != h.rank) record_fault(h, fault::aborted, reporter, 0, 0, 0, int((a >> 8) & 0xffu) - 1, a >> 16);
+  return false;
 }
 
 // Every thread of the block calls this at kernel entry, before any remote write; a block that gets

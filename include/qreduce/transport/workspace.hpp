@@ -7,7 +7,7 @@
 //   flags    uint32 [2 phases][blocks][world]                 raised by the sender named by the last index
 //   seq      uint32 [blocks]                                  this rank's own per-block round counter
 //   barrier  uint32 [2]                                       this rank's grid barrier (arrivals, generation)
-//   abort    uint32                                           raised by a peer that gave up (who, on whom, why)
+//   abort    uint32                                           raised by the rank that gave up, on every rank (who, on whom, why)
 //   scatter  [ring_slots][blocks][world] slots of segment_bytes  two-shot reduce-scatter: the owner receives here
 //   gather   [ring_slots][blocks][world] slots of segment_bytes  two-shot all-gather: reduced segments arrive here
 //   oneshot  [2 parities][oneshot_blocks][world] slots of oneshot_slot_bytes  one-shot inputs
