@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 #include "qreduce/codec/all.hpp"
+#include "qreduce/options.hpp"
 
 using namespace qreduce;
 
@@ -112,32 +113,72 @@ std::vector<float> quickreduce_model(const std::vector<std::vector<float>>& in) 
 
 }  // namespace
 
+int usage(std::FILE* to, int status) {
+  std::fprintf(to,
+               "usage: qreduce_accuracy [--world W] [--values N] [--csv FILE] [--markdown FILE]\n"
+               "  --world W      ranks of the simulated two-shot: %s (default 4)\n"
+               "  --values N     values per rank, a positive multiple of 32 up to 2^26 (default 1048576)\n"
+               "  --csv FILE     also write the table as CSV;  --markdown FILE  as a Markdown table\n"
+               "The relative L2 and largest absolute error of each codec's all-reduce (the exact bytes the GPUs\n"
+               "produce) against the fp64 sum, on the CPU, beside a model of QuickReduce's scheme.\n",
+               all_worlds::names().c_str());
+  return status;
+}
+
 int main(int argc, char** argv) {
   int world = 4;
   std::size_t n = 1 << 20;
   std::string csv, md;
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--world" && i + 1 < argc) world = std::atoi(argv[++i]);
-    else if (a == "--values" && i + 1 < argc) n = std::strtoull(argv[++i], nullptr, 10) / 32 * 32;
-    else if (a == "--csv" && i + 1 < argc) csv = argv[++i];
-    else if (a == "--markdown" && i + 1 < argc) md = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: qreduce_accuracy [--world W] [--values N] [--csv FILE] [--markdown FILE]\n");
-      return 2;
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") return usage(stdout, 0);
+    if (a != "--world" && a != "--values" && a != "--csv" && a != "--markdown") {
+      std::fprintf(stderr, "qreduce_accuracy: unknown option %s\n", a.c_str());
+      return usage(stderr, 2);
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "qreduce_accuracy: %s needs a value\n", a.c_str());
+      return usage(stderr, 2);
+    }
+    const std::string v = argv[++i];
+    if (a == "--world") {
+      const auto w = parse_unsigned(v);
+      if (!w || !all_worlds::contains(int(*w > 64 ? 0 : *w))) {
+        std::fprintf(stderr, "qreduce_accuracy: --world %s: expected one of %s\n", v.c_str(), all_worlds::names().c_str());
+        return 2;
+      }
+      world = int(*w);
+    } else if (a == "--values") {
+      const auto x = parse_unsigned(v);
+      if (!x || *x == 0 || *x % 32 != 0 || *x > (1u << 26)) {
+        std::fprintf(stderr, "qreduce_accuracy: --values %s: expected a positive multiple of 32 up to 67108864\n", v.c_str());
+        return 2;
+      }
+      n = std::size_t(*x);
+    } else {
+      (a == "--csv" ? csv : md) = v;
     }
   }
-  std::printf("qreduce codec accuracy: %d-rank two-shot all-reduce of %zu fp16 values vs the fp64 sum (CPU)\n", world, n);
-  std::printf("%-18s %-16s %10s %11s %10s\n", "codec", "data", "bits/value", "rel. L2", "max |err|");
   std::ofstream fc, fm;
   if (!csv.empty()) {
     fc.open(csv);
+    if (!fc) {
+      std::fprintf(stderr, "qreduce_accuracy: cannot write %s\n", csv.c_str());
+      return 1;
+    }
     fc << "codec,rotation,data,bits_per_value,rel_l2,max_abs_err\n";
   }
   if (!md.empty()) {
     fm.open(md);
-    fm << "| codec | data | bits/value | rel. L2 | max abs err |\n|---|---|---|---|---|\n";
+    if (!fm) {
+      std::fprintf(stderr, "qreduce_accuracy: cannot write %s\n", md.c_str());
+      return 1;
+    }
+    fm << "# Codec accuracy: " << world << "-rank two-shot all-reduce of " << n << " fp16 values per rank vs the fp64 sum (CPU)\n\n"
+       << "| codec | data | bits/value | rel. L2 | max abs err |\n|---|---|---|---|---|\n";
   }
+  std::printf("qreduce codec accuracy: %d-rank two-shot all-reduce of %zu fp16 values vs the fp64 sum (CPU)\n", world, n);
+  std::printf("%-18s %-16s %10s %11s %10s\n", "codec", "data", "bits/value", "rel. L2", "max |err|");
   auto row = [&](const std::string& name, bool rot, data_kind d, double bits, stats s) {
     const std::string label = name + (rot ? " +rot" : "");
     std::printf("%-18s %-16s %10.2f %11.3e %10.3e\n", label.c_str(), data_name(d), bits, s.rel_l2, s.max_abs);

@@ -70,13 +70,18 @@ __global__ void fill_kernel(T* x, std::size_t n, int rank, std::uint32_t seed) {
     x[i] = numeric::from_float<T>(input_value(rank, seed, i));
 }
 
-std::size_t parse_size(const std::string& s) {
-  double v = std::stod(s);
-  const char u = s.empty() ? 0 : char(std::toupper(s.back()));
-  if (u == 'K') v *= 1024;
-  if (u == 'M') v *= 1024 * 1024;
-  if (u == 'G') v *= 1024.0 * 1024 * 1024;
-  return std::size_t(v);
+// A size in bytes (K/M/G suffixes) or a count, for option `opt`; throws naming the option and value.
+std::size_t parse_size(const std::string& opt, const std::string& s, std::uint64_t lo = 1, std::uint64_t hi = std::uint64_t(1) << 40) {
+  const auto v = parse_unsigned(s, true);
+  if (!v || *v < lo || *v > hi)
+    throw std::runtime_error(opt + " " + s + ": expected a size in bytes in [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (K, M, G suffixes allowed)");
+  return std::size_t(*v);
+}
+int parse_count(const std::string& opt, const std::string& s, int lo, int hi) {
+  const auto v = parse_unsigned(s);
+  if (!v || *v < std::uint64_t(lo) || *v > std::uint64_t(hi))
+    throw std::runtime_error(opt + " " + s + ": expected a whole number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return int(*v);
 }
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
@@ -715,14 +720,16 @@ int codec_throughput(std::size_t bytes, const std::string& out_dir) {
   return 0;
 }
 
-int usage() {
-  std::fprintf(stderr, "usage: qreduce_bench [--ranks N] [--sizes a,b] [--max-size S] [--dtypes ..] [--codecs ..]\n"
-                       "                     [--algorithms oneshot,twoshot,auto,nccl] [--iters N] [--warmup N] [--graph] [--out DIR]\n"
-                       "       qreduce_bench codecs [--bytes N] [--out DIR]\n");
-  return 2;
+int usage(std::FILE* to = stderr, int status = 2) {
+  std::fprintf(to,
+               "usage: qreduce_bench [--ranks N] [--sizes a,b,..] [--max-size S] [--dtypes fp16,bf16] [--codecs none,fp8,...]\n"
+               "                     [--algorithms oneshot,twoshot,auto,nccl] [--iters N] [--warmup N] [--graph] [--threads]\n"
+               "                     [--fused] [--out DIR]\n"
+               "       qreduce_bench codecs [--bytes N] [--out DIR]\n"
+               "Sizes take K, M, G suffixes. Every row is checked against an fp64 sum and across ranks, and printed\n"
+               "beside NCCL (same run) and the model's limit from the bandwidths measured at the start.\n");
+  return status;
 }
-
-}  // namespace
 
 int main(int argc, char** argv) {
   options o;
@@ -736,11 +743,11 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     try {
-      if (a == "--ranks") o.ranks = std::stoi(next());
+      if (a == "--ranks") o.ranks = parse_count(a, next(), 1, 64);
       else if (a == "--sizes") {
-        for (auto& s : split(next())) o.sizes.push_back(parse_size(s));
+        for (auto& s : split(next())) o.sizes.push_back(parse_size(a, s));
         sizes_given = true;
-      } else if (a == "--max-size") o.max_size = parse_size(next());
+      } else if (a == "--max-size") o.max_size = parse_size(a, next(), 4096);
       else if (a == "--dtypes") {
         o.dtypes.clear();
         for (auto& s : split(next())) {
@@ -760,9 +767,9 @@ int main(int argc, char** argv) {
         for (auto& s : o.algorithms)
           if (s != "oneshot" && s != "twoshot" && s != "auto" && s != "nccl") throw std::runtime_error("unknown algorithm " + s);
       } else if (a == "--iters") {
-        o.iters = std::stoi(next());
+        o.iters = parse_count(a, next(), 1, 100000);
         iters_given = true;
-      } else if (a == "--warmup") o.warmup = std::stoi(next());
+      } else if (a == "--warmup") o.warmup = parse_count(a, next(), 0, 100000);
       else if (a == "--graph") o.graph = true;
       else if (a == "--threads") o.threads = true;
       else if (a == "--fused") {
@@ -770,8 +777,9 @@ int main(int argc, char** argv) {
         if (!codecs_given) o.codecs = {codec_kind::none, codec_kind::fp8, codec_kind::fp4};
       }
       else if (a == "--out") o.out = next();
-      else if (a == "--bytes") codec_bytes = parse_size(next());
-      else return usage();
+      else if (a == "--bytes") codec_bytes = parse_size(a, next(), 1 << 20);
+      else if (a == "--help" || a == "-h") return usage(stdout, 0);
+      else throw std::runtime_error("unknown option " + a);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "qreduce_bench: %s\n", e.what());
       return usage();
@@ -801,8 +809,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   const int world = o.ranks > 0 ? o.ranks : ngpu;
-  if (world != 2 && world != 4 && world != 8) {
-    std::fprintf(stderr, "qreduce_bench: %d ranks: qreduce runs 2, 4 or 8 ranks (use --ranks N to run N ranks on fewer GPUs)\n", world);
+  if (!all_worlds::contains(world)) {
+    std::fprintf(stderr, "qreduce_bench: %d ranks: qreduce runs %s ranks (use --ranks N to run N ranks on fewer GPUs)\n", world,
+                 all_worlds::names().c_str());
     return 2;
   }
   const bool shared = world > ngpu;

@@ -6,17 +6,46 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+usage() {
+  cat <<'USAGE'
+usage: tools/run.sh [--out DIR] [qreduce_bench options]
+  --out DIR   where results go (default build/bench)
+  qreduce_bench options (checked here, passed on): --ranks N (2, 4 or 8) --sizes a,b --max-size S
+  --dtypes fp16,bf16 --codecs none,fp8,... --algorithms oneshot,twoshot,auto,nccl --iters N --warmup N
+  --graph --threads --fused
+With GPUs: the all-reduce benchmark against NCCL (it measures the device copy and peer-store
+bandwidths first and prints the model's limit beside every row), the codec throughput, PyTorch's
+symmetric-memory all-reduce where PyTorch is installed, and plots. Without a GPU: the codec accuracy
+table computed on the CPU.
+USAGE
+}
 out=build/bench
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do [ "${args[$i]}" = "--out" ] && out="${args[$((i + 1))]}"; done
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --out) [ $# -ge 2 ] || { echo "run: --out needs a directory" >&2; exit 2; }; out="$2"; shift ;;
+    --out=*) out="${1#--out=}" ;;
+    --ranks)
+      [ $# -ge 2 ] || { echo "run: --ranks needs a value" >&2; exit 2; }
+      case "$2" in 2 | 4 | 8) ;; *) echo "run: --ranks $2: qreduce runs 2, 4 or 8 ranks" >&2; exit 2 ;; esac
+      args+=("$1" "$2"); shift ;;
+    --sizes | --max-size | --dtypes | --codecs | --algorithms | --iters | --warmup)
+      [ $# -ge 2 ] || { echo "run: $1 needs a value" >&2; exit 2; }
+      args+=("$1" "$2"); shift ;;
+    --graph | --threads | --fused) args+=("$1") ;;
+    *) echo "run: unknown option $1 (tools/run.sh --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
 mkdir -p "$out" build
 
 gpus=0
 if command -v nvidia-smi >/dev/null 2>&1; then gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true); fi
 if [ "$gpus" -eq 0 ]; then
-  echo "run: no GPU visible on this machine: the all-reduce benchmark needs one (see README: the device machine)."
+  echo "run: no GPU visible on this machine: the all-reduce benchmark needs a machine with an NVIDIA GPU."
   echo "run: running what the CPU can: the codec accuracy table (the host reference of the exact bytes)."
-  bash tools/setup.sh --host >/dev/null
+  bash tools/setup.sh --host
   g++ -std=c++20 -O2 -Iinclude bench/accuracy.cpp -o build/qreduce_accuracy
   ./build/qreduce_accuracy --csv "$out/accuracy.csv" --markdown "$out/accuracy.md"
   echo "run: wrote $out/accuracy.csv and $out/accuracy.md"
@@ -26,7 +55,7 @@ fi
 nvcc="${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}"
 echo "run: $gpus GPU(s): building qreduce_bench for this GPU"
 "$nvcc" -std=c++20 -O3 -Iinclude -arch=native -o build/qreduce_bench bench/bench.cu -ldl
-./build/qreduce_bench "${args[@]}"
+./build/qreduce_bench "${args[@]}" --out "$out"
 ./build/qreduce_bench codecs --out "$out"
 # PyTorch's symmetric-memory all-reduce as a second baseline, where PyTorch is installed
 if python3 -c "import torch.distributed._symmetric_memory" 2>/dev/null; then

@@ -68,9 +68,24 @@ dispatch_table() {  # the committed table is what its generator writes (no hand 
   esac
   diff <(grep -v '^// Generated' include/qreduce/dispatch_table.hpp) <(grep -v '^// Generated' "$b/dispatch_table.hpp")
 }
-accuracy_tool() {
+accuracy_tool() {  # the table, and bad command lines refused (not a signal) with the option named
   g++ -std=c++20 -O2 -Wall -Werror -Iinclude bench/accuracy.cpp -o "$b/qreduce_accuracy" &&
-    "$b/qreduce_accuracy" --world 2 --values 65536 | tail -n 5
+    "$b/qreduce_accuracy" --world 2 --values 65536 | tail -n 5 || return 1
+  local args want out rc
+  while IFS='|' read -r args want; do
+    out=$("$b/qreduce_accuracy" $args 2>&1)
+    rc=$?
+    echo "qreduce_accuracy $args -> $rc: ${out%%$'\n'*}"
+    [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] && grep -qF -- "$want" <<<"$out" || return 1
+  done <<'CASES'
+--world abc|--world abc: expected one of 2, 4, 8
+--world 3|--world 3: expected one of 2, 4, 8
+--values -5|--values -5: expected a positive multiple of 32
+--values 1.5|--values 1.5: expected a positive multiple of 32
+--csv /nonexistent/a.csv|cannot write /nonexistent/a.csv
+--bogus|unknown option --bogus
+--world|--world needs a value
+CASES
 }
 nv_compile() {  # src out [-x cu]
   "$nvcc" -std=c++20 -O3 -Iinclude "${nv_arch[@]}" -t 2 -Xcompiler -Wall "$@" -ldl
