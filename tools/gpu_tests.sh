@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU tests, for a machine with an NVIDIA GPU and nvcc (the device machine): builds the GPU test
+# The GPU tests, for a machine with an NVIDIA GPU and nvcc: builds the GPU test
 # programs for sm_90 + sm_100a, checks the SASS of the fast paths, and runs every GPU test with the
 # ranks as threads and as processes. Logs go to ${OUT:-build/gpu-tests}.
 #   tools/gpu_tests.sh [--quick] [--no-python] [--archs "90 100a"]
@@ -20,9 +20,14 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+  echo "gpu_tests: no NVIDIA GPU visible here: nothing to run (tools/test.sh builds and checks what needs no GPU)"
+  exit 0
+fi
 log="${OUT:-build/gpu-tests}"
 b=build/gpu-tests
 mkdir -p "$log" "$b"
+log="$(cd "$log" && pwd)"  # absolute: the PyTorch step runs from python/
 export PATH="$PATH:/usr/local/cuda/bin"
 nv=(nvcc -std=c++20 -O3 -t 2 -Iinclude)
 for a in $archs; do nv+=(-gencode "arch=compute_$a,code=sm_$a"); done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian 12 machine for building and testing qreduce without a GPU.
-#   - from the distribution: cmake, clang-22 (HIP device code for gfx942/gfx950), doctest
+#   - from the distribution: cmake, clang-22 (HIP device code for gfx942/gfx950), clang-tools-22
+#     (clang-offload-bundler: HIP object files holding several targets), doctest
 #   - HIP 6.4 headers and AMD device libraries from the distribution's unstable suite, downloaded and
 #     unpacked into .toolchain/rocm (never installed system-wide: they would not fit Debian 12's
 #     libraries). The archive address is read from this machine's own apt sources.
@@ -16,7 +17,7 @@ rocm="$tc/rocm"
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 
-want=(cmake clang-22 lld-22 doctest-dev g++ python3 python3-numpy python3-matplotlib)
+want=(cmake clang-22 clang-tools-22 lld-22 doctest-dev g++ python3 python3-numpy python3-matplotlib)
 [ $host_only -eq 1 ] && want=(g++ python3)
 need_pkgs=()
 for p in "${want[@]}"; do

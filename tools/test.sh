@@ -23,6 +23,7 @@ step() {  # name, command...
   local name="$1"
   shift
   local t0=$SECONDS
+  printf '  ....  %s\n' "$name"  # a long compile should not look like a hang
   if "$@" >"$b/$name.log" 2>&1; then
     passed=$((passed + 1))
     printf '  pass  %-34s %4ds\n' "$name" $((SECONDS - t0))
@@ -145,7 +146,7 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   for w in 2 4 8; do step "gpu-allreduce-threads-$w" "$b/test_allreduce" --ranks $w --mode threads; done
   for w in 2 4; do step "gpu-allreduce-procs-$w" "$b/test_allreduce" --ranks $w --mode procs --quick; done
 else
-  echo "  skip  GPU tests: no GPU visible here (they run on the device machine: tools/gpu_tests.sh)"
+  echo "  skip  GPU tests: no GPU visible here (on a machine with an NVIDIA GPU: tools/gpu_tests.sh)"
 fi
 
 echo

@@ -1,4 +1,4 @@
-"""GPU test of the PyTorch binding (device machine): N processes (default 2) share the visible GPUs,
+"""GPU test of the PyTorch binding (a machine with an NVIDIA GPU): N processes (default 2) share the visible GPUs,
 meet through a gloo group, and check qreduce's ops against torch's sum:
   all_reduce (every codec, fp16/bf16, out of place and in place), all_reduce_rmsnorm, a CUDA graph
   capture with replays, torch.compile, the vLLM-style communicator, and the error messages.

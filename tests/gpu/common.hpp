@@ -41,7 +41,7 @@ inline int finish(const char* name) {
 // Exits 0 with a clear message where no GPU can run the test.
 inline void require_gpu(const char* name) {
   if (qreduce::rt::device_count() == 0) {
-    std::printf("%s: SKIPPED: no GPU visible (run it on the device machine)\n", name);
+    std::printf("%s: SKIPPED: no GPU visible (run it on a machine with an NVIDIA GPU)\n", name);
     std::exit(0);
   }
 }
