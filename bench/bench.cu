@@ -731,6 +731,8 @@ int usage(std::FILE* to = stderr, int status = 2) {
   return status;
 }
 
+}  // namespace
+
 int main(int argc, char** argv) {
   options o;
   std::size_t codec_bytes = std::size_t(1) << 30;

@@ -12,7 +12,9 @@
 #pragma once
 #include <unistd.h>
 
+#include <array>
 #include <cstdint>
+#include <random>
 #include <functional>
 #include <optional>
 #include <string>
@@ -266,7 +268,7 @@ class basic_communicator {
   }
 
   struct peer_info {
-    std::int64_t pid;
+    std::uint64_t process[2];  // process_identity(): equal only within one process
     std::int32_t device;
     typename Transport::shared_handle handle;
     std::byte* ptr;
@@ -298,15 +300,28 @@ class basic_communicator {
     return std::nullopt;
   }
 
+  // Who this process is, for deciding whether a peer's raw workspace pointer is valid here: 128
+  // random bits drawn once per process. A pid is not enough: containers with their own pid
+  // namespaces share GPUs and often all run as pid 1.
+  static const std::uint64_t* process_identity() {
+    static const std::array<std::uint64_t, 2> id = [] {
+      std::random_device rd;
+      std::array<std::uint64_t, 2> v{};
+      for (auto& x : v) x = (std::uint64_t(rd()) << 32) ^ rd() ^ (std::uint64_t(::getpid()) << 17);
+      return v;
+    }();
+    return id.data();
+  }
+
   void map_peers(bootstrap& bs) {
-    peer_info mine{std::int64_t(::getpid()), device_, Transport::share(workspace_), workspace_};
+    peer_info mine{{process_identity()[0], process_identity()[1]}, device_, Transport::share(workspace_), workspace_};
     std::vector<peer_info> all(static_cast<std::size_t>(world_));
     bs.allgather(&mine, all.data(), sizeof mine);
     for (int r = 0; r < world_; ++r) {
       const peer_info& p = all[std::size_t(r)];
       if (r == rank_) {
         h_.peer[r] = workspace_;
-      } else if (p.pid == mine.pid) {
+      } else if (p.process[0] == mine.process[0] && p.process[1] == mine.process[1]) {
         rt::enable_peer_access(p.device);  // same process: the pointer is valid here
         h_.peer[r] = p.ptr;
       } else {

@@ -14,14 +14,15 @@
 namespace {
 
 std::mutex registry_mu;
-std::map<int64_t, std::unique_ptr<qreduce::communicator>> registry;
+// shared_ptr: a call holds its communicator alive while destroy() runs on another thread.
+std::map<int64_t, std::shared_ptr<qreduce::communicator>> registry;
 int64_t next_id = 1;
 
-qreduce::communicator& get(int64_t id) {
+std::shared_ptr<qreduce::communicator> get(int64_t id) {
   std::lock_guard l(registry_mu);
   auto it = registry.find(id);
   TORCH_CHECK(it != registry.end(), "qreduce: communicator ", id, " does not exist (destroyed?)");
-  return *it->second;
+  return it->second;
 }
 
 qreduce::dtype dtype_of(const at::Tensor& t) {
@@ -49,14 +50,14 @@ int64_t create(int64_t rank, int64_t world, int64_t device, py::object allgather
   qreduce::comm_config cfg = qreduce::config_from_env();
   if (max_blocks > 0) cfg.max_blocks = int(max_blocks);
   if (timeout_ms > 0) cfg.timeout_ms = std::uint64_t(timeout_ms);
-  auto c = std::make_unique<qreduce::communicator>(bs, cfg);
+  auto c = std::make_shared<qreduce::communicator>(bs, cfg);
   std::lock_guard l(registry_mu);
   registry[next_id] = std::move(c);
   return next_id++;
 }
 
 void destroy(int64_t id) {
-  std::unique_ptr<qreduce::communicator> c;
+  std::shared_ptr<qreduce::communicator> c;  // freed here, or by the last call still using it
   {
     std::lock_guard l(registry_mu);
     auto it = registry.find(id);
@@ -73,7 +74,8 @@ qreduce::allreduce_options options(int64_t codec, int64_t algorithm, bool rotate
 }
 
 void all_reduce_out(const at::Tensor& input, at::Tensor& out, int64_t comm, int64_t codec, int64_t algorithm, bool rotate) {
-  auto& c = get(comm);
+  const auto held = get(comm);
+  auto& c = *held;
   check_tensor(c, input, "input");
   check_tensor(c, out, "out");
   TORCH_CHECK(out.scalar_type() == input.scalar_type() && out.numel() == input.numel(), "qreduce: out must match input");
@@ -93,20 +95,23 @@ at::Tensor all_reduce(const at::Tensor& input, int64_t comm, int64_t codec, int6
 }
 
 // The communicator of a fused RMSNorm call, after the checks of its tensors.
-qreduce::communicator& rmsnorm_comm(int64_t comm, const at::Tensor& x, const at::Tensor& residual, const at::Tensor& weight) {
-  auto& c = get(comm);
+std::shared_ptr<qreduce::communicator> rmsnorm_comm(int64_t comm, const at::Tensor& x, const at::Tensor& residual, const at::Tensor& weight) {
+  auto held = get(comm);
+  auto& c = *held;
   for (auto* t : {&x, &weight}) check_tensor(c, *t, "tensor");
   check_tensor(c, residual, "residual");
   TORCH_CHECK(x.dim() >= 1 && x.sizes() == residual.sizes(), "qreduce: x and residual must have the same shape");
   TORCH_CHECK(weight.dim() == 1 && weight.size(0) == x.size(-1), "qreduce: weight must have the hidden size");
+  TORCH_CHECK(x.size(-1) > 0, "qreduce: the hidden size (x's last dimension) must be positive");
   TORCH_CHECK(x.scalar_type() == residual.scalar_type() && x.scalar_type() == weight.scalar_type(), "qreduce: dtypes differ");
-  return c;
+  return held;
 }
 
 // returns y; residual is updated in place
 at::Tensor all_reduce_rmsnorm(const at::Tensor& x, at::Tensor& residual, const at::Tensor& weight, double eps, int64_t comm,
                               int64_t codec, int64_t algorithm, bool rotate) {
-  auto& c = rmsnorm_comm(comm, x, residual, weight);
+  const auto held = rmsnorm_comm(comm, x, residual, weight);
+  auto& c = *held;
   const std::size_t hidden = std::size_t(x.size(-1)), rows = std::size_t(x.numel()) / hidden;
   at::Tensor y = at::empty_like(x);
   c10::cuda::CUDAGuard guard(x.device());
@@ -124,7 +129,8 @@ at::Tensor all_reduce_rmsnorm(const at::Tensor& x, at::Tensor& residual, const a
 std::tuple<at::Tensor, at::Tensor> all_reduce_rmsnorm_quant(const at::Tensor& x, at::Tensor& residual, const at::Tensor& weight,
                                                             double eps, int64_t out_format, const std::optional<at::Tensor>& global_scale,
                                                             int64_t comm, int64_t codec, int64_t algorithm, bool rotate) {
-  auto& c = rmsnorm_comm(comm, x, residual, weight);
+  const auto held = rmsnorm_comm(comm, x, residual, weight);
+  auto& c = *held;
   TORCH_CHECK(out_format >= 1 && out_format <= 3, "qreduce: bad output format id ", out_format);
   const std::int64_t hidden = x.size(-1), rows = x.numel() / std::max<std::int64_t>(hidden, 1);
   auto shape = x.sizes().vec();
@@ -163,7 +169,7 @@ std::tuple<at::Tensor, at::Tensor> all_reduce_rmsnorm_quant(const at::Tensor& x,
   return {q, scale};
 }
 
-int64_t max_oneshot_bytes(int64_t comm) { return int64_t(get(comm).max_oneshot_values() * 2); }
+int64_t max_oneshot_bytes(int64_t comm) { return int64_t(get(comm)->max_oneshot_values() * 2); }
 
 }  // namespace
 

@@ -52,10 +52,12 @@ class Communicator:
         self.rank = dist.get_rank(self.group)
         self.world = dist.get_world_size(self.group)
         if self.world not in WORLDS:
-            raise ValueError(f"qreduce: the group has {self.world} ranks; qreduce runs 2, 4 or 8")
+            raise ValueError(f"qreduce: the group has {self.world} ranks; qreduce runs {', '.join(map(str, WORLDS))}")
         self.device = torch.device(device) if device is not None else torch.device("cuda", torch.cuda.current_device())
         if self.device.type != "cuda":
             raise ValueError(f"qreduce: {self.device} is not a CUDA device")
+        if self.device.index is None:  # "cuda": the current device, as torch means it
+            self.device = torch.device("cuda", torch.cuda.current_device())
 
         def allgather(blob: bytes) -> bytes:
             out = [None] * self.world

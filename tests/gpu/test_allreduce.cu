@@ -446,6 +446,36 @@ void validation(ctx& c) {
   expect_invalid("a bad dtype", [&] { c.comm->all_reduce(d, d, 10, dtype(7), {}, c.stream); });
 }
 
+// Counters near the wrap, and far apart: every rank sets its two-shot round counters and the scatter
+// and gather flags in its workspace to 2^32 - 3 (as if that many rounds had run), and its one-shot
+// counters and flags 2^31 + 5 further on (as if 2^31 one-shot calls had run since): with one counter
+// for both, a gather flag 2^31 behind would pass the modulo-2^32 comparison and stale data would be
+// decoded; and the ring position apart from the round number, since the number mod 3 repeats a slot
+// where it wraps. Then one-shot and two-shot calls alternate across the wrap; every result must still
+// equal the host reference bitwise.
+void counter_wrap(ctx& c) {
+  QR_CUDA(cudaStreamSynchronize(c.stream));
+  barrier(c);  // nobody is calling
+  const device_handle& h = c.comm->handle();
+  const std::uint32_t two = 0xffffffffu - 2u, one = two + 0x80000005u;
+  const std::size_t B = std::size_t(h.layout.cfg.blocks), W = std::size_t(c.world);
+  std::vector<std::uint32_t> words((h.layout.barrier_off - h.layout.flags_off) / 4, 0u);
+  for (std::size_t i = 0; i < 3 * B * W; ++i) words[i] = i < 2 * B * W ? two : one;  // flags [phase][block][src]
+  const std::size_t seq = (h.layout.seq_off - h.layout.flags_off) / 4;
+  for (std::size_t b = 0; b < B; ++b) {
+    words[seq + b] = two;          // two-shot rounds
+    words[seq + B + b] = one;      // one-shot calls
+    words[seq + 2 * B + b] = 2u;   // the two-shot's ring position, any of the 3 (the same on every rank)
+  }
+  c.upload(reinterpret_cast<std::uint32_t*>(h.peer[h.rank] + h.layout.flags_off), words);
+  barrier(c);  // every rank seeded before anyone calls
+  std::uint64_t seed = 9000;
+  for (int k = 0; k < 4; ++k) {
+    run_case<f16>(c, 4096 * 3 + 8, {codec_kind::none, algorithm_kind::one_shot, false}, false, ++seed);
+    run_case<bf16>(c, (std::size_t(1) << 20) + 17, {codec_kind::fp4, algorithm_kind::two_shot, false}, k % 2 == 1, ++seed);
+  }
+}
+
 using rank_fn = std::function<void(ctx&)>;
 
 // One rank's whole run, in a thread or a child process.
@@ -513,6 +543,8 @@ int main(int argc, char** argv) {
     rmsnorm(c);
     done("rmsnorm");
     validation(c);
+    counter_wrap(c);
+    done("counter wrap");
     stress(c, mode == "threads" ? 2000 : 300);
     done("stress");
     graphs(c, mode == "threads" ? 50 : 10);

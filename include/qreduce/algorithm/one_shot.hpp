@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(block_threads)
   using namespace device;
   if (!block_may_start(h)) return;  // this rank or a peer gave up: no remote write
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
-  const std::uint32_t seq = *h.seq(b) + 1u;
+  const std::uint32_t seq = *h.oneshot_seq(b) + 1u;
   const int parity = int(seq & 1u);
   const std::size_t lo = std::size_t(b) * per_block;
   const std::size_t hi = lo + per_block < n ? lo + per_block : n;
@@ -55,7 +55,7 @@ __global__ void __launch_bounds__(block_threads)
     QR_UNROLL
     for (int p = 0; p < W; ++p) *reinterpret_cast<uint4*>(h.oneshot_slot(p, parity, b, r) + 2 * (i - lo)) = v;
   }
-  const bool ok = exchange_flags<Transport, W>(h, 0, seq);
+  const bool ok = exchange_flags<Transport, W>(h, oneshot_phase, seq);
   if (ok) {
     for (std::size_t i = lo + 8 * std::size_t(t); i < hi; i += 8 * block_threads) {
       float acc[8] = {};
@@ -69,7 +69,7 @@ __global__ void __launch_bounds__(block_threads)
       ep(out, n, i, acc);
     }
   }
-  if (t == 0) *h.seq(b) = seq;
+  if (t == 0) *h.oneshot_seq(b) = seq;
   if constexpr (requires { Epilogue::row_pass; }) {
     // row-wise epilogues read what other blocks of this rank wrote: meet first
     if (grid_barrier(h) && ok) ep.rows(n);

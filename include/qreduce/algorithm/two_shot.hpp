@@ -4,11 +4,11 @@
 // The message is cut into chunks of W segments of K codec tiles; block b of the grid takes chunks
 // b, b + grid, b + 2 grid, ... (its rounds). Round j of a block, on rank r of W, has three steps:
 //   scatter(j): encode segment s of the chunk and store it into rank s's scatter slot
-//               [j mod 3][block][r]; raise this block's phase-0 flag to the round's number on
-//               every rank;
+//               [ring(j)][block][r] (ring(j): consecutive rounds take consecutive slots of 3);
+//               raise this block's phase-0 flag to the round's number on every rank;
 //   reduce(j):  wait for the W phase-0 flags of round j; decode the W contributions of segment r
 //               and add them in f32, in rank order; encode the sum once and store it into every
-//               rank's gather slot [j mod 3][block][r]; raise the phase-1 flag;
+//               rank's gather slot [ring(j)][block][r]; raise the phase-1 flag;
 //   gather(j):  wait for the W phase-1 flags of round j; decode the W reduced segments and hand
 //               them to the epilogue (the output).
 // Every rank decodes the same bytes in gather, so every rank's output is bitwise identical. With
@@ -20,17 +20,19 @@
 // its peers raised an iteration earlier: a block never drains the link between rounds, and its time
 // follows its bytes, not its round trips. Several blocks per multiprocessor overlap further.
 //
-// Why no store can overwrite data a peer still reads (round numbers are per block and never reset,
-// so ring positions agree across ranks and calls; flags only grow):
-//   * scatter(j) stores into rank p's ring slot j mod 3, last used by round j - 3, which p read in
+// Why no store can overwrite data a peer still reads (every rank runs the same rounds per block, so
+// round numbers and ring positions agree across ranks and calls; flags only grow, compared modulo
+// 2^32; the ring position is kept apart from the number because 3 does not divide 2^32):
+//   * scatter(j) stores into rank p's ring slot ring(j), last used by round j - 3, which p read in
 //     its reduce(j - 3) before raising its phase-1 flag for j - 3. This block waited for that flag
 //     in gather(j - 3), one iteration before scatter(j).
-//   * reduce(j) stores into rank p's gather slot j mod 3, last read by p in its gather(j - 3), which
+//   * reduce(j) stores into rank p's gather slot ring(j), last read by p in its gather(j - 3), which
 //     p ran in its iteration j - 1, before its scatter(j) raised the phase-0 flag for j that
 //     reduce(j) waits for.
 // So three ring slots and these flags are the whole credit scheme: no extra messages. Rounds of
 // earlier calls completed (their gathers waited for every peer), and kernels on one stream run in
-// order, so the argument holds across calls, graph replays and one-shot calls in between.
+// order, so the argument holds across calls and graph replays; one-shot calls in between use flags
+// and counters of their own.
 //
 // Sizing (Little's law): a rank keeps up to 3 rounds x blocks x round_bytes of encoded data in flight
 // per phase, 3 x 528 x 16 KiB = 25 MiB on an H100 with the defaults at 2 ranks; NVLink 4 at about
@@ -118,11 +120,12 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   const std::size_t chunk = W * seg;
   const std::size_t chunks = (n + chunk - 1) / chunk;
   const std::size_t rounds = chunks > std::size_t(b) ? (chunks - std::size_t(b) + gridDim.x - 1) / gridDim.x : 0;
-  const std::uint32_t seq0 = *h.seq(b);  // rounds this block finished before this call
-  // Round j of this call: its chunk, its number (what the flags carry) and its ring position.
+  const std::uint32_t seq0 = *h.seq(b);          // rounds this block finished before this call
+  const std::uint32_t ring0 = *h.ring_position(b);  // the ring slot of this call's first round
+  // Round j of this call: its chunk, its number (what the flags carry) and its ring slot.
   auto chunk_of = [&](std::size_t j) { return std::size_t(b) + j * gridDim.x; };
   auto number = [&](std::size_t j) { return seq0 + 1u + std::uint32_t(j); };
-  auto ring = [&](std::size_t j) { return int(number(j) % ring_slots); };
+  auto ring = [&](std::size_t j) { return int((ring0 + j) % ring_slots); };
   std::size_t done = 0;
 
   for (std::size_t i = 0; i < rounds + 2; ++i) {
@@ -147,12 +150,12 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
           }
         }
       }
-      signal_flags<Transport, W>(h, 0, number(i));
+      signal_flags<Transport, W>(h, scatter_phase, number(i));
     }
     if (i >= 1 && i <= rounds) {  // reduce(i - 1): the own segment in f32, encoded once, sent to every rank
       const std::size_t j = i - 1;
       const int q = ring(j);
-      if (!wait_flags<Transport, W>(h, 0, number(j))) break;
+      if (!wait_flags<Transport, W>(h, scatter_phase, number(j))) break;
       constexpr int U = loads_in_flight / W > 0 ? loads_in_flight / W : 1;
       for (int k0 = 0; k0 < K; k0 += U) {
         lane_code<C> in_codes[U][W];
@@ -177,12 +180,12 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
           for (int p = 0; p < W; ++p) store_lane<C>(h.gather_slot(p, q, b, r) + (k0 + u) * TB, t, code);
         }
       }
-      signal_flags<Transport, W>(h, 1, number(j));
+      signal_flags<Transport, W>(h, gather_phase, number(j));
     }
     if (i >= 2) {  // gather(i - 2): decode every reduced segment and hand it to the epilogue
       const std::size_t j = i - 2, base = chunk_of(j) * chunk;
       const int q = ring(j);
-      if (!wait_flags<Transport, W>(h, 1, number(j))) break;
+      if (!wait_flags<Transport, W>(h, gather_phase, number(j))) break;
       constexpr int U = loads_in_flight / W > 0 ? loads_in_flight / W : 1;
       for (int k0 = 0; k0 < K; k0 += U) {
         lane_code<C> sums[U][W];
@@ -213,7 +216,10 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
       done = j + 1;
     }
   }
-  if (t == 0) *h.seq(b) = seq0 + std::uint32_t(rounds);
+  if (t == 0) {
+    *h.seq(b) = seq0 + std::uint32_t(rounds);
+    *h.ring_position(b) = std::uint32_t((ring0 + rounds) % ring_slots);
+  }
   if constexpr (row_wise) {
     // rows that other blocks of this rank wrote: meet first
     if (!rows_in_chunks && grid_barrier(h) && done == rounds)

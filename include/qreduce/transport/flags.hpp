@@ -100,6 +100,9 @@ QR_DEVICE inline bool wait_bounded(const device_handle& h, Ready ready, int peer
 // calls do not match.
 inline constexpr std::uint32_t max_flag_lead = ring_slots - 1;
 
+// The flag arrays (workspace.hpp), and the phase number an error record gives the grid barrier.
+inline constexpr int scatter_phase = 0, gather_phase = 1, oneshot_phase = 2, grid_barrier_phase = 3;
+
 // Waits until *flag reaches seq (modulo 2^32), observed through the transport (acquire). A flag
 // more than max_flag_lead rounds ahead is a desync: recorded, and the wait fails.
 template <class Transport>
@@ -172,7 +175,7 @@ QR_DEVICE inline bool grid_barrier(const device_handle& h) {
             seen = atomic_load<order::acquire, scope::gpu>(gen);
             return seen != g ? 1 : 0;
           },
-          h.rank, 2, g + 1u);
+          h.rank, grid_barrier_phase, g + 1u);
     }
   }
   block_sync();

@@ -4,8 +4,11 @@
 // The layout depends only on the communicator's configuration (world size, grids, slot sizes),
 // never on a call's message size, codec or grid, so calls of any sizes in any order cannot overlap.
 //
-//   flags    uint32 [2 phases][blocks][world]                 raised by the sender named by the last index
-//   seq      uint32 [blocks]                                  this rank's own per-block round counter
+//   flags    uint32 [3 phases][blocks][world]                 raised by the sender named by the last index:
+//                                                             0 two-shot scatter, 1 two-shot gather, 2 one-shot
+//   seq      uint32 [3][blocks]                               this rank's own per-block counters: two-shot
+//                                                             rounds, one-shot calls, and the two-shot's
+//                                                             next ring position (kept mod ring_slots)
 //   barrier  uint32 [2]                                       this rank's grid barrier (arrivals, generation)
 //   abort    uint32                                           raised by the rank that gave up, on every rank (who, on whom, why)
 //   scatter  [ring_slots][blocks][world] slots of segment_bytes  two-shot reduce-scatter: the owner receives here
@@ -13,9 +16,13 @@
 //   oneshot  [2 parities][oneshot_blocks][world] slots of oneshot_slot_bytes  one-shot inputs
 //
 // `blocks` is the two-shot's grid (several blocks per multiprocessor), `oneshot_blocks` the
-// one-shot's (one per multiprocessor, at most `blocks`); both share the flags and the counters of
-// their first blocks. A two-shot round uses ring slot (round number mod ring_slots): three slots
-// are what the pipelined two-shot's credit argument needs (algorithm/two_shot.hpp).
+// one-shot's (one per multiprocessor, at most `blocks`). Each algorithm has its own flags and
+// counters: a flag is only ever compared with a counter that advances with it, so the modulo-2^32
+// comparison stays exact however many calls of the other kind come in between (a shared counter
+// would let a stale gather flag pass after 2^31 one-shot calls). Consecutive two-shot rounds use
+// consecutive ring slots, from a ring position kept in device memory: three slots are what the
+// pipelined two-shot's credit argument needs (algorithm/two_shot.hpp), and 3 does not divide 2^32, so
+// the round number mod 3 would repeat a slot where the counter wraps.
 //
 // Each region starts on a 256-byte boundary.
 #pragma once
@@ -57,8 +64,8 @@ struct workspace_layout {
     l.segment_bytes = c.round_bytes / W / 256 * 256;
     l.oneshot_slot_bytes = std::size_t(c.oneshot_values_per_block) * 2;
     l.flags_off = 0;
-    l.seq_off = align(l.flags_off + 2 * B * W * 4);
-    l.barrier_off = align(l.seq_off + B * 4);
+    l.seq_off = align(l.flags_off + 3 * B * W * 4);
+    l.barrier_off = align(l.seq_off + 3 * B * 4);
     l.abort_off = align(l.barrier_off + 8);
     l.scatter_off = align(l.abort_off + 4);
     l.gather_off = align(l.scatter_off + ring_slots * B * W * l.segment_bytes);
@@ -69,7 +76,7 @@ struct workspace_layout {
   // Bytes each two-shot block adds to the workspace: how the communicator fits its grid into a budget.
   static constexpr std::size_t bytes_per_block(const workspace_config& c) {
     return 2 * std::size_t(ring_slots) * std::size_t(c.world) * (c.round_bytes / std::size_t(c.world) / 256 * 256) +
-           2 * std::size_t(c.world) * 4 + 4;  // its slots, its flags, its counter
+           3 * std::size_t(c.world) * 4 + 3 * 4;  // its slots, its flags, its counters
   }
   // Largest message (in values) the one-shot takes.
   constexpr std::size_t one_shot_max_values() const {
@@ -91,7 +98,7 @@ struct error_record {
   std::uint32_t status;  // 0: fine, 2: being written, 1: written
   std::uint32_t reason;  // a fault
   std::uint32_t peer;    // the rank it waited for (timeout, desync) or that aborted (aborted)
-  std::uint32_t phase;   // 0: scatter / one-shot, 1: gather, 2: this rank's grid barrier
+  std::uint32_t phase;   // the flags waited for: 0 two-shot scatter, 1 two-shot gather, 2 one-shot, 3 grid barrier
   std::uint32_t block;
   std::uint32_t seq;     // the round (per-block sequence number) it waited for
   std::uint32_t seen;    // the flag's value when it gave up (the peer's last round)
@@ -111,8 +118,15 @@ struct device_handle {
     const auto W = layout.cfg.world;
     return reinterpret_cast<std::uint32_t*>(peer[r] + layout.flags_off) + (std::size_t(phase) * layout.cfg.blocks + block) * W + src;
   }
+  // This rank's counters of `block`: two-shot rounds, one-shot calls, the two-shot's ring position.
   QR_HOST_DEVICE std::uint32_t* seq(int block) const {
     return reinterpret_cast<std::uint32_t*>(peer[rank] + layout.seq_off) + block;
+  }
+  QR_HOST_DEVICE std::uint32_t* oneshot_seq(int block) const {
+    return reinterpret_cast<std::uint32_t*>(peer[rank] + layout.seq_off) + layout.cfg.blocks + block;
+  }
+  QR_HOST_DEVICE std::uint32_t* ring_position(int block) const {
+    return reinterpret_cast<std::uint32_t*>(peer[rank] + layout.seq_off) + 2 * layout.cfg.blocks + block;
   }
   QR_HOST_DEVICE std::uint32_t* grid_barrier() const {
     return reinterpret_cast<std::uint32_t*>(peer[rank] + layout.barrier_off);
