@@ -50,9 +50,6 @@ class basic_communicator {
     device_ = rt::get_device();
     arch_ = rt::device_arch(device_);
     overrides_ = dispatch_overrides::from_env();
-    if (overrides_.codec && !set_contains<codecs>(*overrides_.codec))
-      throw error(errc::invalid_argument, std::string("QREDUCE_CODEC=") + codec_name(*overrides_.codec) +
-                                              ": this communicator is compiled for the codecs " + codec_names<codecs>());
 
     rank_info mine;
     mine.rank = rank_;
@@ -61,9 +58,18 @@ class basic_communicator {
     mine.round_bytes = round_bytes_for(cfg, world_);
     mine.oneshot_values_per_block = cfg.oneshot_values_per_block;
     mine.timeout_ms = cfg.timeout_ms;
+    mine.arch = arch_;
+    if (overrides_.codec) mine.codec_override = std::uint8_t(*overrides_.codec);
+    if (overrides_.algorithm) mine.algorithm_override = std::uint8_t(*overrides_.algorithm);
+    mine.quant_min_bytes = overrides_.quant_min_bytes;
+    mine.quant_max_bytes = overrides_.quant_max_bytes;
     std::vector<rank_info> all(static_cast<std::size_t>(world_));
     bs.allgather(&mine, all.data(), sizeof mine);
     const grids g = check_agreement(all.data(), world_);
+    // after the agreement: every rank has the same override, so every rank throws here or none does
+    if (overrides_.codec && !set_contains<codecs>(*overrides_.codec))
+      throw error(errc::invalid_argument, std::string("QREDUCE_CODEC=") + codec_name(*overrides_.codec) +
+                                              ": this communicator is compiled for the codecs " + codec_names<codecs>());
 
     workspace_config wc;
     wc.world = world_;
@@ -247,6 +253,16 @@ class basic_communicator {
                                                                   : " (phase " + std::to_string(e.phase) + ", block " + std::to_string(e.block) +
                                                                         ", round " + std::to_string(e.seq) + ", its flag at " + std::to_string(e.seen) + ")";
     const std::string after = "; the communicator is unusable: destroy it and create a new one on every rank";
+    if (fault(e.cause) == fault::bad_launch && fault(e.reason) == fault::aborted)
+      throw error(errc::invalid_argument, me + culprit + " launched the two-shot with a grid or tiles per segment its workspace does not hold" + after);
+    if (fault(e.cause) == fault::bad_launch)
+      throw error(errc::invalid_argument, me + "a kernel launched the two-shot with a grid of " + std::to_string(e.seq) + " blocks and " +
+                                              std::to_string(e.seen) + " tiles per segment: the workspace holds " +
+                                              std::to_string(h_.layout.cfg.blocks) + " blocks and segments of " +
+                                              std::to_string(h_.layout.segment_bytes) + " bytes (launch with plan_two_shot's plan)" + after);
+    if (fault(e.cause) == fault::timeout && e.phase == std::uint32_t(device::grid_barrier_phase) && fault(e.reason) == fault::timeout)
+      throw error(errc::timeout, me + "its own blocks did not all reach the grid barrier of the fused epilogue within " +
+                                     std::to_string(h_.timeout_ns / 1000000ull) + " ms: were other kernels occupying the GPU?" + after);
     if (fault(e.cause) == fault::desync)
       throw error(errc::mismatch, me + culprit + " ran ahead of the calls it was waited for" + seen_by +
                                       ": the ranks made different calls (counts, algorithms, codecs) or a call was missed" + after);

@@ -143,19 +143,24 @@ inline grids propose_grids(const comm_config& c, int world, int multiprocessors)
   workspace_config wc;
   wc.world = world;
   wc.blocks = 0;
-  wc.oneshot_blocks = g.one_shot;
   wc.round_bytes = round_bytes_for(c, world);
   wc.oneshot_values_per_block = c.oneshot_values_per_block;
-  const std::size_t fixed = workspace_layout::make(wc).total + 4 * 256, per = workspace_layout::bytes_per_block(wc);
-  const std::size_t fit = c.max_workspace_bytes > fixed ? (c.max_workspace_bytes - fixed) / per : 0;
-  std::size_t want = std::size_t(multiprocessors) * twoshot_blocks_per_sm;
-  if (want > std::size_t(cap)) want = std::size_t(cap);
-  if (fit < want) want = fit;
-  if (want < 1)
-    throw error(errc::invalid_argument, "max_workspace_bytes " + std::to_string(c.max_workspace_bytes) + " holds no two-shot block: it needs at least " +
-                                            std::to_string(fixed + per) + " bytes with round_bytes " + std::to_string(wc.round_bytes));
-  g.two_shot = std::int32_t(want);
-  if (g.one_shot > g.two_shot) g.one_shot = g.two_shot;
+  // The one-shot's slots come first out of the budget; where the two-shot grid that is left is
+  // smaller than the one-shot's, the one-shot shrinks to it and the budget is shared out again.
+  for (int pass = 0; pass < 2; ++pass) {
+    wc.oneshot_blocks = g.one_shot;
+    const std::size_t fixed = workspace_layout::make(wc).total + 4 * 256, per = workspace_layout::bytes_per_block(wc);
+    const std::size_t fit = c.max_workspace_bytes > fixed ? (c.max_workspace_bytes - fixed) / per : 0;
+    std::size_t want = std::size_t(multiprocessors) * twoshot_blocks_per_sm;
+    if (want > std::size_t(cap)) want = std::size_t(cap);
+    if (fit < want) want = fit;
+    if (want < 1)
+      throw error(errc::invalid_argument, "max_workspace_bytes " + std::to_string(c.max_workspace_bytes) + " holds no two-shot block: it needs at least " +
+                                              std::to_string(fixed + per) + " bytes with round_bytes " + std::to_string(wc.round_bytes));
+    g.two_shot = std::int32_t(want);
+    if (g.one_shot <= g.two_shot) break;
+    g.one_shot = g.two_shot;
+  }
   return g;
 }
 
@@ -168,6 +173,12 @@ struct rank_info {
   std::int32_t oneshot_values_per_block = 0;
   std::uint64_t round_bytes = 0;
   std::uint64_t timeout_ms = 0;
+  // What decides each call's algorithm and codec on this rank: the device architecture (the dispatch
+  // table's key) and the environment overrides (dispatch.hpp; 0xff: none). Ranks that differ here
+  // would run different kernels for the same call, or decode each other's bytes with another codec.
+  std::int32_t arch = 0;
+  std::uint8_t codec_override = 0xff, algorithm_override = 0xff;
+  std::uint64_t quant_min_bytes = 0, quant_max_bytes = 0;
 };
 
 // Throws errc::mismatch with a message naming the first disagreement; returns the agreed grids.
@@ -184,6 +195,23 @@ inline grids check_agreement(const rank_info* all, int world) {
       throw error(errc::mismatch, who + " asks for a different workspace (round_bytes " + std::to_string(a.round_bytes) +
                                       ", oneshot_values_per_block " + std::to_string(a.oneshot_values_per_block) + ") than rank 0");
     if (a.timeout_ms != all[0].timeout_ms) throw error(errc::mismatch, who + " has a different timeout than rank 0");
+    if (a.arch != all[0].arch)
+      throw error(errc::mismatch, who + " runs on architecture " + std::to_string(a.arch) + ", rank 0 on " + std::to_string(all[0].arch) +
+                                      ": their dispatch tables could pick different algorithms");
+    const auto override_name = [](std::uint8_t v, bool codec) -> std::string {
+      if (v == 0xff) return "unset";
+      return codec ? std::string(codec_name(codec_kind(v))) : std::string(algorithm_name(algorithm_kind(v)));
+    };
+    if (a.codec_override != all[0].codec_override)
+      throw error(errc::mismatch, who + " has QREDUCE_CODEC " + override_name(a.codec_override, true) + ", rank 0 " +
+                                      override_name(all[0].codec_override, true) + ": set it the same on every rank");
+    if (a.algorithm_override != all[0].algorithm_override)
+      throw error(errc::mismatch, who + " has QREDUCE_ALGORITHM " + override_name(a.algorithm_override, false) + ", rank 0 " +
+                                      override_name(all[0].algorithm_override, false) + ": set it the same on every rank");
+    if (a.quant_min_bytes != all[0].quant_min_bytes || a.quant_max_bytes != all[0].quant_max_bytes)
+      throw error(errc::mismatch, who + " has QREDUCE_QUANT_MIN_BYTES / QREDUCE_QUANT_MAX_BYTES " + std::to_string(a.quant_min_bytes) + " / " +
+                                      std::to_string(a.quant_max_bytes) + ", rank 0 " + std::to_string(all[0].quant_min_bytes) + " / " +
+                                      std::to_string(all[0].quant_max_bytes) + ": set them the same on every rank");
     if (a.proposed.two_shot < g.two_shot) g.two_shot = a.proposed.two_shot;
     if (a.proposed.one_shot < g.one_shot) g.one_shot = a.proposed.one_shot;
   }

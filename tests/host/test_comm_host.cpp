@@ -140,6 +140,18 @@ TEST_CASE("check_agreement: the first disagreement is named on every rank") {
   all[1].round_bytes = 65536;
   CHECK(msg().find("rank 1 asks for a different workspace") != std::string::npos);
   all[1].round_bytes = 32768;
+  all[2].codec_override = std::uint8_t(codec_kind::fp4);  // QREDUCE_CODEC=fp4 on rank 2 only
+  CHECK(msg().find("rank 2 has QREDUCE_CODEC fp4, rank 0 unset") != std::string::npos);
+  all[2].codec_override = 0xff;
+  all[3].algorithm_override = std::uint8_t(algorithm_kind::one_shot);
+  CHECK(msg().find("rank 3 has QREDUCE_ALGORITHM oneshot, rank 0 unset") != std::string::npos);
+  all[3].algorithm_override = 0xff;
+  all[1].quant_min_bytes = 1 << 20;
+  CHECK(msg().find("rank 1 has QREDUCE_QUANT_MIN_BYTES") != std::string::npos);
+  all[1].quant_min_bytes = 0;
+  all[1].arch = 100;
+  CHECK(msg().find("rank 1 runs on architecture 100") != std::string::npos);
+  all[1].arch = 0;
   all[0].rank = 1;
   CHECK(msg().find("put rank 1 in place 0") != std::string::npos);
 }
@@ -188,8 +200,15 @@ TEST_CASE("plan_two_shot: tiles per segment follow the codec's tile size, chunks
   const auto small = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, 5000);
   CHECK(small.tiles_per_segment == 1);
   CHECK(small.blocks == 2);
-  // rows of 4096 values fit whole chunks (2 ranks x 1 tile)
-  CHECK(algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, big, 4096).rows_in_chunks);
+  // rows of 4096 values fit whole chunks (2 ranks x 1 tile): the full grid
+  const auto fit = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, big, 4096);
+  CHECK(fit.rows_in_chunks);
+  CHECK(fit.blocks == 528);
+  // rows of 7168 values do not fit a chunk of unquantized tiles: rows are finished after a barrier
+  // over the grid, so the grid is one block per multiprocessor (all resident)
+  const auto barrier = algorithm::plan_two_shot(l, codec::tile_bytes<codec::passthrough>, big, 7168);
+  CHECK_FALSE(barrier.rows_in_chunks);
+  CHECK(barrier.blocks == 132);
 }
 
 TEST_CASE("codec and world sets: what a communicator is compiled for") {

@@ -81,7 +81,11 @@ inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_b
   p.tiles_per_segment = int(k);
   const std::size_t chunk = W * k * codec::tile_values;
   p.chunks = (n + chunk - 1) / chunk;
-  p.blocks = int(p.chunks < B ? p.chunks : B);
+  // Rows finished after a barrier over the grid need every block resident at once: then one block
+  // per multiprocessor (the one-shot's grid), as other kernels may share the GPU; otherwise the
+  // two-shot's full grid, whose blocks never wait for each other.
+  const std::size_t grid = row_values > 0 && !p.rows_in_chunks ? std::size_t(l.cfg.oneshot_blocks) : B;
+  p.blocks = int(p.chunks < grid ? p.chunks : grid);
   return p;
 }
 
@@ -115,6 +119,11 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   constexpr bool row_wise = requires { Epilogue::row_pass; };
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank, lane = t % codec::lanes_per_group;
   if (!block_may_start(h)) return;  // this rank or a peer gave up: no remote write
+  if (gridDim.x > unsigned(h.layout.cfg.blocks) || tiles_per_segment < 1 ||
+      std::size_t(tiles_per_segment) * TB > h.layout.segment_bytes) {  // a launch the workspace cannot hold
+    if (threadIdx.x == 0) record_fault(h, fault::bad_launch, h.rank, scatter_phase, gridDim.x, std::uint32_t(tiles_per_segment));
+    return;
+  }
   const int K = tiles_per_segment;
   const std::size_t seg = std::size_t(K) * codec::tile_values;
   const std::size_t chunk = W * seg;

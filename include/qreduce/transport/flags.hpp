@@ -153,8 +153,8 @@ QR_DEVICE inline bool exchange_flags(const device_handle& h, int phase, std::uin
   return wait_flags<Transport, W>(h, phase, seq);
 }
 
-// Barrier over this rank's grid (all its blocks are resident: the grid never exceeds the device's
-// multiprocessors). Arrivals count up with acquire-release atomics; the last block resets the count
+// Barrier over this rank's grid (all its blocks must be resident: the grids that use it are at most
+// one block per multiprocessor, plan_two_shot and plan_one_shot). Arrivals count up with acquire-release atomics; the last block resets the count
 // and releases a new generation; the state lives in the workspace, so graphs replay it. Every thread
 // of the block calls it; returns false on timeout.
 QR_DEVICE inline bool grid_barrier(const device_handle& h) {

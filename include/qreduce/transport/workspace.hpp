@@ -91,6 +91,7 @@ enum class fault : std::uint32_t {
   timeout = 1,  // a peer's flag did not reach the round in time
   desync = 2,   // a peer's flag ran further ahead than any matching sequence of calls allows
   aborted = 3,  // a peer gave up and raised this rank's abort word
+  bad_launch = 4,  // a kernel ran an algorithm with a grid or a slot use its workspace does not hold
 };
 
 // Written by the first block of a rank that gives up; read by the host. Lives in host-mapped memory.
