@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <random>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <vector>
@@ -121,24 +122,10 @@ class basic_communicator {
   // Returns the algorithm that ran. Throws errc::invalid_argument (nothing written) for bad input.
   algorithm_kind all_reduce(const void* in, void* out, std::size_t count, dtype type, allreduce_options opts = {},
                             rt::stream_t stream = nullptr) {
-    check();
-    if (closed_) throw error(errc::failed_state, "all_reduce after close()");
-    if (auto why = check_args({in, out, count, type, opts}, bool(fallback_)))
-      throw error(errc::invalid_argument, "all_reduce: " + *why);
-    if (count == 0) return opts.algorithm;
-    // The device checks query the runtime, which a capturing stream does not allow: a graph is
-    // checked when it is first captured outside capture (or not at all).
-    if (!rt::stream_capturing(stream)) {
-      if (rt::stream_device(stream) != device_)
-        throw error(errc::invalid_argument, "all_reduce: the stream belongs to device " + std::to_string(rt::stream_device(stream)) +
-                                                ", the communicator to device " + std::to_string(device_));
-      const void* tensors[] = {in, out};
-      for (const void* p : tensors)
-        if (rt::pointer_device(p) != device_)
-          throw error(errc::invalid_argument, "all_reduce: tensor memory is not on the communicator's device " + std::to_string(device_));
-    }
-    dispatch_choice c{opts.algorithm, opts.codec};
-    if (opts.algorithm == algorithm_kind::automatic) c = choice(count * 2, opts.codec);
+    usable("all_reduce");
+    const auto prepared = prepare("all_reduce", {in, out, count, type, opts}, {in, out}, false, stream);
+    if (!prepared) return opts.algorithm;
+    const dispatch_choice c = *prepared;
     if (c.algorithm == algorithm_kind::fallback) {
       fallback_(in, out, count, type, stream);
       return c.algorithm;
@@ -169,34 +156,22 @@ class basic_communicator {
   algorithm_kind all_reduce_rmsnorm(const void* x, const void* residual, const void* weight, void* residual_out, const Out& out,
                                     std::size_t rows, std::size_t hidden, float eps, dtype type,
                                     allreduce_options opts = {}, rt::stream_t stream = nullptr) {
-    check();
-    if (closed_) throw error(errc::failed_state, "all_reduce_rmsnorm after close()");
+    usable("all_reduce_rmsnorm");
     if (hidden == 0 || hidden % 8 != 0 || hidden % Out::group != 0 || hidden > 65536)
       throw error(errc::invalid_argument, std::string("all_reduce_rmsnorm: hidden must be a positive multiple of ") +
                                               std::to_string(Out::group < 8 ? 8 : Out::group) + " up to 65536 for the " + Out::name +
                                               " output, not " + std::to_string(hidden));
     if (!(eps >= 0.0f)) throw error(errc::invalid_argument, "all_reduce_rmsnorm: eps must be non-negative");
-    if (opts.algorithm == algorithm_kind::fallback) throw error(errc::invalid_argument, "all_reduce_rmsnorm: the fallback cannot fuse the epilogue");
     const std::size_t n = rows * hidden;
-    if (auto why = check_args({x, x, n, type, opts}, false))
-      throw error(errc::invalid_argument, "all_reduce_rmsnorm: " + *why);
     if (auto why = check_args({residual, residual_out, n, type, opts}, false))
       throw error(errc::invalid_argument, "all_reduce_rmsnorm: residual: " + *why);
     std::vector<const void*> tensors = {x, residual, weight, residual_out};
     if (auto why = check_output(out, type, tensors)) throw error(errc::invalid_argument, "all_reduce_rmsnorm: " + *why);
     if (weight == nullptr || reinterpret_cast<std::uintptr_t>(weight) % 16 != 0)
       throw error(errc::invalid_argument, "all_reduce_rmsnorm: weight must be a 16-byte aligned device pointer");
-    if (n == 0) return opts.algorithm;
-    if (!rt::stream_capturing(stream)) {
-      if (rt::stream_device(stream) != device_)
-        throw error(errc::invalid_argument, "all_reduce_rmsnorm: the stream belongs to device " + std::to_string(rt::stream_device(stream)) +
-                                                ", the communicator to device " + std::to_string(device_));
-      for (const void* p : tensors)
-        if (rt::pointer_device(p) != device_)
-          throw error(errc::invalid_argument, "all_reduce_rmsnorm: tensor memory is not on the communicator's device " + std::to_string(device_));
-    }
-    dispatch_choice c{opts.algorithm, opts.codec};
-    if (opts.algorithm == algorithm_kind::automatic) c = choose(arch_, world_, opts.codec, n * 2, false, max_oneshot_values() * 2, overrides_);
+    const auto prepared = prepare("all_reduce_rmsnorm", {x, x, n, type, opts}, tensors, true, stream);
+    if (!prepared) return opts.algorithm;
+    const dispatch_choice c = *prepared;
     auto run = [&](auto ttag) {
       using T = typename decltype(ttag)::type;
       if constexpr (requires { epilogue::any_output<T>::of(out); }) {  // else refused by check_output
@@ -224,14 +199,10 @@ class basic_communicator {
   template <class T, class Ep>
   algorithm_kind all_reduce_with(const T* in, T* out, std::size_t count, const Ep& ep, allreduce_options opts = {},
                                  rt::stream_t stream = nullptr) {
-    check();
-    if (closed_) throw error(errc::failed_state, "all_reduce_with after close()");
-    if (opts.algorithm == algorithm_kind::fallback) throw error(errc::invalid_argument, "all_reduce_with: the fallback cannot run an epilogue");
-    if (auto why = check_args({in, out, count, dtype_of<T>, opts}, false))
-      throw error(errc::invalid_argument, "all_reduce_with: " + *why);
-    if (count == 0) return opts.algorithm;
-    dispatch_choice c{opts.algorithm, opts.codec};
-    if (opts.algorithm == algorithm_kind::automatic) c = choose(arch_, world_, opts.codec, count * 2, false, max_oneshot_values() * 2, overrides_);
+    usable("all_reduce_with");
+    const auto prepared = prepare("all_reduce_with", {in, out, count, dtype_of<T>, opts}, {in, out}, true, stream);
+    if (!prepared) return opts.algorithm;
+    const dispatch_choice c = *prepared;
     launch(c, in, out, count, opts.rotate, stream, ep);
     return c.algorithm;
   }
@@ -275,6 +246,39 @@ class basic_communicator {
   }
 
  private:
+  // Throws if the communicator cannot take calls: closed, or a kernel gave up (check()).
+  void usable(const char* op) const {
+    check();
+    if (closed_) throw error(errc::failed_state, std::string(op) + " after close()");
+  }
+
+  // The prologue of every call after usable() and its own checks: the arguments (nothing written if
+  // they are bad), the stream and every tensor on this communicator's device (outside capture: the
+  // runtime cannot be queried while a stream captures, so a graph is checked when its calls are
+  // first made outside capture), and what runs. `fused`: the call has an epilogue, which the fallback
+  // cannot run. Nothing (an empty optional) when there is nothing to do.
+  std::optional<dispatch_choice> prepare(const char* op, const call_args& a, std::initializer_list<const void*> tensors_list, bool fused,
+                                         rt::stream_t stream) const {
+    return prepare(op, a, std::vector<const void*>(tensors_list), fused, stream);
+  }
+  std::optional<dispatch_choice> prepare(const char* op, const call_args& a, const std::vector<const void*>& tensors, bool fused,
+                                         rt::stream_t stream) const {
+    const std::string name = op;
+    if (fused && a.opts.algorithm == algorithm_kind::fallback) throw error(errc::invalid_argument, name + ": the fallback cannot run an epilogue");
+    if (auto why = check_args(a, !fused && bool(fallback_))) throw error(errc::invalid_argument, name + ": " + *why);
+    if (a.count == 0) return std::nullopt;
+    if (!rt::stream_capturing(stream)) {
+      if (rt::stream_device(stream) != device_)
+        throw error(errc::invalid_argument, name + ": the stream belongs to device " + std::to_string(rt::stream_device(stream)) +
+                                                ", the communicator to device " + std::to_string(device_));
+      for (const void* p : tensors)
+        if (rt::pointer_device(p) != device_)
+          throw error(errc::invalid_argument, name + ": tensor memory is not on the communicator's device " + std::to_string(device_));
+    }
+    if (a.opts.algorithm != algorithm_kind::automatic) return dispatch_choice{a.opts.algorithm, a.opts.codec};
+    return choose(arch_, world_, a.opts.codec, a.count * 2, !fused && bool(fallback_), max_oneshot_values() * 2, overrides_);
+  }
+
   // check_call, and the codec is one this communicator was compiled for.
   std::optional<std::string> check_args(const call_args& a, bool has_fallback) const {
     if (auto why = check_call(a, max_oneshot_values(), has_fallback)) return why;

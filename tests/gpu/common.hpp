@@ -1,6 +1,7 @@
 // Shared helpers of the GPU tests: skip when no GPU, deterministic inputs, the bit-exact host
 // reference of the all-reduce, and a tiny check/report layer (the tests print "N passed, N failed").
 #pragma once
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -17,7 +18,8 @@
 
 namespace qrtest {
 
-inline int failures = 0, passes = 0;
+// Atomic: ranks that are threads count into the same totals at once.
+inline std::atomic<int> failures{0}, passes{0};
 
 #define QR_EXPECT(cond, ...)                                                      \
   do {                                                                            \
@@ -34,7 +36,7 @@ inline int failures = 0, passes = 0;
 #define QR_CUDA(call) qreduce::rt::check((call), #call)
 
 inline int finish(const char* name) {
-  std::printf("%s: %d passed, %d failed\n", name, passes, failures);
+  std::printf("%s: %d passed, %d failed\n", name, passes.load(), failures.load());
   return failures == 0 ? 0 : 1;
 }
 

@@ -749,7 +749,7 @@ int main(int argc, char** argv) {
       } catch (const std::exception& e) {
         QR_EXPECT(false, "rank %d threw: %s", r, e.what());
       }
-      std::printf("rank %d: %d passed, %d failed\n", r, qrtest::passes, qrtest::failures);
+      std::printf("rank %d: %d passed, %d failed\n", r, qrtest::passes.load(), qrtest::failures.load());
       std::fflush(stdout);
       std::_Exit(qrtest::failures == 0 ? 0 : 1);
     }
