@@ -171,6 +171,28 @@ double percentile(std::vector<float> v, double p) {
   return double(v[lo]) + (k - double(lo)) * double(v[hi] - v[lo]);
 }
 
+// Median over `reps` runs of body() on stream s, in milliseconds by device events, after one warm-up run.
+template <class F>
+double median_ms(cudaStream_t s, int reps, F&& body) {
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  body();
+  std::vector<float> v;
+  for (int i = 0; i < reps; ++i) {
+    CK(cudaEventRecord(a, s));
+    body();
+    CK(cudaEventRecord(b, s));
+    CK(cudaEventSynchronize(b));
+    float t;
+    CK(cudaEventElapsedTime(&t, a, b));
+    v.push_back(t);
+  }
+  CK(cudaEventDestroy(a));
+  CK(cudaEventDestroy(b));
+  return percentile(v, 0.5);
+}
+
 result run_config(rank_ctx& x, const options& o, const config& c, std::vector<void*>& ins, std::vector<void*>& outs,
                   std::uint32_t& seed) {
   const std::size_t n = c.bytes / 2;
@@ -401,23 +423,7 @@ bench::machine_model measure_machine(rank_ctx& x, int ranks_per_gpu) {
   bench::machine_model m;
   m.world = x.world;
   m.ranks_per_gpu = ranks_per_gpu;
-  cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
-  auto time_ms = [&](auto&& body) {
-    body();
-    std::vector<float> v;
-    for (int i = 0; i < 10; ++i) {
-      CK(cudaEventRecord(a, x.s));
-      body();
-      CK(cudaEventRecord(b, x.s));
-      CK(cudaEventSynchronize(b));
-      float t;
-      CK(cudaEventElapsedTime(&t, a, b));
-      v.push_back(t);
-    }
-    return percentile(v, 0.5);
-  };
+  auto time_ms = [&](auto&& body) { return median_ms(x.s, 10, body); };
   const std::size_t bytes = std::size_t(256) << 20;
   void* src = rt::malloc_device(bytes);
   void* dst = rt::malloc_device(bytes);
@@ -445,8 +451,6 @@ bench::machine_model measure_machine(rank_ctx& x, int ranks_per_gpu) {
   gather(x, 0);  // no call starts before every rank stopped writing into its peer's slots
   rt::free_device(src);
   rt::free_device(dst);
-  CK(cudaEventDestroy(a));
-  CK(cudaEventDestroy(b));
   const auto all = gather(x, m);
   for (const auto& o : all) {
     m.copy_GBps = std::min(m.copy_GBps, o.copy_GBps);
@@ -668,23 +672,7 @@ int codec_throughput(std::size_t bytes, const std::string& out_dir) {
   void* enc = rt::malloc_device(bytes + (1 << 20));
   fill_kernel<f16><<<1024, 256>>>(static_cast<f16*>(in), n, 0, 1);
   rt::check_launch("fill");
-  cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
-  auto time_ms = [&](auto&& body) {
-    body();
-    std::vector<float> v;
-    for (int i = 0; i < 20; ++i) {
-      CK(cudaEventRecord(a));
-      body();
-      CK(cudaEventRecord(b));
-      CK(cudaEventSynchronize(b));
-      float t;
-      CK(cudaEventElapsedTime(&t, a, b));
-      v.push_back(t);
-    }
-    return percentile(v, 0.5);
-  };
+  auto time_ms = [&](auto&& body) { return median_ms(nullptr, 20, body); };
   const double copy_ms = time_ms([&] { CK(cudaMemcpyAsync(dec, in, bytes, cudaMemcpyDeviceToDevice)); });
   const double copy_gbs = 2.0 * double(bytes) / (copy_ms * 1e6);
   const int sms = rt::multiprocessor_count(0);
