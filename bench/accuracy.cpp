@@ -6,9 +6,12 @@
 // (Gaussian with a few outlier channels 20-100x larger). With and without the Hadamard rotation, and
 // beside a model of QuickReduce's scheme (scale absmax/qmax rounded to nearest fp16, partial sums and
 // the second quantization in fp16) as the reference to beat.
-//   qreduce_accuracy [--world W] [--values N] [--csv FILE] [--markdown FILE]
+// The last lines compare the best 4.5-bit codec with the better of the two QuickReduce models per
+// data kind; --svg draws error against bits per value, one point per codec and data kind.
+//   qreduce_accuracy [--world W] [--values N] [--csv FILE] [--markdown FILE] [--svg FILE]
 #include <cmath>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -59,19 +62,24 @@ stats compare(const std::vector<std::vector<float>>& in, const std::vector<float
   return {std::sqrt(num / den), mx};
 }
 
-// qreduce's two-shot, exactly as the kernels compute it (fp16 tensors).
+// qreduce's two-shot, exactly as the kernels compute it (fp16 tensors): the owner of each segment
+// (here one tile; the kernels' segments are whole tiles too) adds its own values unquantized.
 template <class C>
 std::vector<float> qreduce_two_shot(const std::vector<std::vector<float>>& in, bool rotate) {
-  const std::size_t n = in[0].size();
+  const std::size_t n = in[0].size(), W = in.size();
   std::vector<float> out(n);
   std::byte payload[C::payload_bytes], scale[C::scale_bytes > 0 ? C::scale_bytes : 1];
+  rotate = rotate || codec::always_rotated<C>;
   for (std::size_t g0 = 0; g0 < n; g0 += codec::group_size) {
-    float acc[codec::group_size] = {}, y[codec::group_size];
-    for (const auto& r : in) {
-      if (rotate) codec::encode_rotated_group<C, f16>(&r[g0], payload, scale);
-      else codec::encode_group<C, f16>(&r[g0], payload, scale);
-      codec::decode_group<C, f16>(payload, scale, y);
-      for (int i = 0; i < codec::group_size; ++i) acc[i] += y[i];
+    float acc[codec::group_size] = {}, x[codec::group_size], y[codec::group_size];
+    for (std::size_t r = 0; r < W; ++r) {
+      std::copy(&in[r][g0], &in[r][g0] + codec::group_size, x);
+      if (rotate) codec::rotate_group(x);
+      if ((g0 / codec::tile_values) % W != r) {
+        codec::encode_group<C, f16>(x, payload, scale);
+        codec::decode_group<C, f16>(payload, scale, x);
+      }
+      for (int i = 0; i < codec::group_size; ++i) acc[i] += x[i];
     }
     codec::encode_group<C, f16>(acc, payload, scale);
     if (rotate) codec::decode_rotated_group<C, f16>(payload, scale, y);
@@ -111,14 +119,68 @@ std::vector<float> quickreduce_model(const std::vector<std::vector<float>>& in) 
 }
 
 
+struct point {
+  std::string codec;
+  bool rotated, reference, plotted;  // reference: a QuickReduce model
+  data_kind data;
+  double bits, rel_l2;
+};
+
+// Error against bits per value, a panel per data kind, log error axis: the trade at a glance.
+void write_svg(std::ostream& f, const std::vector<point>& pts, int world, std::size_t n) {
+  const data_kind kinds[] = {data_kind::gaussian, data_kind::heavy_tailed, data_kind::outlier_channels};
+  double lo = 1e300, hi = 0;
+  for (const auto& p : pts)
+    if (p.rel_l2 > 0) lo = std::min(lo, p.rel_l2), hi = std::max(hi, p.rel_l2);
+  const double y0 = std::floor(std::log10(lo)), y1 = std::ceil(std::log10(hi));
+  const int pw = 330, ph = 330, ml = 60, mt = 50, gap = 30, W = ml + 3 * pw + 2 * gap + 20, H = mt + ph + 60;
+  auto X = [&](int panel, double bits) { return ml + panel * (pw + gap) + (bits - 4.0) / (16.5 - 4.0) * pw; };
+  auto Y = [&](double e) { return mt + (y1 - std::log10(e)) / (y1 - y0) * ph; };
+  f << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" font-family=\"sans-serif\" font-size=\"11\">\n"
+    << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    << "<text x=\"" << ml << "\" y=\"20\" font-size=\"14\">Relative L2 error vs bits per value: " << world << "-rank two-shot of " << n
+    << " fp16 values per rank (CPU, exact device arithmetic); dots: qreduce codecs as configured by default, crosses: QuickReduce model</text>\n";
+  for (int k = 0; k < 3; ++k) {
+    const double px = X(k, 4.0);
+    f << "<rect x=\"" << px << "\" y=\"" << mt << "\" width=\"" << pw << "\" height=\"" << ph << "\" fill=\"none\" stroke=\"#888\"/>\n"
+      << "<text x=\"" << px + pw / 2.0 << "\" y=\"" << mt - 8 << "\" text-anchor=\"middle\" font-size=\"13\">" << data_name(kinds[k]) << "</text>\n"
+      << "<text x=\"" << px + pw / 2.0 << "\" y=\"" << mt + ph + 35 << "\" text-anchor=\"middle\">bits per value on the wire</text>\n";
+    for (int b = 4; b <= 16; b += 2)
+      f << "<line x1=\"" << X(k, b) << "\" y1=\"" << mt + ph << "\" x2=\"" << X(k, b) << "\" y2=\"" << mt + ph + 5 << "\" stroke=\"#888\"/>"
+        << "<text x=\"" << X(k, b) << "\" y=\"" << mt + ph + 17 << "\" text-anchor=\"middle\">" << b << "</text>\n";
+    for (double e = y0; e <= y1; e += 1)
+      f << "<line x1=\"" << px << "\" y1=\"" << Y(std::pow(10, e)) << "\" x2=\"" << px + pw << "\" y2=\"" << Y(std::pow(10, e))
+        << "\" stroke=\"#eee\"/>" << (k == 0 ? "<text x=\"" + std::to_string(int(px) - 5) + "\" y=\"" + std::to_string(int(Y(std::pow(10, e))) + 4) +
+                                                   "\" text-anchor=\"end\">1e" + std::to_string(int(e)) + "</text>"
+                                             : "")
+        << "\n";
+    int nth = 0;
+    for (const auto& p : pts) {
+      if (p.data != kinds[k] || p.rel_l2 <= 0 || !p.plotted) continue;
+      const double x = X(k, p.bits), y = Y(p.rel_l2);
+      const char* color = p.reference ? "#c0392b" : p.bits < 5 ? "#1f6fb2" : "#333";
+      if (p.reference)
+        f << "<path d=\"M" << x - 4 << "," << y - 4 << "l8,8m-8,0l8,-8\" stroke=\"" << color << "\" stroke-width=\"2\"/>";
+      else
+        f << "<circle cx=\"" << x << "\" cy=\"" << y << "\" r=\"3.5\" fill=\"" << color << "\"/>";
+      // labels of the 4-bit cluster alternate sides so that they do not overlap
+      const bool left = p.bits < 5 && (nth++ % 2 == 1);
+      f << "<text x=\"" << (left ? x - 6 : x + 6) << "\" y=\"" << y + 4 << "\" text-anchor=\"" << (left ? "end" : "start") << "\" fill=\"" << color
+        << "\">" << p.codec << (p.rotated ? " +rot" : "") << "</text>\n";
+    }
+  }
+  f << "</svg>\n";
+}
+
 }  // namespace
 
 int usage(std::FILE* to, int status) {
   std::fprintf(to,
-               "usage: qreduce_accuracy [--world W] [--values N] [--csv FILE] [--markdown FILE]\n"
+               "usage: qreduce_accuracy [--world W] [--values N] [--csv FILE] [--markdown FILE] [--svg FILE]\n"
                "  --world W      ranks of the simulated two-shot: %s (default 4)\n"
                "  --values N     values per rank, a positive multiple of 32 up to 2^26 (default 1048576)\n"
                "  --csv FILE     also write the table as CSV;  --markdown FILE  as a Markdown table\n"
+               "  --svg FILE     also draw error against bits per value (one point per codec and data kind)\n"
                "The relative L2 and largest absolute error of each codec's all-reduce (the exact bytes the GPUs\n"
                "produce) against the fp64 sum, on the CPU, beside a model of QuickReduce's scheme.\n",
                all_worlds::names().c_str());
@@ -128,11 +190,11 @@ int usage(std::FILE* to, int status) {
 int main(int argc, char** argv) {
   int world = 4;
   std::size_t n = 1 << 20;
-  std::string csv, md;
+  std::string csv, md, svg;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") return usage(stdout, 0);
-    if (a != "--world" && a != "--values" && a != "--csv" && a != "--markdown") {
+    if (a != "--world" && a != "--values" && a != "--csv" && a != "--markdown" && a != "--svg") {
       std::fprintf(stderr, "qreduce_accuracy: unknown option %s\n", a.c_str());
       return usage(stderr, 2);
     }
@@ -156,10 +218,17 @@ int main(int argc, char** argv) {
       }
       n = std::size_t(*x);
     } else {
-      (a == "--csv" ? csv : md) = v;
+      (a == "--csv" ? csv : a == "--svg" ? svg : md) = v;
     }
   }
-  std::ofstream fc, fm;
+  std::ofstream fc, fm, fs;
+  if (!svg.empty()) {
+    fs.open(svg);
+    if (!fs) {
+      std::fprintf(stderr, "qreduce_accuracy: cannot write %s\n", svg.c_str());
+      return 1;
+    }
+  }
   if (!csv.empty()) {
     fc.open(csv);
     if (!fc) {
@@ -179,7 +248,9 @@ int main(int argc, char** argv) {
   }
   std::printf("qreduce codec accuracy: %d-rank two-shot all-reduce of %zu fp16 values vs the fp64 sum (CPU)\n", world, n);
   std::printf("%-18s %-16s %10s %11s %10s\n", "codec", "data", "bits/value", "rel. L2", "max |err|");
-  auto row = [&](const std::string& name, bool rot, data_kind d, double bits, stats s) {
+  std::vector<point> pts;
+  auto row = [&](const std::string& name, bool rot, data_kind d, double bits, stats s, bool plotted = true) {
+    pts.push_back({name, rot, name.rfind("quickreduce", 0) == 0, plotted, d, bits, s.rel_l2});
     const std::string label = name + (rot ? " +rot" : "");
     std::printf("%-18s %-16s %10.2f %11.3e %10.3e\n", label.c_str(), data_name(d), bits, s.rel_l2, s.max_abs);
     std::fflush(stdout);
@@ -190,15 +261,33 @@ int main(int argc, char** argv) {
     const auto in = make_data(d, world, n, 17);
     for (codec_kind k : all_codecs)
       for (bool rot : {false, true}) {
-        if (rot && k == codec_kind::none) continue;
         visit_codec(k, [&](auto tag) {
           using C = typename decltype(tag)::type;
-          row(C::name, rot, d, codec::bits_per_value<C>, compare(in, qreduce_two_shot<C>(in, rot)));
+          // rotation is a choice for the quantizing codecs that do not always rotate
+          if (rot && (k == codec_kind::none || codec::always_rotated<C>)) return;
+          // the plot shows each codec as configured by default: rotated only if it always rotates
+          row(C::name, rot || codec::always_rotated<C>, d, codec::bits_per_value<C>, compare(in, qreduce_two_shot<C>(in, rot)), !rot);
         });
       }
     row("quickreduce-fp4", false, d, 4.5, compare(in, quickreduce_model<numeric::e2m1>(in)));
     row("quickreduce-int4", false, d, 4.5, compare(in, quickreduce_model<numeric::int_format<4>>(in)));
     row("quickreduce-int8", false, d, 8.5, compare(in, quickreduce_model<numeric::int_format<8>>(in)));
   }
+  // The 4.5-bit class against the better QuickReduce model of the same bits, per data kind.
+  std::printf("\n4.5-bit class: the lowest error of a qreduce codec (any rotation) against the better QuickReduce model\n");
+  for (data_kind d : {data_kind::gaussian, data_kind::heavy_tailed, data_kind::outlier_channels}) {
+    const point* ours = nullptr;
+    const point* theirs = nullptr;
+    for (const auto& p : pts)
+      if (p.data == d && p.bits == 4.5) {
+        const point*& best = p.reference ? theirs : ours;
+        if (!best || p.rel_l2 < best->rel_l2) best = &p;
+      }
+    std::printf("  %-16s %s%s %.4f vs %s %.4f: %.2fx lower\n", data_name(d), ours->codec.c_str(), ours->rotated ? " +rot" : "", ours->rel_l2,
+                theirs->codec.c_str(), theirs->rel_l2, theirs->rel_l2 / ours->rel_l2);
+    if (fm) fm << "\n4.5-bit class, " << data_name(d) << ": " << ours->codec << (ours->rotated ? " +rot" : "") << " " << ours->rel_l2 << " vs "
+               << theirs->codec << " " << theirs->rel_l2 << ": " << theirs->rel_l2 / ours->rel_l2 << "x lower\n";
+  }
+  if (fs) write_svg(fs, pts, world, n);
   return 0;
 }

@@ -104,7 +104,7 @@ struct options {
   std::size_t max_size = std::size_t(1) << 30;
   std::vector<dtype> dtypes = {dtype::f16, dtype::bf16};
   std::vector<codec_kind> codecs = {codec_kind::none, codec_kind::fp8, codec_kind::int8, codec_kind::int6,
-                                    codec_kind::int4, codec_kind::fp4, codec_kind::mxfp4};
+                                    codec_kind::int4, codec_kind::fp4, codec_kind::mxfp4, codec_kind::int4m};
   std::vector<std::string> algorithms = {"oneshot", "twoshot", "auto", "nccl"};
   int iters = 50, warmup = 10;
   bool graph = false;
@@ -621,13 +621,15 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
 // ---- codec throughput --------------------------------------------------------------------------
 // Each thread takes its 8 values of 4 consecutive tiles per step, all loads first: several
 // independent loads in flight per thread, as in the two-shot kernel (W segments per step). The tiles
-// past the last whole group of 4 go one at a time.
+// past the last whole group of 4 go one at a time. A codec that always rotates is timed with its
+// rotation (codec::always_rotated): that is what it costs in the all-reduce.
 constexpr int tput_tiles = 4;
 
 template <class C, class T>
 __global__ void __launch_bounds__(block_threads) tput_encode(const T* in, std::size_t n, std::byte* out) {
   const std::size_t tiles = (n + codec::tile_values - 1) / codec::tile_values, whole = tiles / tput_tiles * tput_tiles;
-  const auto tile_at = [&](std::size_t tile, const float (&x)[8]) {
+  const auto tile_at = [&](std::size_t tile, float (&x)[8]) {
+    if constexpr (codec::always_rotated<C>) device::hadamard32(x, int(threadIdx.x) % codec::lanes_per_group, codec::rotation_forward_scale);
     device::store_lane<C>(out + tile * codec::tile_bytes<C>, int(threadIdx.x), device::encode_lane<C, T>(x));
   };
   for (std::size_t tile = blockIdx.x * std::size_t(tput_tiles); tile < whole; tile += gridDim.x * std::size_t(tput_tiles)) {
@@ -646,17 +648,21 @@ __global__ void __launch_bounds__(block_threads) tput_encode(const T* in, std::s
 template <class C, class T>
 __global__ void __launch_bounds__(block_threads) tput_decode(const std::byte* in, std::size_t n, T* out) {
   const std::size_t tiles = (n + codec::tile_values - 1) / codec::tile_values, whole = tiles / tput_tiles * tput_tiles;
+  const auto tile_at = [&](std::size_t tile, float (&y)[8]) {
+    if constexpr (codec::always_rotated<C>) device::hadamard32(y, int(threadIdx.x) % codec::lanes_per_group, 1.0f);
+    device::store8(out, n, tile * codec::tile_values + 8 * threadIdx.x, y);
+  };
   for (std::size_t tile = blockIdx.x * std::size_t(tput_tiles); tile < whole; tile += gridDim.x * std::size_t(tput_tiles)) {
     float y[tput_tiles][8];
     QR_UNROLL
     for (int u = 0; u < tput_tiles; ++u) device::decode_lane<C, T>(in + (tile + u) * codec::tile_bytes<C>, int(threadIdx.x), y[u]);
     QR_UNROLL
-    for (int u = 0; u < tput_tiles; ++u) device::store8(out, n, (tile + u) * codec::tile_values + 8 * threadIdx.x, y[u]);
+    for (int u = 0; u < tput_tiles; ++u) tile_at(tile + u, y[u]);
   }
   for (std::size_t tile = whole + blockIdx.x; tile < tiles; tile += gridDim.x) {
     float y[8];
     device::decode_lane<C, T>(in + tile * codec::tile_bytes<C>, int(threadIdx.x), y);
-    device::store8(out, n, tile * codec::tile_values + 8 * threadIdx.x, y);
+    tile_at(tile, y);
   }
 }
 
@@ -694,7 +700,8 @@ int codec_throughput(std::size_t bytes, const std::string& out_dir) {
           const double d_ms = time_ms([&] { tput_decode<C, T><<<sms * 16, block_threads>>>(static_cast<std::byte*>(enc), n, static_cast<T*>(dec)); });
           rt::check_launch("codec kernels");
           const double e = double(bytes + eb) / (e_ms * 1e6), d = double(bytes + eb) / (d_ms * 1e6);
-          std::printf("%-9s %-5s %14.0f %8.0f%% %14.0f %8.0f%%\n", C::name, dtype_name(t), e, 100 * e / copy_gbs, d, 100 * d / copy_gbs);
+          const std::string label = std::string(C::name) + (codec::always_rotated<C> ? "+rot" : "");
+          std::printf("%-9s %-5s %14.0f %8.0f%% %14.0f %8.0f%%\n", label.c_str(), dtype_name(t), e, 100 * e / copy_gbs, d, 100 * d / copy_gbs);
           csv << rt::device_name(0) << "," << today() << "," << C::name << "," << dtype_name(t) << "," << bytes << "," << copy_gbs << ","
               << e << "," << d << "\n";
         };

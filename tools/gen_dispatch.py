@@ -10,11 +10,11 @@ The table is generated, never edited by hand: its header records the source.
 import argparse, datetime, json, os, sys
 
 # The lists of include/qreduce/codec/all.hpp and options.hpp (python/tests/test_lists.py checks them).
-CODECS = ["none", "fp8", "fp8_fnuz", "int8", "int6", "int4", "fp4", "mxfp4"]
+CODECS = ["none", "fp8", "fp8_fnuz", "int8", "int6", "int4", "fp4", "mxfp4", "int4m"]
 WORLDS = (2, 4, 8)
 # compressed bytes per original byte (payload + scale per 32 values of 16 bits)
 RATIO = {"none": 1.0, "fp8": 34 / 64, "fp8_fnuz": 34 / 64, "int8": 34 / 64, "int6": 26 / 64,
-         "int4": 18 / 64, "fp4": 18 / 64, "mxfp4": 17 / 64}
+         "int4": 18 / 64, "fp4": 18 / 64, "mxfp4": 17 / 64, "int4m": 18 / 64}
 SIZES = [1 << k for k in range(12, 31)]  # 4 KiB .. 1 GiB
 
 def model_time(alg, codec, world, size):

@@ -109,6 +109,16 @@ class basic_communicator {
   std::size_t workspace_bytes() const { return h_.layout.total; }
   std::size_t max_oneshot_values() const { return h_.layout.one_shot_max_values(); }
   const device_handle& handle() const { return h_; }
+  // The values of one two-shot segment for a call of n values with this codec (row_values: the
+  // fused epilogue's hidden size, else 0): rank s owns segments s, s + W, s + 2W, ... of the message
+  // and adds its own contribution to them unquantized. Tests and accuracy models need it to
+  // reproduce the exact result.
+  std::size_t two_shot_segment_values(codec_kind codec, std::size_t n, std::size_t row_values = 0) const {
+    return visit_codec(codec, [&](auto tag) {
+      return std::size_t(algorithm::plan_two_shot(h_.layout, codec::tile_bytes<typename decltype(tag)::type>, n, row_values).tiles_per_segment) *
+             codec::tile_values;
+    });
+  }
 
   // The collective used when `auto` (or the caller) picks the fallback: e.g. ncclAllReduce (sum).
   void set_fallback(fallback_fn f) { fallback_ = std::move(f); }

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 # The order is qreduce::codec_kind's (include/qreduce/codec/all.hpp).
-CODECS = ("none", "fp8", "fp8_fnuz", "int8", "int6", "int4", "fp4", "mxfp4")
+CODECS = ("none", "fp8", "fp8_fnuz", "int8", "int6", "int4", "fp4", "mxfp4", "int4m")
 # qreduce::all_worlds (include/qreduce/options.hpp): the world sizes qreduce runs.
 WORLDS = (2, 4, 8)
 # qreduce::algorithm_kind (include/qreduce/options.hpp); the fallback is chosen in Python.
@@ -51,13 +51,15 @@ def _flag(env: Mapping[str, str], key: str) -> bool:
 @dataclass(frozen=True)
 class EnvConfig:
     """The vLLM-style knobs (docs/configuration.md):
-    QREDUCE_CODEC           codec of the quantized path (default fp4); "none" disables quantization
+    QREDUCE_CODEC           codec of the quantized path (default int4m: the lowest error at 4.5 bits per
+                            value in bench/accuracy.cpp's table); "none" disables quantization
     QREDUCE_MIN_SIZE_BYTES  smallest message qreduce takes (default 0)
     QREDUCE_MAX_SIZE_MB     largest message qreduce takes, in MiB (default 2048; vLLM's cap idea)
-    QREDUCE_ROTATE          1: Walsh-Hadamard rotation around the codec (default 0)
+    QREDUCE_ROTATE          1: Walsh-Hadamard rotation around codecs that do not always rotate (default 0;
+                            int4m always rotates)
     QREDUCE_DISABLE         1: should_use() is always False (default 0)
     """
-    codec: str = "fp4"
+    codec: str = "int4m"
     min_size_bytes: int = 0
     max_size_bytes: int = 2048 << 20
     rotate: bool = False
@@ -66,7 +68,7 @@ class EnvConfig:
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "EnvConfig":
         env = os.environ if env is None else env
-        codec = env.get("QREDUCE_CODEC", "fp4") or "fp4"
+        codec = env.get("QREDUCE_CODEC", "int4m") or "int4m"
         codec_id(codec)  # validates
         mb = _size(env, "QREDUCE_MAX_SIZE_MB", 2048)
         min_bytes = _size(env, "QREDUCE_MIN_SIZE_BYTES", 0)

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-BOUND = {"none": 2e-2, "fp8": 0.08, "fp8_fnuz": 0.08, "int8": 0.03, "int6": 0.08, "int4": 0.3, "fp4": 0.3, "mxfp4": 0.35}
+BOUND = {"none": 2e-2, "fp8": 0.08, "fp8_fnuz": 0.08, "int8": 0.03, "int6": 0.08, "int4": 0.3, "fp4": 0.3, "mxfp4": 0.35, "int4m": 0.25}
 
 
 def run(rank, world, port, results):

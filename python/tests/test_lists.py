@@ -34,6 +34,10 @@ def cxx_tile_ratios():
     scale = {"scale_bf16": 2, "scale_e8m0": 1}
     for fmt, sc, name in re.findall(r"struct \w+ : scaled_codec<numeric::(\w+(?:<\d>)?), (\w+)> \{ static constexpr const char\* name = \"(\w+)\"", scaled):
         ratios[name] = (payload[fmt] + scale[sc]) / 64
+    for header in ("int4m",):  # codecs with a header of their own state their sizes there
+        text = read("include/qreduce/codec/%s.hpp" % header)
+        sizes = [int(re.search(r"static constexpr int %s = (\d+);" % field, text).group(1)) for field in ("payload_bytes", "scale_bytes")]
+        ratios[re.search(r'static constexpr const char\* name = "(\w+)"', text).group(1)] = sum(sizes) / 64
     return ratios
 
 
@@ -47,7 +51,7 @@ def load_tool(name):
 class Lists(unittest.TestCase):
     def test_codecs_match_the_cxx_list(self):
         from qreduce import config
-        self.assertEqual(cxx_codecs(), ("none", "fp8", "fp8_fnuz", "int8", "int6", "int4", "fp4", "mxfp4"))
+        self.assertEqual(cxx_codecs(), ("none", "fp8", "fp8_fnuz", "int8", "int6", "int4", "fp4", "mxfp4", "int4m"))
         self.assertEqual(tuple(config.CODECS), cxx_codecs())
         self.assertEqual(tuple(load_tool("gen_dispatch").CODECS), cxx_codecs())
 

@@ -62,21 +62,28 @@ std::vector<T> make_input(std::size_t n, int rank, std::uint64_t seed, float sca
   return v;
 }
 
-// The exact result every rank must produce: per 2048-value tile, encode each rank's values, decode,
-// add in rank order (f32), encode the sum, decode, round to T. rotate: the Walsh-Hadamard variant.
+// The exact result every rank must produce: per group of 32, the owner's values as they are (rank
+// (i / seg) % W owns value i: seg is the call's two-shot segment), the other ranks' values encoded and
+// decoded, added in rank order (f32); the sum encoded, decoded, rounded to T. rotate: the
+// Walsh-Hadamard variant (the sum is formed in the rotated basis).
 template <class C, class T>
-std::vector<float> reference_two_shot_f32(const std::vector<std::vector<T>>& in, bool rotate) {
+std::vector<float> reference_two_shot_f32(const std::vector<std::vector<T>>& in, bool rotate, std::size_t seg) {
   using namespace qreduce;
-  const std::size_t n = in[0].size();
+  const std::size_t n = in[0].size(), W = in.size();
   std::vector<float> out(n);
   std::byte payload[C::payload_bytes], scale[C::scale_bytes > 0 ? C::scale_bytes : 1];
+  rotate = rotate || codec::always_rotated<C>;
   for (std::size_t g0 = 0; g0 < n; g0 += codec::group_size) {
     float acc[codec::group_size] = {};
-    for (const auto& x : in) {
+    for (std::size_t r = 0; r < W; ++r) {
       float v[codec::group_size], y[codec::group_size];
-      for (int i = 0; i < codec::group_size; ++i) v[i] = g0 + i < n ? numeric::to_float(x[g0 + i]) : 0.0f;
-      if (rotate) codec::encode_rotated_group<C, T>(v, payload, scale);
-      else codec::encode_group<C, T>(v, payload, scale);
+      for (int i = 0; i < codec::group_size; ++i) v[i] = g0 + i < n ? numeric::to_float(in[r][g0 + i]) : 0.0f;
+      if (rotate) codec::rotate_group(v);
+      if ((g0 / seg) % W == r) {
+        for (int i = 0; i < codec::group_size; ++i) acc[i] += v[i];
+        continue;
+      }
+      codec::encode_group<C, T>(v, payload, scale);
       codec::decode_group<C, T>(payload, scale, y);  // the owner decodes without un-rotating
       for (int i = 0; i < codec::group_size; ++i) acc[i] += y[i];
     }
@@ -97,8 +104,8 @@ std::vector<T> round_to(const std::vector<float>& v) {
 }
 
 template <class C, class T>
-std::vector<T> reference_two_shot(const std::vector<std::vector<T>>& in, bool rotate) {
-  return round_to<T>(reference_two_shot_f32<C, T>(in, rotate));
+std::vector<T> reference_two_shot(const std::vector<std::vector<T>>& in, bool rotate, std::size_t seg) {
+  return round_to<T>(reference_two_shot_f32<C, T>(in, rotate, seg));
 }
 
 template <class T>

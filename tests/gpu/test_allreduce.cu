@@ -79,7 +79,7 @@ void run_case(ctx& c, std::size_t n, allreduce_options o, bool in_place, std::ui
   std::vector<T> want;
   const bool one = o.algorithm == algorithm_kind::one_shot;
   if (one) want = qrtest::reference_one_shot(inputs);
-  else visit_codec(o.codec, [&](auto tag) { want = qrtest::reference_two_shot<typename decltype(tag)::type, T>(inputs, o.rotate); });
+  else visit_codec(o.codec, [&](auto tag) { want = qrtest::reference_two_shot<typename decltype(tag)::type, T>(inputs, o.rotate, c.comm->two_shot_segment_values(o.codec, n)); });
 
   T* din = static_cast<T*>(c.a);
   T* dout = in_place ? din : static_cast<T*>(c.b);
@@ -140,7 +140,7 @@ rmsnorm_case_inputs<T> rmsnorm_inputs(const ctx& c, std::size_t rows, std::size_
   in.weight = qrtest::make_input<T>(hidden, 98, seed + 2, 0.5f);
   std::vector<float> sum;
   if (o.algorithm == algorithm_kind::one_shot) sum = qrtest::reference_one_shot_f32(in.inputs);
-  else visit_codec(o.codec, [&](auto tag) { sum = qrtest::reference_two_shot_f32<typename decltype(tag)::type, T>(in.inputs, o.rotate); });
+  else visit_codec(o.codec, [&](auto tag) { sum = qrtest::reference_two_shot_f32<typename decltype(tag)::type, T>(in.inputs, o.rotate, c.comm->two_shot_segment_values(o.codec, n, hidden)); });
   in.want_r.resize(n);
   for (std::size_t i = 0; i < n; ++i) in.want_r[i] = numeric::from_float<T>(sum[i] + numeric::to_float(in.residual[i]));
   return in;
@@ -371,7 +371,7 @@ void stress(ctx& c, int calls) {
       const auto ran = c.comm->choice(n * 2, o.codec);
       const auto alg = o.algorithm == algorithm_kind::automatic ? ran.algorithm : o.algorithm;
       if (alg == algorithm_kind::one_shot) cb.want = qrtest::reference_one_shot(inputs);
-      else visit_codec(o.codec, [&](auto tag) { cb.want = qrtest::reference_two_shot<typename decltype(tag)::type, f16>(inputs, o.rotate); });
+      else visit_codec(o.codec, [&](auto tag) { cb.want = qrtest::reference_two_shot<typename decltype(tag)::type, f16>(inputs, o.rotate, c.comm->two_shot_segment_values(o.codec, n)); });
       if (alg == algorithm_kind::one_shot && n > c.comm->max_oneshot_values()) continue;
       combos.push_back(std::move(cb));
     }
@@ -406,7 +406,7 @@ void graphs(ctx& c, int replays) {
   for (int i = 0; i < replays; ++i) {
     std::vector<std::vector<f16>> inputs;
     for (int r = 0; r < c.world; ++r) inputs.push_back(qrtest::make_input<f16>(n, r, 5000 + std::uint64_t(i)));
-    auto want = qrtest::reference_two_shot<codec::int6, f16>(inputs, false);
+    auto want = qrtest::reference_two_shot<codec::int6, f16>(inputs, false, c.comm->two_shot_segment_values(codec_kind::int6, n));
     std::vector<std::vector<f16>> heads;
     for (int r = 0; r < c.world; ++r) heads.emplace_back(want.begin(), want.begin() + 1000);
     const auto head = qrtest::reference_one_shot(heads);

@@ -33,9 +33,16 @@ std::vector<float> round_trip_group(const float* v) {
 }
 
 // Per-element error bound of one group: half the format's spacing at the value, times the scale.
+// int4m: its half's squared error is at most that of the multiplier that holds the half, whose every
+// value is within half a step: so no value is off by more than sqrt(16 * (sc / 2)^2) = 2 sc.
 template <class C>
-double element_bound(float x, float absmax) {
-  if constexpr (C::scale_bytes == 0) {
+double element_bound(float x, float absmax, float half_absmax) {
+  if constexpr (std::is_same_v<C, int4m>) {
+    const auto s = int4m::group_exponent(std::bit_cast<std::uint32_t>(absmax));
+    const double sc = int4m::half_scale(s, int4m::multiplier_up(s, half_absmax));
+    const double saturation = std::fabs(double(x)) - 7.5 * sc;  // only near FLT_MAX
+    return std::max(2.0 * sc * (1.0 + 1e-6), saturation * (1.0 + 1e-6)) + 1e-45;
+  } else if constexpr (C::scale_bytes == 0) {
     return std::fabs(double(x)) * std::ldexp(1.0, -8) + 1e-45;  // one rounding to fp16/bf16
   } else {
     using F = typename C::format;
@@ -57,15 +64,15 @@ double element_bound(float x, float absmax) {
 
 template <class C, class T>
 void check_group_within_bound(const float* v) {
-  float absmax = 0;
-  for (int i = 0; i < group_size; ++i) absmax = std::max(absmax, std::fabs(v[i]));
+  float absmax = 0, half[2] = {0, 0};
+  for (int i = 0; i < group_size; ++i) half[i / 16] = std::max(half[i / 16], std::fabs(v[i]));
+  absmax = std::max(half[0], half[1]);
   const auto out = round_trip_group<C, T>(v);
   for (int i = 0; i < group_size; ++i) {
     REQUIRE_MESSAGE(std::isfinite(out[i]), std::string(C::name) << " produced a non-finite value from " << v[i]);
-    const double err = std::fabs(double(out[i]) - double(v[i]));
-    REQUIRE_MESSAGE(err <= element_bound<C>(v[i], absmax),
-                    std::string(C::name) << ": |" << out[i] << " - " << v[i] << "| = " << err << " > bound "
-                            << element_bound<C>(v[i], absmax) << " (absmax " << absmax << ")");
+    const double err = std::fabs(double(out[i]) - double(v[i])), bound = element_bound<C>(v[i], absmax, half[i / 16]);
+    REQUIRE_MESSAGE(err <= bound, std::string(C::name) << ": |" << out[i] << " - " << v[i] << "| = " << err << " > bound " << bound
+                                                       << " (absmax " << absmax << ")");
   }
 }
 
@@ -76,7 +83,7 @@ float representable(float x) {
 
 }  // namespace
 
-#define ALL_CODECS passthrough, fp8, fp8_fnuz, int8, int6, int4, fp4, mxfp4
+#define ALL_CODECS passthrough, fp8, fp8_fnuz, int8, int6, int4, fp4, mxfp4, int4m
 
 TEST_CASE_TEMPLATE("every codec satisfies the concept and has a 16-byte aligned tile", C, ALL_CODECS) {
   static_assert(codec_type<C>);
@@ -87,6 +94,7 @@ TEST_CASE_TEMPLATE("every codec satisfies the concept and has a 16-byte aligned 
 TEST_CASE("bits per value") {
   CHECK(bits_per_value<fp4> == doctest::Approx(4.5));
   CHECK(bits_per_value<mxfp4> == doctest::Approx(4.25));
+  CHECK(bits_per_value<int4m> == doctest::Approx(4.5));
   CHECK(bits_per_value<int6> == doctest::Approx(6.5));
   CHECK(bits_per_value<int8> == doctest::Approx(8.5));
   CHECK(bits_per_value<passthrough> == doctest::Approx(16.0));
@@ -149,6 +157,41 @@ TEST_CASE("golden bytes: mxfp4, int8, int6, int4, fp8 groups") {
   }
 }
 
+TEST_CASE("golden bytes: int4m groups, both multipliers, a zero half") {
+  {
+    // half 0: 7.5 sets S = 127 (2^0) and m_up = 15 (scale 1): 7.5 -> q 7, -7.5 -> q -8, 0.5 -> q 0,
+    // 3.2 -> q 3 (3.5), 1.5 -> q 1 (exact; one step lower would cost more); half 1 is zero: m = 0
+    float v[32] = {7.5f, -7.5f, 0.5f, 3.2f};
+    for (int i = 4; i < 16; ++i) v[i] = 1.5f;
+    group_bytes<int4m> g{};
+    encode_group<int4m, f16>(v, g.payload, g.scale);
+    const std::uint8_t want[16] = {0x87, 0x30, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11};
+    CHECK(std::memcmp(g.payload, want, 16) == 0);
+    CHECK(std::to_integer<int>(g.scale[0]) == 127);
+    CHECK(std::to_integer<int>(g.scale[1]) == 0x0f);
+    const auto out = round_trip_group<int4m, f16>(v);
+    CHECK(out[1] == -7.5f);
+    CHECK(out[3] == 3.5f);
+    CHECK(out[4] == 1.5f);
+    for (int i = 16; i < 32; ++i) CHECK(out[i] == 0.0f);  // a zero half decodes to exact zeros
+  }
+  {
+    // 7.5 and fifteen 3.28125 = 3.5 * 15/16: one step lower (m 14, scale 15/16) saturates 7.5 to
+    // 7.03125 (error^2 0.22) and makes the rest exact; m 15 costs 15 * 0.219^2 = 0.72: m = 14 wins
+    float v[32] = {7.5f};
+    for (int i = 1; i < 16; ++i) v[i] = 3.28125f;
+    for (int i = 16; i < 32; ++i) v[i] = 0.25f * float(i - 24);
+    group_bytes<int4m> g{};
+    encode_group<int4m, f16>(v, g.payload, g.scale);
+    CHECK(std::to_integer<int>(g.payload[0]) == 0x37);
+    for (int i = 1; i < 8; ++i) CHECK(std::to_integer<int>(g.payload[i]) == 0x33);
+    CHECK((std::to_integer<int>(g.scale[1]) & 0xf) == 14);
+    const auto out = round_trip_group<int4m, f16>(v);
+    CHECK(out[0] == 7.03125f);
+    CHECK(out[1] == 3.28125f);
+  }
+}
+
 TEST_CASE_TEMPLATE("round-trip error stays inside the bound on Gaussian and heavy-tailed data", C, ALL_CODECS) {
   std::mt19937 rng(42);
   std::normal_distribution<float> n(0.0f, 1.0f);
@@ -195,7 +238,7 @@ TEST_CASE_TEMPLATE("adversarial groups", C, ALL_CODECS) {
   }
 }
 
-TEST_CASE_TEMPLATE("NaN and infinity poison their own group only", C, fp8, fp8_fnuz, int8, int6, int4, fp4, mxfp4) {
+TEST_CASE_TEMPLATE("NaN and infinity poison their own group only", C, fp8, fp8_fnuz, int8, int6, int4, fp4, mxfp4, int4m) {
   std::vector<f16> in(4 * 32);
   std::mt19937 rng(3);
   std::normal_distribution<float> n;

@@ -218,14 +218,15 @@ TEST_CASE("codec and world sets: what a communicator is compiled for") {
   CHECK(set_contains<one>(codec_kind::fp4));
   CHECK_FALSE(set_contains<one>(codec_kind::int8));
   CHECK(codec_names<with_passthrough<one>::type>() == "none, fp4");
-  CHECK(codec_names<all_codecs_set>() == "none, fp8, fp8_fnuz, int8, int6, int4, fp4, mxfp4");
+  CHECK(codec_names<all_codecs_set>() == "none, fp8, fp8_fnuz, int8, int6, int4, fp4, mxfp4, int4m");
   // visiting a set reaches the codec of that kind, whatever the set's order
   using two = codec_set<codec::mxfp4, codec::int6>;
   CHECK(std::string(visit_codec<two>(codec_kind::int6, [](auto t) { return decltype(t)::type::name; })) == "int6");
   CHECK(std::string(visit_codec<two>(codec_kind::mxfp4, [](auto t) { return decltype(t)::type::name; })) == "mxfp4");
   int n = 0;
   for (codec_kind k : all_codecs) n += parse_codec(codec_name(k)) == k;
-  CHECK(n == 8);
+  CHECK(n == int(all_codecs_set::size));
+  CHECK(n == 9);
   using ws = world_set<2, 8>;
   CHECK(ws::contains(8));
   CHECK_FALSE(ws::contains(4));

@@ -3,17 +3,20 @@
 //
 // The message is cut into chunks of W segments of K codec tiles; block b of the grid takes chunks
 // b, b + grid, b + 2 grid, ... (its rounds). Round j of a block, on rank r of W, has three steps:
-//   scatter(j): encode segment s of the chunk and store it into rank s's scatter slot
-//               [ring(j)][block][r] (ring(j): consecutive rounds take consecutive slots of 3);
-//               raise this block's phase-0 flag to the round's number on every rank;
-//   reduce(j):  wait for the W phase-0 flags of round j; decode the W contributions of segment r
-//               and add them in f32, in rank order; encode the sum once and store it into every
-//               rank's gather slot [ring(j)][block][r]; raise the phase-1 flag;
+//   scatter(j): encode segment s of the chunk, for every peer s != r, and store it into rank s's
+//               scatter slot [ring(j)][block][r] (ring(j): consecutive rounds take consecutive slots
+//               of 3); raise this block's phase-0 flag to the round's number on every rank;
+//   reduce(j):  wait for the W phase-0 flags of round j; decode the W - 1 peers' contributions of
+//               segment r and add them in f32, in rank order, with the own contribution as it is
+//               (it never crosses a link: it is never quantized, which takes one of the W + 1
+//               roundings out of the sum and saves its encode, store and load); encode the sum once
+//               and store it into every rank's gather slot [ring(j)][block][r]; raise the phase-1 flag;
 //   gather(j):  wait for the W phase-1 flags of round j; decode the W reduced segments and hand
 //               them to the epilogue (the output).
 // Every rank decodes the same bytes in gather, so every rank's output is bitwise identical. With
-// rotation on, scatter rotates each group, the sum is formed in the rotated basis (the transform is
-// linear), and gather undoes the rotation after decoding.
+// rotation on (asked for, or a codec that always rotates), scatter rotates each group, the sum is
+// formed in the rotated basis (the transform is linear), and gather undoes the rotation after
+// decoding.
 //
 // The pipeline: iteration i of a block runs scatter(i), then reduce(i - 1), then gather(i - 2), so
 // the stores of three rounds are in flight at once and a wait finds, in the steady state, a flag
@@ -125,6 +128,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
     return;
   }
   const int K = tiles_per_segment;
+  rotate = rotate || codec::always_rotated<C>;
   const std::size_t seg = std::size_t(K) * codec::tile_values;
   const std::size_t chunk = W * seg;
   const std::size_t chunks = (n + chunk - 1) / chunk;
@@ -141,17 +145,19 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
     if (i < rounds) {  // scatter(i): encode each segment into its owner's slot
       const std::size_t base = chunk_of(i) * chunk;
       const int q = ring(i);
-      for (int j0 = 0; j0 < K * W; j0 += loads_in_flight) {
+      // j = k * (W - 1) + o: tile k of the o-th peer's segment (the own segment is not sent)
+      auto peer_of = [&](int j) { return (r + 1 + j % (W - 1)) % W; };
+      for (int j0 = 0; j0 < K * (W - 1); j0 += loads_in_flight) {
         uint4 v[loads_in_flight];
         QR_UNROLL
-        for (int u = 0; u < loads_in_flight; ++u) {  // j = k * W + s: tile k of segment s
-          const int j = j0 + u, k = j / W, s = j % W;
-          if (j < K * W) v[u] = load8_bits(in, n, base + s * seg + std::size_t(k) * codec::tile_values + 8 * t);
+        for (int u = 0; u < loads_in_flight; ++u) {
+          const int j = j0 + u, k = j / (W - 1), s = peer_of(j);
+          if (j < K * (W - 1)) v[u] = load8_bits(in, n, base + s * seg + std::size_t(k) * codec::tile_values + 8 * t);
         }
         QR_UNROLL
         for (int u = 0; u < loads_in_flight; ++u) {
-          const int j = j0 + u, k = j / W, s = j % W;
-          if (j < K * W) {
+          const int j = j0 + u, k = j / (W - 1), s = peer_of(j);
+          if (j < K * (W - 1)) {
             float x[8];
             unpack8<T>(v[u], x);
             if (rotate) hadamard32(x, lane, codec::rotation_forward_scale);
@@ -162,17 +168,21 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
       signal_flags<Transport, W>(h, scatter_phase, number(i));
     }
     if (i >= 1 && i <= rounds) {  // reduce(i - 1): the own segment in f32, encoded once, sent to every rank
-      const std::size_t j = i - 1;
+      const std::size_t j = i - 1, own = chunk_of(j) * chunk + r * seg;
       const int q = ring(j);
       if (!wait_flags<Transport, W>(h, scatter_phase, number(j))) break;
       constexpr int U = loads_in_flight / W > 0 ? loads_in_flight / W : 1;
       for (int k0 = 0; k0 < K; k0 += U) {
-        lane_code<C> in_codes[U][W];
+        lane_code<C> in_codes[U][W];  // [u][r] unused: the own contribution is read as it is
+        uint4 mine[U];
         QR_UNROLL
-        for (int u = 0; u < U; ++u)
+        for (int u = 0; u < U; ++u) {
+          if (k0 + u >= K) break;
+          mine[u] = load8_bits(in, n, own + std::size_t(k0 + u) * codec::tile_values + 8 * t);
           QR_UNROLL
           for (int s = 0; s < W; ++s)
-            if (k0 + u < K) in_codes[u][s] = load_code<C, T>(h.scatter_slot(r, q, b, s) + (k0 + u) * TB, t);
+            if (s != r) in_codes[u][s] = load_code<C, T>(h.scatter_slot(r, q, b, s) + (k0 + u) * TB, t);
+        }
         QR_UNROLL
         for (int u = 0; u < U; ++u) {
           if (k0 + u >= K) break;
@@ -180,7 +190,12 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
           QR_UNROLL
           for (int s = 0; s < W; ++s) {
             float y[8];
-            decode_code<C, T>(in_codes[u][s], y);
+            if (s == r) {
+              unpack8<T>(mine[u], y);
+              if (rotate) hadamard32(y, lane, codec::rotation_forward_scale);
+            } else {
+              decode_code<C, T>(in_codes[u][s], y);
+            }
             QR_UNROLL
             for (int e = 0; e < 8; ++e) acc[e] += y[e];
           }

@@ -38,25 +38,54 @@ struct lane_words {
 // clang-format off
 // (Type traits rather than std::convertible_to: the latter calls std::declval, which HIP's device
 // pass rejects.)
+//
+// Two ways to find a group's state. Most codecs need only the group's largest magnitude: they give
+// make_state(absmax bits) and encode a lane from that state alone (group_state_codec). A codec whose
+// state depends on more (int4m searches a scale per half group) encodes a lane with its group's
+// lanes in view, through exchange(v, mask) = lane (lane ^ mask)'s v, and gives a host reference of a
+// whole group beside it (exchange_codec); tests/gpu checks that the two write the same bytes.
 template <class C>
-concept codec_type =
+concept codec_common =
     std::is_convertible_v<decltype(C::name), const char*> &&
     std::is_convertible_v<decltype(C::payload_bytes), int> &&
     std::is_convertible_v<decltype(C::scale_bytes), int> &&
-    std::is_convertible_v<decltype(C::needs_absmax), bool> &&
-    requires(const float (&x)[8], float (&y)[8], typename C::state st, typename C::lane_payload p,
-             std::byte* mem, const std::byte* cmem, std::uint32_t absmax_bits) {
-  { C::make_state(absmax_bits) } -> std::same_as<typename C::state>;
-  { C::template encode_lane<f16>(x, st) } -> std::same_as<typename C::lane_payload>;
-  { C::template encode_lane<bf16>(x, st) } -> std::same_as<typename C::lane_payload>;
+    requires(float (&y)[8], typename C::state st, typename C::lane_payload p, std::byte* mem, const std::byte* cmem) {
   { C::template decode_lane<f16>(p, st, y) };
   { C::template decode_lane<bf16>(p, st, y) };
   { C::store_lane(mem, 0, p) };
   { C::load_lane(cmem, 0) } -> std::same_as<typename C::lane_payload>;
   { C::store_scale(mem, st) };
-  { C::load_scale(cmem) } -> std::same_as<typename C::state>;
+  { C::load_scale(cmem, 0) } -> std::same_as<typename C::state>;  // the state lane 0..3 decodes with
 };
+
+template <class C>
+concept group_state_codec = codec_common<C> &&
+    std::is_convertible_v<decltype(C::needs_absmax), bool> &&
+    requires(const float (&x)[8], typename C::state st, std::uint32_t absmax_bits) {
+  { C::make_state(absmax_bits) } -> std::same_as<typename C::state>;
+  { C::template encode_lane<f16>(x, st) } -> std::same_as<typename C::lane_payload>;
+  { C::template encode_lane<bf16>(x, st) } -> std::same_as<typename C::lane_payload>;
+};
+
+template <class C>
+concept exchange_codec = codec_common<C> &&
+    requires(const float* v, std::byte* mem) {
+  { C::template encode_group_reference<f16>(v, mem, mem) };
+  { C::template encode_group_reference<bf16>(v, mem, mem) };
+};
+
+template <class C>
+concept codec_type = group_state_codec<C> || exchange_codec<C>;
 // clang-format on
+
+// A codec that sets `static constexpr bool always_rotated = true` is defined on Walsh-Hadamard
+// rotated groups (codec/rotation.hpp): the algorithms rotate around it whatever the call asks. int4m
+// does: without the rotation, its grid without a zero level costs more than it gains on outliers.
+template <codec_type C>
+inline constexpr bool always_rotated = [] {
+  if constexpr (requires { C::always_rotated; }) return bool(C::always_rotated);
+  else return false;
+}();
 
 template <codec_type C>
 inline constexpr int tile_bytes = tile_groups * (C::payload_bytes + C::scale_bytes);
@@ -87,24 +116,27 @@ QR_UNROLL
 
 template <codec_type C, class T>
 void encode_group(const float* values, std::byte* payload, std::byte* scale) {
-  float x[lanes_per_group][8];
-  std::uint32_t am = 0u;
-  for (int l = 0; l < lanes_per_group; ++l) {
-    for (int j = 0; j < 8; ++j) x[l][j] = values[l * 8 + j];
-    const std::uint32_t a = absmax_bits8(x[l]);
-    am = a > am ? a : am;
+  if constexpr (exchange_codec<C>) {
+    C::template encode_group_reference<T>(values, payload, scale);
+  } else {
+    float x[lanes_per_group][8];
+    std::uint32_t am = 0u;
+    for (int l = 0; l < lanes_per_group; ++l) {
+      for (int j = 0; j < 8; ++j) x[l][j] = values[l * 8 + j];
+      const std::uint32_t a = absmax_bits8(x[l]);
+      am = a > am ? a : am;
+    }
+    const auto st = C::make_state(am);
+    for (int l = 0; l < lanes_per_group; ++l) C::store_lane(payload, l, C::template encode_lane<T>(x[l], st));
+    C::store_scale(scale, st);
   }
-  const auto st = C::make_state(am);
-  for (int l = 0; l < lanes_per_group; ++l) C::store_lane(payload, l, C::template encode_lane<T>(x[l], st));
-  C::store_scale(scale, st);
 }
 
 template <codec_type C, class T>
 void decode_group(const std::byte* payload, const std::byte* scale, float* values) {
-  const auto st = C::load_scale(scale);
   for (int l = 0; l < lanes_per_group; ++l) {
     float y[8];
-    C::template decode_lane<T>(C::load_lane(payload, l), st, y);
+    C::template decode_lane<T>(C::load_lane(payload, l), C::load_scale(scale, l), y);
     for (int j = 0; j < 8; ++j) values[l * 8 + j] = y[j];
   }
 }

@@ -43,7 +43,7 @@ QR_UNROLL
     return p;
   }
   QR_HOST_DEVICE static QR_FORCEINLINE void store_scale(std::byte*, const state&) {}
-  QR_HOST_DEVICE static QR_FORCEINLINE state load_scale(const std::byte*) { return {}; }
+  QR_HOST_DEVICE static QR_FORCEINLINE state load_scale(const std::byte*, int) { return {}; }
 };
 
 }  // namespace qreduce::codec

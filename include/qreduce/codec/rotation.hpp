@@ -46,14 +46,23 @@ inline void hadamard32_host(float (&x)[lanes_per_group][8], float post_scale) {
 
 inline constexpr float rotation_forward_scale = 1.0f / 32.0f;
 
-// Host reference of rotated<C>: rotate each group, then C's own encode.
-template <codec_type C, class T>
-void encode_rotated_group(const float* values, std::byte* payload, std::byte* scale) {
+// Host reference of the forward rotation of one group of 32 values, in place.
+inline void rotate_group(float* values) {
   float x[lanes_per_group][8];
   for (int l = 0; l < lanes_per_group; ++l)
     for (int j = 0; j < 8; ++j) x[l][j] = values[l * 8 + j];
   hadamard32_host(x, rotation_forward_scale);
-  encode_group<C, T>(&x[0][0], payload, scale);
+  for (int l = 0; l < lanes_per_group; ++l)
+    for (int j = 0; j < 8; ++j) values[l * 8 + j] = x[l][j];
+}
+
+// Host reference of a rotated encode: rotate the group, then C's own encode.
+template <codec_type C, class T>
+void encode_rotated_group(const float* values, std::byte* payload, std::byte* scale) {
+  float x[group_size];
+  for (int i = 0; i < group_size; ++i) x[i] = values[i];
+  rotate_group(x);
+  encode_group<C, T>(x, payload, scale);
 }
 
 template <codec_type C, class T>

@@ -153,7 +153,7 @@ QR_UNROLL
   QR_HOST_DEVICE static QR_FORCEINLINE void store_scale(std::byte* s, const state& st) {
     mem::store_small<typename Scale::storage>(s, st.scale);
   }
-  QR_HOST_DEVICE static QR_FORCEINLINE state load_scale(const std::byte* s) {
+  QR_HOST_DEVICE static QR_FORCEINLINE state load_scale(const std::byte* s, int) {
     const auto v = mem::load_small<typename Scale::storage>(s);
     return state{v, 0.0f, v != Scale::nan};
   }

@@ -87,16 +87,23 @@ struct lane_code {
 
 template <codec::codec_type C, class T>
 QR_DEVICE QR_FORCEINLINE lane_code<C> encode_lane(const float (&x)[8]) {
-  std::uint32_t am = 0u;
-  if constexpr (C::needs_absmax) {
-    am = codec::absmax_bits8(x);
-    const std::uint32_t a1 = shfl_xor(am, 1);
-    am = a1 > am ? a1 : am;
-    const std::uint32_t a2 = shfl_xor(am, 2);
-    am = a2 > am ? a2 : am;
+  lane_code<C> c;
+  if constexpr (codec::exchange_codec<C>) {
+    c.payload = C::template encode_lane_exchange<T>(x, int(threadIdx.x) % codec::lanes_per_group, c.state,
+                                                    [](auto v, int mask) { return shfl_xor(v, mask); });
+  } else {
+    std::uint32_t am = 0u;
+    if constexpr (C::needs_absmax) {
+      am = codec::absmax_bits8(x);
+      const std::uint32_t a1 = shfl_xor(am, 1);
+      am = a1 > am ? a1 : am;
+      const std::uint32_t a2 = shfl_xor(am, 2);
+      am = a2 > am ? a2 : am;
+    }
+    c.state = C::make_state(am);
+    c.payload = C::template encode_lane<T>(x, c.state);
   }
-  const auto st = C::make_state(am);
-  return {C::template encode_lane<T>(x, st), st};
+  return c;
 }
 
 // Store thread t's share into a tile (t in [0, 256)); lane 0 of each group stores the scale.
@@ -113,7 +120,7 @@ QR_DEVICE QR_FORCEINLINE void store_lane(std::byte* tile, int t, const lane_code
 template <codec::codec_type C, class T>
 QR_DEVICE QR_FORCEINLINE lane_code<C> load_code(const std::byte* tile, int t) {
   const int g = t / codec::lanes_per_group, l = t % codec::lanes_per_group;
-  return {C::load_lane(tile + g * C::payload_bytes, l), C::load_scale(tile + codec::tile_groups * C::payload_bytes + g * C::scale_bytes)};
+  return {C::load_lane(tile + g * C::payload_bytes, l), C::load_scale(tile + codec::tile_groups * C::payload_bytes + g * C::scale_bytes, l)};
 }
 
 template <codec::codec_type C, class T>

@@ -1,0 +1,197 @@
+// qreduce/codec/int4m.hpp: int4m, 4-bit codes with a scale per 16 values, 4.5 bits per value.
+//
+// A group of 32 values is two halves of 16 (lanes 0-1 and lanes 2-3 of the group). Its 2-byte scale
+// is an E8M0 exponent S for the group and one 4-bit multiplier m_h per half:
+//
+//   scale byte 0: S, 2^(S-127) (0xff: the group held a NaN or an infinity; it decodes to 32 NaNs)
+//   scale byte 1: m_0 | m_1 << 4
+//   value i:      (q_i + 1/2) * 2^(S-127) * mult(m_h),   mult(0) = 0, mult(m) = (m + 1) / 16
+//   payload:      q_i as 4-bit two's complement (-8..7), value i in byte i/2 (even i low nibble)
+//
+// Sixteen levels, +-1/2 .. +-15/2 steps (no zero level: a uniform grid of 16 levels has a 7% finer
+// step than one of 15 with a zero); m = 0 marks a half of zeros, which decodes to exact zeros.
+//
+// Encoding (every step IEEE f32, the same on every backend):
+//   S      = scale_e8m0::from_absmax(group absmax, 7.5)  (2^ceil(log2(absmax / 7.5))), raised to
+//            at least 4 (2^-123) so that the smallest half scale, 2^-126, has a finite reciprocal
+//   a'     = half absmax * 2^(127-S)                      (exact), in [0, 7.5]
+//   m_up   = clamp(ceil(a' / (15/32)) - 1, 1, 15), or 0 for a zero half: the smallest multiplier
+//            whose range holds the half;
+//   then whichever of m_up and m_up - 1 (>= 1) gives the smaller squared error over the half's 16
+//   values (m_up on a tie): one step lower saturates the largest values a little and rounds every
+//   other value on a finer grid, which wins about half the time;
+//   q_i    = clamp(floor(x_i / sc), -8, 7), sc = 2^(S-127) * mult(m), its reciprocal by IEEE division;
+//   error  = sum over the half of d_i^2, d_i = (q_i + 1/2) sc - x_i, by fmaf in value order within
+//            a lane, then the two lanes' sums added.
+// The groups int4m encodes are always Walsh-Hadamard rotated (codec::always_rotated): a grid without
+// a zero level rounds the small values beside an outlier to half a step of the outlier's scale; the
+// rotation spreads the outlier over the group first.
+// Halves of 16 under one shared exponent spend the same 16 bits as one bf16 scale per 32 values and
+// follow the data twice as closely; the choice between two multipliers is a one-step search of the
+// scale that rounds closer. docs/wire-format.md has the bytes; bench/accuracy.cpp the measurements.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include "codec.hpp"
+#include "memory.hpp"
+#include "scale.hpp"
+
+namespace qreduce::codec {
+
+struct int4m {
+  static constexpr const char* name = "int4m";
+  static constexpr int payload_bytes = 16;
+  static constexpr int scale_bytes = 2;
+  static constexpr float qmax = 7.5f;
+  static constexpr bool always_rotated = true;  // codec.hpp; measured in bench/accuracy.cpp
+  using lane_payload = lane_words<1>;
+  // The group's scale bytes, and the scale of the half this lane belongs to (NaN: a non-finite group).
+  struct state {
+    std::uint16_t bits;
+    float scale;
+  };
+
+  // ---- shared arithmetic (host reference and device lanes) ----
+
+  static constexpr std::uint32_t min_exponent = 4u;
+
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t group_exponent(std::uint32_t absmax_bits) {
+    const std::uint32_t s = scale_e8m0::from_absmax(numeric::bits_float(absmax_bits), qmax);
+    return s < min_exponent ? min_exponent : s;
+  }
+
+  // 2^(S-127), S < 0xff.
+  QR_HOST_DEVICE static QR_FORCEINLINE float exponent_value(std::uint32_t s) { return scale_e8m0::to_float(std::uint8_t(s)); }
+
+  QR_HOST_DEVICE static QR_FORCEINLINE float half_scale(std::uint32_t s, std::uint32_t m) {
+    return m == 0u ? 0.0f : float(m + 1u) * 0.0625f * exponent_value(s);
+  }
+
+  // The smallest multiplier whose range holds a half of largest magnitude `half_absmax`.
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t multiplier_up(std::uint32_t s, float half_absmax) {
+    if (half_absmax == 0.0f) return 0u;
+    const float a = half_absmax * numeric::bits_float((254u - s) << 23);  // 2^(127-S), exact
+    float m = ceilf(a / 0.46875f) - 1.0f;
+    m = m < 1.0f ? 1.0f : (m > 15.0f ? 15.0f : m);
+    return std::uint32_t(m);
+  }
+
+  struct lane_try {
+    std::uint32_t codes;  // value j's q at bits [4j, 4j + 4)
+    float error;          // sum of squared errors of the lane's 8 values
+  };
+
+  // The lane's 8 values at half scale sc (sc = 0: a half of zeros).
+  QR_HOST_DEVICE static QR_FORCEINLINE lane_try try_scale(const float (&x)[8], float sc) {
+    const float inv = sc == 0.0f ? 0.0f : 1.0f / sc;
+    lane_try r{0u, 0.0f};
+QR_UNROLL
+    for (int j = 0; j < 8; ++j) {
+      float q = floorf(x[j] * inv);
+      q = q < -8.0f ? -8.0f : (q > 7.0f ? 7.0f : q);
+      const float d = fmaf(q + 0.5f, sc, -x[j]);
+      r.error = fmaf(d, d, r.error);
+      // q + 8 in 0..15 as the low bits of 2^23 + q + 8; flipping bit 3 makes it q's two's complement
+      r.codes |= ((numeric::float_bits(q + 8388616.0f) & 0xfu) ^ 0x8u) << (4 * j);
+    }
+    return r;
+  }
+
+  QR_HOST_DEVICE static QR_FORCEINLINE state make_scale(std::uint32_t s, std::uint32_t m0, std::uint32_t m1, int half) {
+    return state{std::uint16_t(s | (m0 << 8) | (m1 << 12)), half_scale(s, half == 0 ? m0 : m1)};
+  }
+
+  QR_HOST_DEVICE static QR_FORCEINLINE state nan_state() { return state{0x00ffu, numeric::bits_float(0x7fc00000u)}; }
+
+  // ---- host reference: one group ----
+  template <class T>
+  static void encode_group_reference(const float* v, std::byte* payload, std::byte* scale) {
+    float x[lanes_per_group][8];
+    std::uint32_t lane_am[lanes_per_group];
+    for (int l = 0; l < lanes_per_group; ++l) {
+      for (int j = 0; j < 8; ++j) x[l][j] = v[8 * l + j];
+      lane_am[l] = absmax_bits8(x[l]);
+    }
+    const std::uint32_t half_am[2] = {lane_am[0] > lane_am[1] ? lane_am[0] : lane_am[1],
+                                      lane_am[2] > lane_am[3] ? lane_am[2] : lane_am[3]};
+    const std::uint32_t am = half_am[0] > half_am[1] ? half_am[0] : half_am[1];
+    std::uint32_t codes[lanes_per_group] = {};
+    state st = nan_state();
+    if (numeric::is_finite_bits(am)) {
+      const std::uint32_t s = group_exponent(am);
+      std::uint32_t m[2];
+      for (int h = 0; h < 2; ++h) {
+        const std::uint32_t up = multiplier_up(s, numeric::bits_float(half_am[h]));
+        const lane_try a0 = try_scale(x[2 * h], half_scale(s, up)), a1 = try_scale(x[2 * h + 1], half_scale(s, up));
+        m[h] = up;
+        codes[2 * h] = a0.codes;
+        codes[2 * h + 1] = a1.codes;
+        if (up >= 2u) {
+          const lane_try b0 = try_scale(x[2 * h], half_scale(s, up - 1u)), b1 = try_scale(x[2 * h + 1], half_scale(s, up - 1u));
+          if (b0.error + b1.error < a0.error + a1.error) {
+            m[h] = up - 1u;
+            codes[2 * h] = b0.codes;
+            codes[2 * h + 1] = b1.codes;
+          }
+        }
+      }
+      st = make_scale(s, m[0], m[1], 0);
+    }
+    for (int l = 0; l < lanes_per_group; ++l) store_lane(payload, l, lane_payload{{codes[l]}});
+    store_scale(scale, st);
+  }
+
+  // ---- device lanes: lane `lane` (0..3) of a group; exchange(v, mask) is lane (lane ^ mask)'s v ----
+  template <class T, class Exchange>
+  QR_HOST_DEVICE static QR_FORCEINLINE lane_payload encode_lane_exchange(const float (&x)[8], int lane, state& st, Exchange&& exchange) {
+    std::uint32_t half_am = absmax_bits8(x);
+    const std::uint32_t a1 = exchange(half_am, 1);
+    half_am = a1 > half_am ? a1 : half_am;
+    const std::uint32_t a2 = exchange(half_am, 2);
+    const std::uint32_t am = a2 > half_am ? a2 : half_am;
+    if (!numeric::is_finite_bits(am)) {  // the whole group: every lane takes this branch
+      st = nan_state();
+      return lane_payload{{0u}};
+    }
+    const std::uint32_t s = group_exponent(am);
+    const std::uint32_t up = multiplier_up(s, numeric::bits_float(half_am));
+    const lane_try a = try_scale(x, half_scale(s, up));
+    const lane_try b = try_scale(x, half_scale(s, up >= 2u ? up - 1u : up));
+    const float ea = a.error + exchange(a.error, 1), eb = b.error + exchange(b.error, 1);  // the same sums on both lanes
+    const bool lower = up >= 2u && eb < ea;
+    const std::uint32_t m = lower ? up - 1u : up;
+    const std::uint32_t other = exchange(m, 2);
+    const int half = lane >> 1;
+    st = make_scale(s, half == 0 ? m : other, half == 0 ? other : m, half);
+    return lane_payload{{lower ? b.codes : a.codes}};
+  }
+
+  template <class T>
+  QR_HOST_DEVICE static QR_FORCEINLINE void decode_lane(const lane_payload& p, const state& st, float (&y)[8]) {
+    const float bias = -7.5f * st.scale;
+QR_UNROLL
+    for (int j = 0; j < 8; ++j) {
+      // q + 8 = code ^ 8, as 2^23 + (q + 8) minus 2^23 (exact); value = (q + 8) sc - 7.5 sc (exact)
+      const float u = numeric::bits_float(0x4b000000u | (((p.w[0] >> (4 * j)) & 0xfu) ^ 0x8u)) - 8388608.0f;
+      y[j] = fmaf(u, st.scale, bias);
+    }
+  }
+
+  QR_HOST_DEVICE static QR_FORCEINLINE void store_lane(std::byte* g, int lane, const lane_payload& p) {
+    mem::store_words<1>(g + 4 * lane, p.w);
+  }
+  QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load_lane(const std::byte* g, int lane) {
+    lane_payload p;
+    mem::load_words<1>(g + 4 * lane, p.w);
+    return p;
+  }
+  QR_HOST_DEVICE static QR_FORCEINLINE void store_scale(std::byte* s, const state& st) { mem::store_small<std::uint16_t>(s, st.bits); }
+  QR_HOST_DEVICE static QR_FORCEINLINE state load_scale(const std::byte* s, int lane) {
+    const std::uint16_t b = mem::load_small<std::uint16_t>(s);
+    const std::uint32_t e = b & 0xffu;
+    if (e == 0xffu) return nan_state();
+    return state{b, half_scale(e, (lane >> 1) == 0 ? (b >> 8) & 0xfu : b >> 12)};
+  }
+};
+
+}  // namespace qreduce::codec
