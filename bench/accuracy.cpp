@@ -133,13 +133,15 @@ void write_svg(std::ostream& f, const std::vector<point>& pts, int world, std::s
   for (const auto& p : pts)
     if (p.rel_l2 > 0) lo = std::min(lo, p.rel_l2), hi = std::max(hi, p.rel_l2);
   const double y0 = std::floor(std::log10(lo)), y1 = std::ceil(std::log10(hi));
-  const int pw = 330, ph = 330, ml = 60, mt = 50, gap = 30, W = ml + 3 * pw + 2 * gap + 20, H = mt + ph + 60;
+  const int pw = 330, ph = 460, ml = 60, mt = 62, gap = 30, W = ml + 3 * pw + 2 * gap + 20, H = mt + ph + 60;
   auto X = [&](int panel, double bits) { return ml + panel * (pw + gap) + (bits - 4.0) / (16.5 - 4.0) * pw; };
   auto Y = [&](double e) { return mt + (y1 - std::log10(e)) / (y1 - y0) * ph; };
   f << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" font-family=\"sans-serif\" font-size=\"11\">\n"
     << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-    << "<text x=\"" << ml << "\" y=\"20\" font-size=\"14\">Relative L2 error vs bits per value: " << world << "-rank two-shot of " << n
-    << " fp16 values per rank (CPU, exact device arithmetic); dots: qreduce codecs as configured by default, crosses: QuickReduce model</text>\n";
+    << "<text x=\"" << ml << "\" y=\"18\" font-size=\"14\">Relative L2 error against bits per value: " << world << "-rank two-shot, " << n
+    << " fp16 values per rank, vs the fp64 sum</text>\n"
+    << "<text x=\"" << ml << "\" y=\"34\">CPU, the exact arithmetic of the device kernels. Dots: qreduce codecs as configured by default "
+       "(blue: 4-4.5 bits); red crosses: the QuickReduce model.</text>\n";
   for (int k = 0; k < 3; ++k) {
     const double px = X(k, 4.0);
     f << "<rect x=\"" << px << "\" y=\"" << mt << "\" width=\"" << pw << "\" height=\"" << ph << "\" fill=\"none\" stroke=\"#888\"/>\n"
@@ -154,19 +156,29 @@ void write_svg(std::ostream& f, const std::vector<point>& pts, int world, std::s
                                                    "\" text-anchor=\"end\">1e" + std::to_string(int(e)) + "</text>"
                                              : "")
         << "\n";
-    int nth = 0;
-    for (const auto& p : pts) {
-      if (p.data != kinds[k] || p.rel_l2 <= 0 || !p.plotted) continue;
-      const double x = X(k, p.bits), y = Y(p.rel_l2);
-      const char* color = p.reference ? "#c0392b" : p.bits < 5 ? "#1f6fb2" : "#333";
-      if (p.reference)
+    // labels to the right of their points; points of equal bits (the 4.5-bit cluster) get their labels
+    // stacked top to bottom, a line to each moved label
+    std::vector<const point*> panel;
+    for (const auto& p : pts)
+      if (p.data == kinds[k] && p.rel_l2 > 0 && p.plotted) panel.push_back(&p);
+    // a cluster: the points of one whole number of bits (4.25 and 4.5 together)
+    std::sort(panel.begin(), panel.end(), [](const point* a, const point* b) {
+      return std::floor(a->bits) != std::floor(b->bits) ? a->bits < b->bits : a->rel_l2 > b->rel_l2;
+    });
+    double last_bits = -1, last_y = -1e9;
+    for (const point* p : panel) {
+      const double x = X(k, p->bits), y = Y(p->rel_l2);
+      const char* color = p->reference ? "#c0392b" : p->bits < 5 ? "#1f6fb2" : "#333";
+      if (p->reference)
         f << "<path d=\"M" << x - 4 << "," << y - 4 << "l8,8m-8,0l8,-8\" stroke=\"" << color << "\" stroke-width=\"2\"/>";
       else
         f << "<circle cx=\"" << x << "\" cy=\"" << y << "\" r=\"3.5\" fill=\"" << color << "\"/>";
-      // labels of the 4-bit cluster alternate sides so that they do not overlap
-      const bool left = p.bits < 5 && (nth++ % 2 == 1);
-      f << "<text x=\"" << (left ? x - 6 : x + 6) << "\" y=\"" << y + 4 << "\" text-anchor=\"" << (left ? "end" : "start") << "\" fill=\"" << color
-        << "\">" << p.codec << (p.rotated ? " +rot" : "") << "</text>\n";
+      const double ly = std::floor(p->bits) == std::floor(last_bits) ? std::max(y, last_y + 12) : y;
+      const double lx = ly != y ? X(k, std::floor(p->bits)) + 40 : x + 7;
+      if (ly != y) f << "<line x1=\"" << x + 4 << "\" y1=\"" << y << "\" x2=\"" << lx - 2 << "\" y2=\"" << ly - 4 << "\" stroke=\"#bbb\"/>";
+      f << "<text x=\"" << lx << "\" y=\"" << ly << "\" fill=\"" << color << "\">" << p->codec << (p->rotated ? " +rot" : "") << "</text>\n";
+      last_bits = p->bits;
+      last_y = ly;
     }
   }
   f << "</svg>\n";

@@ -28,7 +28,10 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 HIDDEN, FFN, HEADS, KV_HEADS = 8192, 28672, 64, 8
-CODECS = ["none", "fp8", "int8", "int6", "int4", "fp4", "mxfp4"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from qreduce.config import ALWAYS_ROTATED, CODECS as ALL_CODECS  # noqa: E402
+
+CODECS = [c for c in ALL_CODECS if c != "fp8_fnuz"]  # fp8_fnuz is fp8 with AMD's other exponent bias
 
 
 def make_layer(world, rank, seed, device, dtype):
@@ -98,6 +101,8 @@ def run(rank, world, args, port, results):
             for rot in (False, True):
                 if rot and codec == "none":
                     continue
+                if codec in ALWAYS_ROTATED and not rot:
+                    continue
                 h = h0
                 for p in layers:
                     h = layer_forward(p, h, lambda x: comm.all_reduce(x.contiguous(), codec=codec, algorithm="twoshot", rotate=rot), world)
@@ -113,7 +118,7 @@ def run(rank, world, args, port, results):
             for tokens in (1, 16, 64, 256, 1024, 4096) + (() if shared else (16384,)):
                 x = torch.randn(tokens, HIDDEN, device=device, dtype=dtype)
                 variants = [("no all-reduce", lambda y: y), ("torch.distributed", lambda y: (dist.all_reduce(y), y)[1])] + \
-                           [(f"qreduce:{c}", lambda y, c=c: comm.all_reduce(y, codec=c)) for c in ("none", "fp8", "fp4")]
+                           [(f"qreduce:{c}", lambda y, c=c: comm.all_reduce(y, codec=c)) for c in ("none", "fp8", "fp4", "int4m")]
                 base = None
                 for name, ar in variants:
                     for _ in range(2):

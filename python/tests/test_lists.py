@@ -32,7 +32,7 @@ def cxx_tile_ratios():
     ratios = {"none": 1.0}
     payload = {"int_format<8>": 32, "int_format<6>": 24, "int_format<4>": 16, "e4m3fn": 32, "e4m3fnuz": 32, "e2m1": 16}
     scale = {"scale_bf16": 2, "scale_e8m0": 1}
-    for fmt, sc, name in re.findall(r"struct \w+ : scaled_codec<numeric::(\w+(?:<\d>)?), (\w+)> \{ static constexpr const char\* name = \"(\w+)\"", scaled):
+    for fmt, sc, name in re.findall(r"struct \w+ : scaled_codec<numeric::(\w+(?:<\d>)?), (\w+)> \{\s*static constexpr const char\* name = \"(\w+)\"", scaled):
         ratios[name] = (payload[fmt] + scale[sc]) / 64
     for header in ("int4m",):  # codecs with a header of their own state their sizes there
         text = read("include/qreduce/codec/%s.hpp" % header)
@@ -54,6 +54,15 @@ class Lists(unittest.TestCase):
         self.assertEqual(cxx_codecs(), ("none", "fp8", "fp8_fnuz", "int8", "int6", "int4", "fp4", "mxfp4", "int4m"))
         self.assertEqual(tuple(config.CODECS), cxx_codecs())
         self.assertEqual(tuple(load_tool("gen_dispatch").CODECS), cxx_codecs())
+
+    def test_always_rotated_codecs_match_the_cxx_trait(self):
+        from qreduce import config
+        found = []
+        for name in os.listdir(os.path.join(ROOT, "include/qreduce/codec")):
+            text = read("include/qreduce/codec/" + name)
+            found += re.findall(r'static constexpr const char\* name = "(\w+)";[^}]*static constexpr bool always_rotated = true;', text)
+        self.assertEqual(sorted(found), sorted(config.ALWAYS_ROTATED))
+        self.assertTrue(found)
 
     def test_worlds_match_the_cxx_list(self):
         from qreduce import config

@@ -103,9 +103,9 @@ QR_UNROLL
 
   QR_HOST_DEVICE static QR_FORCEINLINE state nan_state() { return state{0x00ffu, numeric::bits_float(0x7fc00000u)}; }
 
-  // ---- host reference: one group ----
+  // ---- host reference: one group (host-device only so that the codec concepts hold in device passes) ----
   template <class T>
-  static void encode_group_reference(const float* v, std::byte* payload, std::byte* scale) {
+  QR_HOST_DEVICE static void encode_group_reference(const float* v, std::byte* payload, std::byte* scale) {
     float x[lanes_per_group][8];
     std::uint32_t lane_am[lanes_per_group];
     for (int l = 0; l < lanes_per_group; ++l) {
