@@ -74,7 +74,7 @@ std::vector<float> qreduce_two_shot(const std::vector<std::vector<float>>& in, b
     float acc[codec::group_size] = {}, x[codec::group_size], y[codec::group_size];
     for (std::size_t r = 0; r < W; ++r) {
       std::copy(&in[r][g0], &in[r][g0] + codec::group_size, x);
-      if (rotate) codec::rotate_group(x);
+      if (rotate) codec::rotate_group<C>(x);
       if ((g0 / codec::tile_values) % W != r) {
         codec::encode_group<C, f16>(x, payload, scale);
         codec::decode_group<C, f16>(payload, scale, x);

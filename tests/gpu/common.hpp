@@ -78,7 +78,7 @@ std::vector<float> reference_two_shot_f32(const std::vector<std::vector<T>>& in,
     for (std::size_t r = 0; r < W; ++r) {
       float v[codec::group_size], y[codec::group_size];
       for (int i = 0; i < codec::group_size; ++i) v[i] = g0 + i < n ? numeric::to_float(in[r][g0 + i]) : 0.0f;
-      if (rotate) codec::rotate_group(v);
+      if (rotate) codec::rotate_group<C>(v);
       if ((g0 / seg) % W == r) {
         for (int i = 0; i < codec::group_size; ++i) acc[i] += v[i];
         continue;

@@ -35,6 +35,7 @@ double bound_for(codec_kind k, dtype t) {
     case codec_kind::int4: return 0.3;
     case codec_kind::fp4: return 0.3;
     case codec_kind::mxfp4: return 0.35;
+    case codec_kind::int4m: return 0.15;
   }
   return 0;
 }
@@ -111,7 +112,7 @@ void correctness(ctx& c) {
       allreduce_options o{k, algorithm_kind::two_shot, false};
       run_case<f16>(c, n, o, false, ++seed);
       run_case<bf16>(c, n, o, n % 2 == 1, ++seed);
-      if (k == codec_kind::int4 || k == codec_kind::fp4) {
+      if (k == codec_kind::fp4 || k == codec_kind::mxfp4) {  // the integer codecs always rotate
         o.rotate = true;
         run_case<f16>(c, n, o, false, ++seed);
       }

@@ -12,7 +12,7 @@ __global__ void encode_kernel(const T* in, std::size_t n, std::byte* out, bool r
   const int t = threadIdx.x;
   float x[8];
   device::load8(in, n, tile * codec::tile_values + 8 * t, x);
-  if (rotate) device::hadamard32(x, t % 4, codec::rotation_forward_scale);
+  if (rotate) device::rotate<C>(x, t);
   device::store_lane<C>(out + tile * codec::tile_bytes<C>, t, device::encode_lane<C, T>(x));
 }
 
@@ -22,7 +22,7 @@ __global__ void decode_kernel(const std::byte* in, std::size_t n, float* out, bo
   const int t = threadIdx.x;
   float y[8];
   device::decode_lane<C, T>(in + tile * codec::tile_bytes<C>, t, y);
-  if (rotate) device::hadamard32(y, t % 4, 1.0f);
+  if (rotate) device::unrotate<C>(y, t);
   for (int j = 0; j < 8; ++j) {
     const std::size_t i = tile * codec::tile_values + 8 * t + j;
     if (i < n) out[i] = y[j];

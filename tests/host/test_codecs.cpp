@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -312,18 +313,37 @@ TEST_CASE("encode of whole buffers pads the last tile with zeros and leaves its 
   for (std::size_t i = 0; i < in.size(); ++i) CHECK(std::fabs(out[i] - numeric::to_float(in[i])) <= 0.5f * 5.0f / 7.0f * 1.01f);
 }
 
-TEST_CASE("Hadamard rotation: inverse undoes forward, and outliers cost less") {
+// The Hadamard matrix of order 8 L in natural order: H[i][k] = (-1)^popcount(i & k).
+double hadamard_entry(int i, int k) { return std::popcount(unsigned(i & k)) % 2 ? -1.0 : 1.0; }
+
+template <int Lanes>
+void check_rotation() {
   std::mt19937 rng(5);
   std::normal_distribution<float> n;
-  float x[4][8];
-  for (auto& l : x)
-    for (float& v : l) v = std::ldexp(std::round(n(rng) * 64.0f), -6);  // few bits: exact sums
-  float y[4][8];
+  float x[32], y[32];
+  for (float& v : x) v = std::ldexp(std::round(n(rng) * 64.0f), -6);  // few bits: exact sums
   std::memcpy(y, x, sizeof x);
-  hadamard32_host(y, rotation_forward_scale);
-  hadamard32_host(y, 1.0f);
-  for (int l = 0; l < 4; ++l)
-    for (int j = 0; j < 8; ++j) CHECK(y[l][j] == x[l][j]);
+  rotate_group_forward<Lanes>(y);
+  // F x is a permutation of H x / (8 L) within each block of 8 L values, and preserves the norm
+  constexpr int B = 8 * Lanes;
+  for (int b0 = 0; b0 < 32; b0 += B) {
+    std::vector<double> want(B), got(y + b0, y + b0 + B);
+    for (int i = 0; i < B; ++i)
+      for (int k = 0; k < B; ++k) want[std::size_t(i)] += hadamard_entry(i, k) * x[b0 + k] / B;
+    std::sort(want.begin(), want.end());
+    std::sort(got.begin(), got.end());
+    for (int i = 0; i < B; ++i) CHECK(got[std::size_t(i)] == doctest::Approx(want[std::size_t(i)]).epsilon(1e-6));
+  }
+  rotate_group_inverse<Lanes>(y);
+  for (int i = 0; i < 32; ++i) CHECK(y[i] == x[i]);
+}
+
+TEST_CASE("Hadamard rotation: a permuted Hadamard transform per 16 or 32 values, inverse undoes forward, outliers cost less") {
+  check_rotation<4>();
+  check_rotation<2>();
+  static_assert(rotation_lanes<int4> == 4 && rotation_lanes<fp4> == 4 && rotation_lanes<int4m> == 2);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> n;
 
   double e_plain = 0, e_rot = 0;
   for (int trial = 0; trial < 500; ++trial) {

@@ -120,7 +120,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   using namespace device;
   constexpr int TB = codec::tile_bytes<C>;
   constexpr bool row_wise = requires { Epilogue::row_pass; };
-  const int b = blockIdx.x, t = threadIdx.x, r = h.rank, lane = t % codec::lanes_per_group;
+  const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
   if (!block_may_start(h)) return;  // this rank or a peer gave up: no remote write
   if (gridDim.x > unsigned(h.layout.cfg.blocks) || tiles_per_segment < 1 ||
       std::size_t(tiles_per_segment) * TB > h.layout.segment_bytes) {  // a launch the workspace cannot hold
@@ -160,7 +160,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
           if (j < K * (W - 1)) {
             float x[8];
             unpack8<T>(v[u], x);
-            if (rotate) hadamard32(x, lane, codec::rotation_forward_scale);
+            if (rotate) device::rotate<C>(x, t);
             store_lane<C>(h.scatter_slot(s, q, b, r) + k * TB, t, encode_lane<C, T>(x));
           }
         }
@@ -192,7 +192,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
             float y[8];
             if (s == r) {
               unpack8<T>(mine[u], y);
-              if (rotate) hadamard32(y, lane, codec::rotation_forward_scale);
+              if (rotate) device::rotate<C>(y, t);
             } else {
               decode_code<C, T>(in_codes[u][s], y);
             }
@@ -225,7 +225,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
           for (int s = 0; s < W; ++s) {
             float y[8];
             decode_code<C, T>(sums[u][s], y);
-            if (rotate) hadamard32(y, lane, 1.0f);
+            if (rotate) device::unrotate<C>(y, t);
             ep(out, n, base + s * seg + std::size_t(k0 + u) * codec::tile_values + 8 * t, y);
           }
         }

@@ -20,12 +20,15 @@
 //   then whichever of m_up and m_up - 1 (>= 1) gives the smaller squared error over the half's 16
 //   values (m_up on a tie): one step lower saturates the largest values a little and rounds every
 //   other value on a finer grid, which wins about half the time;
-//   q_i    = clamp(floor(x_i / sc), -8, 7), sc = 2^(S-127) * mult(m), its reciprocal by IEEE division;
-//   error  = sum over the half of d_i^2, d_i = (q_i + 1/2) sc - x_i, by fmaf in value order within
-//            a lane, then the two lanes' sums added.
-// The groups int4m encodes are always Walsh-Hadamard rotated (codec::always_rotated): a grid without
-// a zero level rounds the small values beside an outlier to half a step of the outlier's scale; the
-// rotation spreads the outlier over the group first.
+//   q_i    = clamp(rne(x_i * inv - 1/2), -8, 7) (the nearest level; a tie to the even q), with
+//            sc = 2^(S-127) * mult(m), inv its correctly rounded reciprocal, x_i * inv - 1/2 by one
+//            fused multiply-add;
+//   error  = sum over the half of d_i^2, d_i = (q_i + 1/2) sc - x_i (the product exact, one rounding),
+//            by fmaf in value order within a lane, then the two lanes' sums added.
+// The groups int4m encodes are always Walsh-Hadamard rotated (codec::always_rotated), each half of 16
+// on its own (rotation_lanes = 2: one step across lanes, and as accurate as the whole group's rotation
+// here, since each half has its own scale): a grid without a zero level rounds the small values
+// beside an outlier to half a step of the outlier's scale; the rotation spreads the outlier first.
 // Halves of 16 under one shared exponent spend the same 16 bits as one bf16 scale per 32 values and
 // follow the data twice as closely; the choice between two multipliers is a one-step search of the
 // scale that rounds closer. docs/wire-format.md has the bytes; bench/accuracy.cpp the measurements.
@@ -44,6 +47,7 @@ struct int4m {
   static constexpr int scale_bytes = 2;
   static constexpr float qmax = 7.5f;
   static constexpr bool always_rotated = true;  // codec.hpp; measured in bench/accuracy.cpp
+  static constexpr int rotation_lanes = 2;      // rotation.hpp: each half of 16 on its own, like its scales
   using lane_payload = lane_words<1>;
   // The group's scale bytes, and the scale of the half this lane belongs to (NaN: a non-finite group).
   struct state {
@@ -76,25 +80,49 @@ struct int4m {
     return std::uint32_t(m);
   }
 
+  // 1 / half_scale: 16 / (m + 1) correctly rounded, times 2^(127-S) (exact): the correctly rounded
+  // reciprocal of the scale, without a division per candidate. 0 for a half of zeros.
+  QR_HOST_DEVICE static QR_FORCEINLINE float half_inverse(std::uint32_t s, std::uint32_t m) {
+    if (m == 0u) return 0.0f;
+#if QR_DEVICE_PASS
+    const float r = __frcp_rn(float(m + 1u));
+#else
+    const float r = 1.0f / float(m + 1u);
+#endif
+    return r * 16.0f * numeric::bits_float((254u - s) << 23);
+  }
+
+  static constexpr float magic = 8388608.0f;  // 2^23: a float in [2^23, 2^24) holds an integer in its low bits
+
   struct lane_try {
-    std::uint32_t codes;  // value j's q at bits [4j, 4j + 4)
-    float error;          // sum of squared errors of the lane's 8 values
+    float code[8];  // 2^23 + q + 8 for each of the lane's values
+    float error;    // sum of squared errors of the lane's 8 values
   };
 
-  // The lane's 8 values at half scale sc (sc = 0: a half of zeros).
-  QR_HOST_DEVICE static QR_FORCEINLINE lane_try try_scale(const float (&x)[8], float sc) {
-    const float inv = sc == 0.0f ? 0.0f : 1.0f / sc;
-    lane_try r{0u, 0.0f};
+  // The lane's 8 values at half scale sc (inv = half_inverse): q = clamp(rne(x inv - 1/2), -8, 7),
+  // formed as 2^23 + 8 + (x inv - 1/2) rounded once to an integer (x inv - 1/2 by one fused
+  // multiply-add), then clamped; full-rate float operations only.
+  QR_HOST_DEVICE static QR_FORCEINLINE lane_try try_scale(const float (&x)[8], float sc, float inv) {
+    const float bias = -7.5f * sc;
+    lane_try r;
+    r.error = 0.0f;
 QR_UNROLL
     for (int j = 0; j < 8; ++j) {
-      float q = floorf(x[j] * inv);
-      q = q < -8.0f ? -8.0f : (q > 7.0f ? 7.0f : q);
-      const float d = fmaf(q + 0.5f, sc, -x[j]);
+      float c = fmaf(x[j], inv, -0.5f) + (magic + 8.0f);
+      c = fminf(fmaxf(c, magic), magic + 15.0f);
+      r.code[j] = c;
+      const float d = fmaf(c - magic, sc, bias) - x[j];  // (q + 1/2) sc is exact
       r.error = fmaf(d, d, r.error);
-      // q + 8 in 0..15 as the low bits of 2^23 + q + 8; flipping bit 3 makes it q's two's complement
-      r.codes |= ((numeric::float_bits(q + 8388616.0f) & 0xfu) ^ 0x8u) << (4 * j);
     }
     return r;
+  }
+
+  // The 4-bit two's complement codes: q + 8 is the low nibble of the float's bits; bit 3 flipped.
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t pack(const float (&c)[8]) {
+    std::uint32_t w = 0u;
+QR_UNROLL
+    for (int j = 0; j < 8; ++j) w |= (numeric::float_bits(c[j]) & 0xfu) << (4 * j);
+    return w ^ 0x88888888u;
   }
 
   QR_HOST_DEVICE static QR_FORCEINLINE state make_scale(std::uint32_t s, std::uint32_t m0, std::uint32_t m1, int half) {
@@ -122,16 +150,18 @@ QR_UNROLL
       std::uint32_t m[2];
       for (int h = 0; h < 2; ++h) {
         const std::uint32_t up = multiplier_up(s, numeric::bits_float(half_am[h]));
-        const lane_try a0 = try_scale(x[2 * h], half_scale(s, up)), a1 = try_scale(x[2 * h + 1], half_scale(s, up));
+        const float sa = half_scale(s, up), ia = half_inverse(s, up);
+        const lane_try a0 = try_scale(x[2 * h], sa, ia), a1 = try_scale(x[2 * h + 1], sa, ia);
         m[h] = up;
-        codes[2 * h] = a0.codes;
-        codes[2 * h + 1] = a1.codes;
+        codes[2 * h] = pack(a0.code);
+        codes[2 * h + 1] = pack(a1.code);
         if (up >= 2u) {
-          const lane_try b0 = try_scale(x[2 * h], half_scale(s, up - 1u)), b1 = try_scale(x[2 * h + 1], half_scale(s, up - 1u));
+          const float sb = half_scale(s, up - 1u), ib = half_inverse(s, up - 1u);
+          const lane_try b0 = try_scale(x[2 * h], sb, ib), b1 = try_scale(x[2 * h + 1], sb, ib);
           if (b0.error + b1.error < a0.error + a1.error) {
             m[h] = up - 1u;
-            codes[2 * h] = b0.codes;
-            codes[2 * h + 1] = b1.codes;
+            codes[2 * h] = pack(b0.code);
+            codes[2 * h + 1] = pack(b1.code);
           }
         }
       }
@@ -155,15 +185,19 @@ QR_UNROLL
     }
     const std::uint32_t s = group_exponent(am);
     const std::uint32_t up = multiplier_up(s, numeric::bits_float(half_am));
-    const lane_try a = try_scale(x, half_scale(s, up));
-    const lane_try b = try_scale(x, half_scale(s, up >= 2u ? up - 1u : up));
+    const std::uint32_t down = up >= 2u ? up - 1u : up;
+    const lane_try a = try_scale(x, half_scale(s, up), half_inverse(s, up));
+    const lane_try b = try_scale(x, half_scale(s, down), half_inverse(s, down));
     const float ea = a.error + exchange(a.error, 1), eb = b.error + exchange(b.error, 1);  // the same sums on both lanes
     const bool lower = up >= 2u && eb < ea;
-    const std::uint32_t m = lower ? up - 1u : up;
+    const std::uint32_t m = lower ? down : up;
     const std::uint32_t other = exchange(m, 2);
     const int half = lane >> 1;
     st = make_scale(s, half == 0 ? m : other, half == 0 ? other : m, half);
-    return lane_payload{{lower ? b.codes : a.codes}};
+    float c[8];
+QR_UNROLL
+    for (int j = 0; j < 8; ++j) c[j] = lower ? b.code[j] : a.code[j];
+    return lane_payload{{pack(c)}};
   }
 
   template <class T>

@@ -1,12 +1,26 @@
-// qreduce/codec/rotation.hpp: the Walsh-Hadamard rotation adapter.
+// qreduce/codec/rotation.hpp: the Walsh-Hadamard rotation around a codec.
 //
-// With rotation on, a codec's input groups go through a 32-point Walsh-Hadamard transform to before encoding, and the inverse
-// after decoding (a run-time switch of the algorithms, and these host reference functions). The transform spreads one outlier over the whole group, so the scale
-// no longer has to stretch around it. Forward: y = H x / 32 (never larger than max|x|, so no input
-// overflows); inverse: x = H y. Both are exact power-of-two scalings of additions, done in the same
-// order everywhere: butterflies of span 1, 2, 4 inside a lane's 8 values, then 8 and 16 across the
-// group's 4 lanes. The transform is linear, so the all-reduce adds rotated values and undoes the
+// With rotation on, a codec's groups go through a Walsh-Hadamard transform before encoding and its
+// inverse after decoding. The transform spreads an outlier over its block of values, so the scale no
+// longer has to stretch around it. It is linear: the all-reduce adds rotated values and undoes the
 // rotation once, after the last decode.
+//
+// A codec rotates blocks of 8 * L values, L = 4 lanes (the whole group of 32) or L = 2 (each half of
+// 16: int4m, whose scales are per half), `rotation_lanes<C>`. A lane's 8 values go through the 8-point
+// transform (butterflies of span 1, 2, 4), then come log2(L) steps across lanes, each between lane l
+// and lane l ^ m (m = 1, then 2): the lower lane keeps the sums and differences of positions 0-3 of
+// the pair, the upper lane those of positions 4-7, so a step moves 4 values per lane instead of 8:
+//
+//   forward step   lower: a = own[0..3], b = partner's [0..3] -> [a + b, a - b]
+//                  upper: a = partner's [4..7], b = own[4..7]  -> [a + b, a - b]
+//   inverse step   (the transpose) each lane forms s = x[0..3] + x[4..7], d = x[0..3] - x[4..7];
+//                  lower -> [s, partner's s], upper -> [partner's d, d]
+//
+// The forward transform is F = P H / (8 L) (H the Hadamard matrix of order 8 L, P the permutation the
+// steps leave behind); the inverse, its steps in reverse order and the 8-point transform, is exactly
+// H P^T = F^-1 in exact arithmetic, with no scaling. |F x| <= max |x|: no input overflows. Every
+// backend and the host reference run the same operations in the same order, so rotated bytes are
+// bitwise equal everywhere.
 #pragma once
 #include "codec.hpp"
 
@@ -27,51 +41,102 @@ QR_UNROLL
   }
 }
 
-// One cross-lane butterfly step: this lane holds the lower (add) or upper (subtract) half.
-QR_HOST_DEVICE QR_FORCEINLINE float butterfly(float mine, float partner, bool upper) {
-  return upper ? partner - mine : mine + partner;
-}
+// The lanes a codec's rotation spans: 4 (the group) unless the codec says otherwise.
+template <codec_type C>
+inline constexpr int rotation_lanes = [] {
+  if constexpr (requires { C::rotation_lanes; }) return int(C::rotation_lanes);
+  else return lanes_per_group;
+}();
 
-// Host reference of the whole 32-point transform on a group held as 4 lanes x 8 values.
-inline void hadamard32_host(float (&x)[lanes_per_group][8], float post_scale) {
-  for (int l = 0; l < lanes_per_group; ++l) hadamard8(x[l]);
-  for (int span = 1; span < lanes_per_group; span <<= 1) {
-    float y[lanes_per_group][8];
-    for (int l = 0; l < lanes_per_group; ++l)
-      for (int j = 0; j < 8; ++j) y[l][j] = butterfly(x[l][j], x[l ^ span][j], (l & span) != 0);
-    for (int l = 0; l < lanes_per_group; ++l)
-      for (int j = 0; j < 8; ++j) x[l][j] = y[l][j] * (span == lanes_per_group / 2 ? post_scale : 1.0f);
+// The forward transform's scaling, 1 / (8 L): exact.
+template <int Lanes>
+inline constexpr float rotation_scale = 1.0f / float(8 * Lanes);
+
+// One cross-lane step, in two halves around the exchange: what this lane sends its partner, then its
+// new values from its own and the partner's four.
+QR_HOST_DEVICE QR_FORCEINLINE void forward_send(const float (&x)[8], bool upper, float (&s)[4]) {
+QR_UNROLL
+  for (int j = 0; j < 4; ++j) s[j] = upper ? x[j] : x[4 + j];
+}
+QR_HOST_DEVICE QR_FORCEINLINE void forward_step(float (&x)[8], const float (&p)[4], bool upper) {
+QR_UNROLL
+  for (int j = 0; j < 4; ++j) {
+    const float a = upper ? p[j] : x[j], b = upper ? x[4 + j] : p[j];
+    x[j] = a + b;
+    x[4 + j] = a - b;
+  }
+}
+// inverse: each lane's sums s and differences d of its two halves; the lower lane keeps s and sends d,
+// the upper keeps d and sends s
+QR_HOST_DEVICE QR_FORCEINLINE void inverse_send(float (&x)[8], bool upper, float (&s)[4]) {
+QR_UNROLL
+  for (int j = 0; j < 4; ++j) {
+    const float sum = x[j] + x[4 + j], diff = x[j] - x[4 + j];
+    x[j] = sum;
+    x[4 + j] = diff;
+    s[j] = upper ? sum : diff;
+  }
+}
+QR_HOST_DEVICE QR_FORCEINLINE void inverse_step(float (&x)[8], const float (&p)[4], bool upper) {
+QR_UNROLL
+  for (int j = 0; j < 4; ++j) {
+    if (upper) x[j] = p[j];
+    else x[4 + j] = p[j];
   }
 }
 
-inline constexpr float rotation_forward_scale = 1.0f / 32.0f;
+// Host reference of the transforms of one group of 32 values, in place (lanes simulated in step).
+template <int Lanes>
+void rotate_group_forward(float* values) {
+  float x[lanes_per_group][8];
+  for (int l = 0; l < lanes_per_group; ++l) {
+    for (int j = 0; j < 8; ++j) x[l][j] = values[l * 8 + j];
+    hadamard8(x[l]);
+  }
+  for (int m = 1; m < Lanes; m <<= 1) {
+    float s[lanes_per_group][4];
+    for (int l = 0; l < lanes_per_group; ++l) forward_send(x[l], (l & m) != 0, s[l]);
+    for (int l = 0; l < lanes_per_group; ++l) forward_step(x[l], s[l ^ m], (l & m) != 0);
+  }
+  for (int l = 0; l < lanes_per_group; ++l)
+    for (int j = 0; j < 8; ++j) values[l * 8 + j] = x[l][j] * rotation_scale<Lanes>;
+}
 
-// Host reference of the forward rotation of one group of 32 values, in place.
-inline void rotate_group(float* values) {
+template <int Lanes>
+void rotate_group_inverse(float* values) {
   float x[lanes_per_group][8];
   for (int l = 0; l < lanes_per_group; ++l)
     for (int j = 0; j < 8; ++j) x[l][j] = values[l * 8 + j];
-  hadamard32_host(x, rotation_forward_scale);
-  for (int l = 0; l < lanes_per_group; ++l)
+  for (int m = Lanes / 2; m >= 1; m >>= 1) {
+    float s[lanes_per_group][4];
+    for (int l = 0; l < lanes_per_group; ++l) inverse_send(x[l], (l & m) != 0, s[l]);
+    for (int l = 0; l < lanes_per_group; ++l) inverse_step(x[l], s[l ^ m], (l & m) != 0);
+  }
+  for (int l = 0; l < lanes_per_group; ++l) {
+    hadamard8(x[l]);
     for (int j = 0; j < 8; ++j) values[l * 8 + j] = x[l][j];
+  }
 }
 
-// Host reference of a rotated encode: rotate the group, then C's own encode.
+// Codec C's rotation of one group (host reference).
+template <codec_type C>
+void rotate_group(float* values) {
+  rotate_group_forward<rotation_lanes<C>>(values);
+}
+
+// Host reference of a rotated encode: rotate the group, then C's own encode; and the decode back.
 template <codec_type C, class T>
 void encode_rotated_group(const float* values, std::byte* payload, std::byte* scale) {
   float x[group_size];
   for (int i = 0; i < group_size; ++i) x[i] = values[i];
-  rotate_group(x);
+  rotate_group<C>(x);
   encode_group<C, T>(x, payload, scale);
 }
 
 template <codec_type C, class T>
 void decode_rotated_group(const std::byte* payload, const std::byte* scale, float* values) {
-  float x[lanes_per_group][8];
-  decode_group<C, T>(payload, scale, &x[0][0]);
-  hadamard32_host(x, 1.0f);
-  for (int l = 0; l < lanes_per_group; ++l)
-    for (int j = 0; j < 8; ++j) values[l * 8 + j] = x[l][j];
+  decode_group<C, T>(payload, scale, values);
+  rotate_group_inverse<rotation_lanes<C>>(values);
 }
 
 }  // namespace qreduce::codec

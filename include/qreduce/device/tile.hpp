@@ -1,5 +1,5 @@
 // qreduce/device/tile.hpp: the block-level tile API every algorithm, epilogue and user kernel uses:
-// load/store 8 tensor values per thread, rotate a group across its 4 lanes, encode a lane into a
+// load/store 8 tensor values per thread, rotate a group across its lanes, encode a lane into a
 // codec tile and decode it back, and fixed-order block reductions.
 //
 // A codec tile is handled by 256 threads: thread t owns values [8t, 8t+8) of the tile, and the group
@@ -64,18 +64,46 @@ QR_DEVICE QR_FORCEINLINE void store8(T* out, std::size_t n, std::size_t i, const
   }
 }
 
-// The 32-point Walsh-Hadamard transform of codec/rotation.hpp, on 4 lanes: same operations, same order.
-QR_DEVICE QR_FORCEINLINE void hadamard32(float (&x)[8], int lane_in_group, float post_scale) {
+// The rotation of codec/rotation.hpp on the lanes of a group (lane_in_group 0..3): same operations,
+// same order; 4 values cross lanes per step.
+template <int Lanes>
+QR_DEVICE QR_FORCEINLINE void rotate_forward(float (&x)[8], int lane_in_group) {
   codec::hadamard8(x);
   QR_UNROLL
-  for (int span = 1; span < codec::lanes_per_group; span <<= 1) {
-    const bool upper = (lane_in_group & span) != 0;
+  for (int m = 1; m < Lanes; m <<= 1) {
+    const bool upper = (lane_in_group & m) != 0;
+    float s[4], p[4];
+    codec::forward_send(x, upper, s);
     QR_UNROLL
-    for (int j = 0; j < 8; ++j) {
-      const float y = codec::butterfly(x[j], shfl_xor(x[j], span), upper);
-      x[j] = span == codec::lanes_per_group / 2 ? y * post_scale : y;
-    }
+    for (int j = 0; j < 4; ++j) p[j] = shfl_xor(s[j], m);
+    codec::forward_step(x, p, upper);
   }
+  QR_UNROLL
+  for (int j = 0; j < 8; ++j) x[j] *= codec::rotation_scale<Lanes>;
+}
+
+template <int Lanes>
+QR_DEVICE QR_FORCEINLINE void rotate_inverse(float (&x)[8], int lane_in_group) {
+  QR_UNROLL
+  for (int m = Lanes / 2; m >= 1; m >>= 1) {
+    const bool upper = (lane_in_group & m) != 0;
+    float s[4], p[4];
+    codec::inverse_send(x, upper, s);
+    QR_UNROLL
+    for (int j = 0; j < 4; ++j) p[j] = shfl_xor(s[j], m);
+    codec::inverse_step(x, p, upper);
+  }
+  codec::hadamard8(x);
+}
+
+// Codec C's rotation and its inverse, for thread t of a tile.
+template <codec::codec_type C>
+QR_DEVICE QR_FORCEINLINE void rotate(float (&x)[8], int t) {
+  rotate_forward<codec::rotation_lanes<C>>(x, t % codec::lanes_per_group);
+}
+template <codec::codec_type C>
+QR_DEVICE QR_FORCEINLINE void unrotate(float (&x)[8], int t) {
+  rotate_inverse<codec::rotation_lanes<C>>(x, t % codec::lanes_per_group);
 }
 
 // One lane's encoded share of a group: the payload and the group's state (scale).
