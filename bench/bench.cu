@@ -9,7 +9,7 @@
 //   --sizes a,b,..       message sizes in bytes (K/M/G suffixes); default 4K..1G, powers of two
 //   --max-size S         largest default size
 //   --dtypes fp16,bf16   --codecs none,fp8,...   --algorithms oneshot,twoshot,auto,nccl
-//   --iters N --warmup N --graph (time graph replays of the calls)
+//   --iters N --warmup N --graph (graph replays timed at every size; by default up to 1 MiB)
 //   --threads            ranks as threads of one process (on a shared GPU their kernels run side by
 //                        side: local costs compare, link speed does not)
 //   --fused              residual + RMSNorm epilogue: plain all-reduce vs fused vs all-reduce followed
@@ -126,7 +126,12 @@ struct result {
   double median_us, p10_us, p90_us;
   double rel_l2;
   bool identical;
+  double graph_us = 0;  // median per call in graph replays (0: not measured)
 };
+
+// Messages up to this size are timed under CUDA graphs too (decode runs under graphs in serving
+// engines); --graph times every size both ways.
+constexpr std::size_t graph_default_max_bytes = std::size_t(1) << 20;
 
 struct t3 {
   double med, p10, p90;
@@ -230,12 +235,27 @@ result run_config(rank_ctx& x, const options& o, const config& c, std::vector<vo
   result res{c, c.algorithm, 0, 0, 0, std::sqrt(num / den), std::all_of(hashes.begin(), hashes.end(), [&](std::uint64_t v) { return v == hashes[0]; })};
   if (c.algorithm == "auto") res.ran = algorithm_name(x.comm->choice(c.bytes, c.codec).algorithm);
 
-  // timing
+  // timing: each call between two events, median; then, for small messages (or --graph), the same calls
+  // captured in one graph, whose replays are timed as a whole (median of 5, per call)
   std::vector<cudaEvent_t> ev(2 * std::size_t(o.iters));
   for (auto& e : ev) CK(cudaEventCreate(&e));
   for (int i = 0; i < o.warmup; ++i) launch(x, c, ins[std::size_t(i) % sets], outs[std::size_t(i) % sets], n);
   std::vector<float> ms(static_cast<std::size_t>(o.iters));
-  if (o.graph) {
+  for (int i = 0; i < o.iters; ++i) {
+    CK(cudaEventRecord(ev[2 * std::size_t(i)], x.s));
+    launch(x, c, ins[std::size_t(i) % sets], outs[std::size_t(i) % sets], n);
+    CK(cudaEventRecord(ev[2 * std::size_t(i) + 1], x.s));
+  }
+  CK(cudaStreamSynchronize(x.s));
+  for (int i = 0; i < o.iters; ++i) CK(cudaEventElapsedTime(&ms[std::size_t(i)], ev[2 * std::size_t(i)], ev[2 * std::size_t(i) + 1]));
+  x.comm->check();
+  const t3 mine{1e3 * percentile(ms, 0.5), 1e3 * percentile(ms, 0.1), 1e3 * percentile(ms, 0.9)};
+  const auto all = gather(x, mine);
+  const auto slowest = *std::max_element(all.begin(), all.end(), [](const t3& a, const t3& b) { return a.med < b.med; });
+  res.median_us = slowest.med;
+  res.p10_us = slowest.p10;
+  res.p90_us = slowest.p90;
+  if (o.graph || c.bytes <= graph_default_max_bytes) {
     cudaGraph_t g;
     cudaGraphExec_t ge;
     CK(cudaStreamBeginCapture(x.s, cudaStreamCaptureModeThreadLocal));
@@ -243,6 +263,7 @@ result run_config(rank_ctx& x, const options& o, const config& c, std::vector<vo
     CK(cudaStreamEndCapture(x.s, &g));
     CK(cudaGraphInstantiate(&ge, g, 0));
     CK(cudaGraphLaunch(ge, x.s));  // warm
+    std::vector<float> per_call;
     for (int rep = 0; rep < 5; ++rep) {
       CK(cudaEventRecord(ev[0], x.s));
       CK(cudaGraphLaunch(ge, x.s));
@@ -250,28 +271,15 @@ result run_config(rank_ctx& x, const options& o, const config& c, std::vector<vo
       CK(cudaEventSynchronize(ev[1]));
       float t = 0;
       CK(cudaEventElapsedTime(&t, ev[0], ev[1]));
-      ms[std::size_t(rep)] = t / float(o.iters);
+      per_call.push_back(t / float(o.iters));
     }
-    ms.resize(5);
     CK(cudaGraphExecDestroy(ge));
     CK(cudaGraphDestroy(g));
-  } else {
-    for (int i = 0; i < o.iters; ++i) {
-      CK(cudaEventRecord(ev[2 * std::size_t(i)], x.s));
-      launch(x, c, ins[std::size_t(i) % sets], outs[std::size_t(i) % sets], n);
-      CK(cudaEventRecord(ev[2 * std::size_t(i) + 1], x.s));
-    }
-    CK(cudaStreamSynchronize(x.s));
-    for (int i = 0; i < o.iters; ++i) CK(cudaEventElapsedTime(&ms[std::size_t(i)], ev[2 * std::size_t(i)], ev[2 * std::size_t(i) + 1]));
+    x.comm->check();
+    const auto graphs = gather(x, 1e3 * percentile(per_call, 0.5));
+    res.graph_us = *std::max_element(graphs.begin(), graphs.end());
   }
-  x.comm->check();
   for (auto& e : ev) CK(cudaEventDestroy(e));
-  const t3 mine{1e3 * percentile(ms, 0.5), 1e3 * percentile(ms, 0.1), 1e3 * percentile(ms, 0.9)};
-  const auto all = gather(x, mine);
-  const auto slowest = *std::max_element(all.begin(), all.end(), [](const t3& a, const t3& b) { return a.med < b.med; });
-  res.median_us = slowest.med;
-  res.p10_us = slowest.p10;
-  res.p90_us = slowest.p90;
   seed += 1000;
   return res;
 }
@@ -563,19 +571,23 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
 
   if (rank == 0) {
     // NCCL time per (dtype, bytes) for the speedup column
-    std::map<std::pair<int, std::size_t>, double> nccl_us;
+    std::map<std::pair<int, std::size_t>, double> nccl_us, nccl_graph_us;
     for (const auto& r : results)
-      if (r.c.algorithm == "nccl") nccl_us[{int(r.c.type), r.c.bytes}] = r.median_us;
-    std::printf("\n%-5s %-9s %-9s %-9s %10s %10s %10s %9s %9s %8s %9s %8s %10s %4s\n", "dtype", "size", "algorithm", "codec", "median_us",
-                "p10_us", "p90_us", "algbw", "busbw", "vs_nccl", "limit_us", "of_limit", "rel_l2", "same");
+      if (r.c.algorithm == "nccl") {
+        nccl_us[{int(r.c.type), r.c.bytes}] = r.median_us;
+        nccl_graph_us[{int(r.c.type), r.c.bytes}] = r.graph_us;
+      }
+    std::printf("\n%-5s %-9s %-9s %-9s %10s %10s %10s %9s %9s %8s %9s %8s %9s %8s %10s %4s\n", "dtype", "size", "algorithm", "codec",
+                "median_us", "p10_us", "p90_us", "algbw", "busbw", "vs_nccl", "graph_us", "vs_nccl", "limit_us", "of_limit", "rel_l2", "same");
     std::system(("mkdir -p '" + o.out + "'").c_str());
     const std::string stem = o.out + "/allreduce_w" + std::to_string(world);
     std::ofstream csv(stem + ".csv"), js(stem + ".json");
-    csv << "dtype,bytes,algorithm,ran,codec,median_us,p10_us,p90_us,algbw_GBps,busbw_GBps,speedup_vs_nccl,limit_us,of_limit,rel_l2,identical\n";
+    csv << "dtype,bytes,algorithm,ran,codec,median_us,p10_us,p90_us,algbw_GBps,busbw_GBps,speedup_vs_nccl,graph_us,graph_speedup_vs_nccl,"
+           "limit_us,of_limit,rel_l2,identical\n";
     js << "{\n  \"machine\": \"" << machine_name(dev) << "\",\n  \"gpus\": " << std::min(world, ndev) << ",\n  \"world\": " << world
        << ",\n  \"arch\": " << rt::device_arch(dev) << ",\n  \"date\": \"" << today() << "\",\n  \"nccl_version\": " << nccl_version
        << ",\n  \"copy_GBps\": " << model.copy_GBps << ",\n  \"link_GBps\": " << model.link_GBps
-       << ",\n  \"timings_meaningful\": " << (world <= ndev ? "true" : "false") << ",\n  \"graph\": " << (o.graph ? "true" : "false")
+       << ",\n  \"timings_meaningful\": " << (world <= ndev ? "true" : "false") << ",\n  \"graph_max_bytes\": " << (o.graph ? std::string("null") : std::to_string(graph_default_max_bytes))
        << ",\n  \"results\": [\n";
     for (std::size_t i = 0; i < results.size(); ++i) {
       const auto& r = results[i];
@@ -583,6 +595,8 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
       const double bus = s * 2.0 * (world - 1) / world;
       const auto it = nccl_us.find({int(r.c.type), r.c.bytes});
       const double sp = it != nccl_us.end() ? it->second / r.median_us : 0.0;
+      const auto ig = nccl_graph_us.find({int(r.c.type), r.c.bytes});
+      const double gsp = ig != nccl_graph_us.end() && ig->second > 0 && r.graph_us > 0 ? ig->second / r.graph_us : 0.0;
       // the model's limit: for the two-shot and NCCL (the one-shot's is not modelled)
       const double ratio = visit_codec(r.c.codec, [](auto tag) {
         return double(codec::tile_bytes<typename decltype(tag)::type>) / (2.0 * codec::tile_values);
@@ -590,17 +604,17 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
       const bool modelled = r.c.algorithm == "nccl" || r.ran == "twoshot";
       const double lim = modelled ? bench::limit_us(model, double(r.c.bytes), ratio, r.c.algorithm == "nccl") : 0.0;
       const double of = lim > 0 ? lim / r.median_us : 0.0;
-      std::printf("%-5s %-9s %-9s %-9s %10.1f %10.1f %10.1f %9.1f %9.1f %8.2f %9.1f %8.2f %10.2e %4s\n", dtype_name(r.c.type),
+      std::printf("%-5s %-9s %-9s %-9s %10.1f %10.1f %10.1f %9.1f %9.1f %8.2f %9.1f %8.2f %9.1f %8.2f %10.2e %4s\n", dtype_name(r.c.type),
                   human(r.c.bytes).c_str(), r.c.algorithm == "auto" ? ("auto:" + r.ran).c_str() : r.c.algorithm.c_str(),
-                  r.c.algorithm == "nccl" ? "-" : codec_name(r.c.codec), r.median_us, r.p10_us, r.p90_us, s, bus, sp, lim, of, r.rel_l2,
-                  r.identical ? "yes" : "NO");
+                  r.c.algorithm == "nccl" ? "-" : codec_name(r.c.codec), r.median_us, r.p10_us, r.p90_us, s, bus, sp, r.graph_us, gsp, lim, of,
+                  r.rel_l2, r.identical ? "yes" : "NO");
       csv << dtype_name(r.c.type) << "," << r.c.bytes << "," << r.c.algorithm << "," << r.ran << "," << codec_name(r.c.codec) << ","
-          << r.median_us << "," << r.p10_us << "," << r.p90_us << "," << s << "," << bus << "," << sp << "," << lim << "," << of << ","
-          << r.rel_l2 << "," << (r.identical ? 1 : 0) << "\n";
+          << r.median_us << "," << r.p10_us << "," << r.p90_us << "," << s << "," << bus << "," << sp << "," << r.graph_us << "," << gsp << ","
+          << lim << "," << of << "," << r.rel_l2 << "," << (r.identical ? 1 : 0) << "\n";
       js << "    {\"dtype\": \"" << dtype_name(r.c.type) << "\", \"bytes\": " << r.c.bytes << ", \"algorithm\": \"" << r.c.algorithm
          << "\", \"ran\": \"" << r.ran << "\", \"codec\": \"" << codec_name(r.c.codec) << "\", \"median_us\": " << r.median_us
          << ", \"p10_us\": " << r.p10_us << ", \"p90_us\": " << r.p90_us << ", \"algbw_GBps\": " << s << ", \"busbw_GBps\": " << bus
-         << ", \"speedup_vs_nccl\": " << sp << ", \"limit_us\": " << lim << ", \"rel_l2\": " << r.rel_l2 << ", \"identical\": " << (r.identical ? "true" : "false")
+         << ", \"speedup_vs_nccl\": " << sp << ", \"graph_us\": " << r.graph_us << ", \"graph_speedup_vs_nccl\": " << gsp << ", \"limit_us\": " << lim << ", \"rel_l2\": " << r.rel_l2 << ", \"identical\": " << (r.identical ? "true" : "false")
          << "}" << (i + 1 < results.size() ? "," : "") << "\n";
     }
     js << "  ]\n}\n";
@@ -722,7 +736,8 @@ int usage(std::FILE* to = stderr, int status = 2) {
                "                     [--fused] [--out DIR]\n"
                "       qreduce_bench codecs [--bytes N] [--out DIR]\n"
                "Sizes take K, M, G suffixes. Every row is checked against an fp64 sum and across ranks, and printed\n"
-               "beside NCCL (same run) and the model's limit from the bandwidths measured at the start.\n");
+               "beside NCCL (same run) and the model's limit from the bandwidths measured at the start. Messages up to\n"
+               "1 MiB are also timed as CUDA graph replays (graph_us, vs NCCL's graph replays); --graph does so at every size.\n");
   return status;
 }
 
