@@ -6,6 +6,29 @@
    NCCL is taken against RESULTS.json's NCCL times."""
 import json, os, sys
 
+def right_panel(rows):
+    """What the right-hand panel shows for one dtype's rows: the speedup over NCCL where NCCL ran
+    (same run), else (ranks sharing a GPU: NCCL refuses them) the fraction of the model's limit each
+    row reached. Returns (label, {series: [(bytes, value)]}) with only the series that have values."""
+    has_nccl = any(r["algorithm"] == "nccl" for r in rows)
+    label = "speedup over NCCL" if has_nccl else "fraction of the model's limit (NCCL not run: ranks share a GPU)"
+    series = {}
+    for r in rows:
+        if r["algorithm"] == "nccl":
+            continue
+        if has_nccl:
+            v = r.get("speedup_vs_nccl", 0.0)
+        else:
+            v = r["limit_us"] / r["median_us"] if r.get("limit_us", 0) > 0 and r["median_us"] > 0 else 0.0
+        if v > 0:
+            series.setdefault(series_key(r), []).append((r["bytes"], v))
+    return label, series
+
+
+def series_key(r):
+    return r["algorithm"] if r["algorithm"] in ("nccl", "oneshot") or r["algorithm"].startswith("torch") else f"{r['algorithm']}/{r['codec']}"
+
+
 def main():
     argv = sys.argv[1:]
     extra = []
@@ -45,18 +68,23 @@ def main():
         rows = [r for r in data["results"] if r["dtype"] == dtype]
         series = {}
         for r in rows:
-            key = r["algorithm"] if r["algorithm"] in ("nccl", "oneshot") or r["algorithm"].startswith("torch") else f"{r['algorithm']}/{r['codec']}"
-            series.setdefault(key, []).append((r["bytes"], r["median_us"], r["speedup_vs_nccl"]))
+            series.setdefault(series_key(r), []).append((r["bytes"], r["median_us"], r.get("graph_us", 0.0)))
+        label, right = right_panel(rows)
         fig, ax = plt.subplots(1, 2, figsize=(14, 5.5))
+        style_of = lambda key: "k-" if key == "nccl" else ("--" if key.startswith("auto") else (":" if key.startswith("torch") else "-"))
         for key, pts in sorted(series.items()):
             pts.sort()
-            style = "k-" if key == "nccl" else ("--" if key.startswith("auto") else (":" if key.startswith("torch") else "-"))
-            ax[0].plot([p[0] for p in pts], [p[1] for p in pts], style, marker=".", label=key)
-            if key != "nccl" and any(p[2] > 0 for p in pts):
-                ax[1].plot([p[0] for p in pts], [p[2] for p in pts], style, marker=".", label=key)
-        ax[0].set(xscale="log", yscale="log", xlabel="message size (bytes)", ylabel="latency (us, median)", title=f"{dtype} latency")
+            line = ax[0].plot([p[0] for p in pts], [p[1] for p in pts], style_of(key), marker=".", label=key)[0]
+            graph = [p for p in pts if p[2] > 0]
+            if graph:  # the same calls replayed as a CUDA graph: same color, crosses
+                ax[0].plot([p[0] for p in graph], [p[2] for p in graph], "x", color=line.get_color(), ms=4)
+        for key, pts in sorted(right.items()):
+            pts.sort()
+            ax[1].plot([p[0] for p in pts], [p[1] for p in pts], style_of(key), marker=".", label=key)
+        ax[0].set(xscale="log", yscale="log", xlabel="message size (bytes)", ylabel="latency (us, median; x: CUDA graph replay)",
+                  title=f"{dtype} latency")
         ax[1].axhline(1.0, color="k", lw=0.8)
-        ax[1].set(xscale="log", xlabel="message size (bytes)", ylabel="speedup over NCCL", title=f"{dtype} speedup over NCCL")
+        ax[1].set(xscale="log", xlabel="message size (bytes)", ylabel=label.split(" (")[0], title=f"{dtype} {label}")
         for a in ax:
             a.grid(True, which="both", alpha=0.3)
         ax[0].legend(fontsize=7, ncol=2)
