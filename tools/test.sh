@@ -14,7 +14,8 @@ nvcc="${NVCC:-/usr/local/cuda/bin/nvcc}"
 rocm="$root/.toolchain/rocm"
 bitcode=$(ls -d "$rocm"/usr/lib/llvm-*/lib/clang/*/amdgcn/bitcode | head -n1)
 hip_flags=(-x hip -std=c++20 -O3 -Iinclude -isystem "$rocm/usr/include" --rocm-path="$rocm/usr"
-           --rocm-device-lib-path="$bitcode" -D__AMDGCN_WAVEFRONT_SIZE=64 -Wno-unused-command-line-argument)
+           --rocm-device-lib-path="$bitcode" -D__AMDGCN_WAVEFRONT_SIZE=64 -Wno-unused-command-line-argument
+           -Werror=pass-failed)  # a requested unroll the optimizer could not do is an error, not a hidden warning
 nv_arch=(-gencode arch=compute_90,code=sm_90 -gencode arch=compute_100a,code=sm_100a)
 passed=0
 failed=0

@@ -122,10 +122,7 @@ struct residual_rmsnorm {
     // inv > 0 and rounding is monotonic: max |inv * p| = inv * max |p|, bit for bit
     float row_absmax = 0.0f;
     if (need_absmax) row_absmax = inv * numeric::bits_float(device::block_max(am));
-    const int rounds = Rounds > 0 ? Rounds : int((hidden + step - 1) / step);
-    QR_UNROLL
-    for (int i = 0; i < rounds; ++i) {
-      if (std::size_t(i) * step >= hidden) break;  // the same for every thread
+    const auto round = [&](int i) {
       const std::size_t k = std::size_t(i) * step + 8 * std::size_t(threadIdx.x);
       const bool active = k < hidden;
       float y[8] = {};
@@ -137,6 +134,15 @@ struct residual_rmsnorm {
         for (int j = 0; j < 8; ++j) y[j] = inv * (y[j] * g[j]);
       }
       out.store(row, hidden, k, y, active, row_absmax);
+    };
+    if constexpr (Rounds > 0) {  // unrolled: the rounds index the register cache
+      QR_UNROLL
+      for (int i = 0; i < Rounds; ++i) {
+        if (std::size_t(i) * step >= hidden) break;  // the same for every thread
+        round(i);
+      }
+    } else {
+      for (int i = 0; std::size_t(i) * step < hidden; ++i) round(i);
     }
   }
 
