@@ -4,6 +4,7 @@
 // every call checks its return code and throws qreduce::error (errc::runtime) naming the call.
 #pragma once
 #include <string>
+#include "arch.hpp"
 #include "config.hpp"
 #include "error.hpp"
 
@@ -65,10 +66,14 @@ inline std::string device_name(int dev) {
   check(QR_RT(GetDeviceProperties)(&p, dev), "GetDeviceProperties");
   return p.name;
 }
-inline int device_arch(int dev) {  // 90 for sm_90; gfx numbers come from gcnArchName on HIP
+inline int device_arch(int dev) {  // arch.hpp: 90 for sm_90, 942 for gfx942
   device_prop_t p{};
   check(QR_RT(GetDeviceProperties)(&p, dev), "GetDeviceProperties");
+#if QR_BACKEND_HIP
+  return gfx_arch_id(p.gcnArchName);
+#else
   return p.major * 10 + p.minor;
+#endif
 }
 
 inline void* malloc_device(std::size_t bytes) {

@@ -53,15 +53,17 @@ def _flag(env: Mapping[str, str], key: str) -> bool:
 @dataclass(frozen=True)
 class EnvConfig:
     """The vLLM-style knobs (docs/configuration.md):
-    QREDUCE_CODEC           codec of the quantized path (default int4m: the lowest error at 4.5 bits per
-                            value in bench/accuracy.cpp's table); "none" disables quantization
+    QREDUCE_CODEC           codec of the quantized path (default int8: the most accurate codec that the
+                            performance model puts ahead of NCCL; int4m, the most accurate 4-bit one,
+                            and the other 4-bit codecs are opt-in, docs/configuration.md); "none"
+                            disables quantization
     QREDUCE_MIN_SIZE_BYTES  smallest message qreduce takes (default 0)
     QREDUCE_MAX_SIZE_MB     largest message qreduce takes, in MiB (default 2048; vLLM's cap idea)
     QREDUCE_ROTATE          1: Walsh-Hadamard rotation around the float codecs too (default 0; the
                             integer codecs always rotate)
     QREDUCE_DISABLE         1: should_use() is always False (default 0)
     """
-    codec: str = "int4m"
+    codec: str = "int8"
     min_size_bytes: int = 0
     max_size_bytes: int = 2048 << 20
     rotate: bool = False
@@ -70,7 +72,7 @@ class EnvConfig:
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "EnvConfig":
         env = os.environ if env is None else env
-        codec = env.get("QREDUCE_CODEC", "int4m") or "int4m"
+        codec = env.get("QREDUCE_CODEC", "int8") or "int8"
         codec_id(codec)  # validates
         mb = _size(env, "QREDUCE_MAX_SIZE_MB", 2048)
         min_bytes = _size(env, "QREDUCE_MIN_SIZE_BYTES", 0)

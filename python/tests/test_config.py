@@ -47,7 +47,7 @@ class ConfigTest(unittest.TestCase):
             EnvConfig.from_env({"QREDUCE_CODEC": "fp5"})
         with self.assertRaises(ValueError):
             EnvConfig.from_env({"QREDUCE_MAX_SIZE_MB": "lots"})
-        self.assertEqual(EnvConfig.from_env({}).codec, "int4m")
+        self.assertEqual(EnvConfig.from_env({}).codec, "int8")
         self.assertFalse(EnvConfig.from_env({"QREDUCE_DISABLE": "1"}).accepts(4096))
         for bad in ({"QREDUCE_ROTATE": "yes"}, {"QREDUCE_DISABLE": "true"}):
             with self.assertRaisesRegex(ValueError, "expected 0 or 1"):

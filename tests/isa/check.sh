@@ -30,6 +30,17 @@ expect_two_shot_occupancy() {  # file (ptx or .s), meaning
   if [ -n "$got" ] && [ "$got" -ge 4 ]; then pass=$((pass + 1)); echo "  ok    $2 ($got)"
   else fail=$((fail + 1)); echo "  FAIL  $2: found '${got:-nothing}'"; fi
 }
+# Every system-scope L2 write-back belongs to a release: the next instruction after it (waits and nops aside) is
+# the flag's system-scope store or atomic; and there is at least one such pair.
+expect_release_pairs() {  # file.s, meaning
+  local bad
+  bad=$(awk '/buffer_wbl2 sc0 sc1/ {w = 1; n++; next}
+             w && /^[ \t]*s_(waitcnt|nop)/ {next}
+             w {w = 0; if ($0 !~ /global_(store|atomic)[a-z_0-9]* .* sc0 sc1/) bad++; else ok++}
+             END {print (n == 0 ? "none" : bad + 0)}' "$1")
+  if [ "$bad" = "0" ]; then pass=$((pass + 1)); echo "  ok    $2"
+  else fail=$((fail + 1)); echo "  FAIL  $2: ${bad} write-back(s) not followed by a system-scope store"; fi
+}
 expect_not() {
   if grep -qE "$2" "$1"; then fail=$((fail + 1)); echo "  FAIL  $3: '$2' found in $(basename "$1")"
   else pass=$((pass + 1)); echo "  ok    $3"; fi
@@ -76,7 +87,7 @@ expect "$out/gfx950.s" 'v_cvt_scalef32_pk_fp8_f32' "gfx950: fp8 encode uses v_cv
 expect "$out/gfx942.s" 'v_cvt_pk_fp8_f32' "gfx942: fp8_fnuz encode uses v_cvt_pk_fp8_f32"
 expect_not "$out/gfx942.s" 'v_cvt_scalef32' "gfx942: no gfx950-only conversions"
 for arch in gfx942 gfx950; do
-  expect "$out/$arch.s" 'buffer_wbl2 sc0 sc1' "$arch: system-scope release writes back L2 before a flag"
+  expect_release_pairs "$out/$arch.s" "$arch: each system-scope release writes back L2 right before its flag store"
   expect_two_shot_occupancy "$out/$arch.s" "$arch: two-shot kernel at 4 waves per SIMD"
 done
 echo "isa: $pass passed, $fail failed"

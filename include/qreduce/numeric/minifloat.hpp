@@ -186,9 +186,11 @@ struct e4m3fn : minifloat_format<4, 3, 7, 0x7eu, true> {
     asm("cvt.rn.satfinite.e4m3x2.f32 %0, %2, %1;" : "=h"(r) : "f"(x0), "f"(x1));
     return r;
 #elif QR_HAS_NATIVE_FP8_E4M3_CVT && QR_BACKEND_HIP
+    // Clamped first: the format saturates (CUDA's conversion says satfinite); what gfx950's does with
+    // a value beyond 448 is not documented, so it never sees one.
     typedef short v2s __attribute__((ext_vector_type(2)));
     const v2s z = {0, 0};
-    const v2s r = __builtin_amdgcn_cvt_scalef32_pk_fp8_f32(z, x0, x1, 1.0f, false);
+    const v2s r = __builtin_amdgcn_cvt_scalef32_pk_fp8_f32(z, fminf(fmaxf(x0, -max), max), fminf(fmaxf(x1, -max), max), 1.0f, false);
     return std::uint32_t(std::uint16_t(r[0]));
 #else
     return encode_soft(x0) | (encode_soft(x1) << 8);
