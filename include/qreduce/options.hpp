@@ -36,7 +36,7 @@ inline std::optional<algorithm_kind> parse_algorithm(std::string_view s) {
 struct allreduce_options {
   codec_kind codec = codec_kind::none;           // the two-shot's codec
   algorithm_kind algorithm = algorithm_kind::automatic;
-  bool rotate = false;  // Walsh-Hadamard rotation around a float codec (the integer codecs always rotate)
+  bool rotate = false;  // Walsh-Hadamard rotation around the codec (int8 and int4m always rotate)
 };
 
 struct comm_config {

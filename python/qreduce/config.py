@@ -7,7 +7,7 @@ from typing import Mapping, Optional
 # The order is qreduce::codec_kind's (include/qreduce/codec/all.hpp).
 CODECS = ("none", "fp8", "fp8_fnuz", "int8", "int6", "int4", "fp4", "mxfp4", "int4m")
 # Codecs defined on rotated groups (qreduce::codec::always_rotated): rotate=True changes nothing for them.
-ALWAYS_ROTATED = ("int8", "int6", "int4", "int4m")
+ALWAYS_ROTATED = ("int8", "int4m")
 # qreduce::all_worlds (include/qreduce/options.hpp): the world sizes qreduce runs.
 WORLDS = (2, 4, 8)
 # qreduce::algorithm_kind (include/qreduce/options.hpp); the fallback is chosen in Python.
@@ -59,8 +59,8 @@ class EnvConfig:
                             disables quantization
     QREDUCE_MIN_SIZE_BYTES  smallest message qreduce takes (default 0)
     QREDUCE_MAX_SIZE_MB     largest message qreduce takes, in MiB (default 2048; vLLM's cap idea)
-    QREDUCE_ROTATE          1: Walsh-Hadamard rotation around the float codecs too (default 0; the
-                            integer codecs always rotate)
+    QREDUCE_ROTATE          1: Walsh-Hadamard rotation around every codec (default 0; int8 and int4m
+                            always rotate)
     QREDUCE_DISABLE         1: should_use() is always False (default 0)
     """
     codec: str = "int8"

@@ -112,7 +112,7 @@ void correctness(ctx& c) {
       allreduce_options o{k, algorithm_kind::two_shot, false};
       run_case<f16>(c, n, o, false, ++seed);
       run_case<bf16>(c, n, o, n % 2 == 1, ++seed);
-      if (k == codec_kind::fp4 || k == codec_kind::mxfp4) {  // the integer codecs always rotate
+      if (k == codec_kind::int4 || k == codec_kind::fp4) {  // rotation asked for (int8 and int4m always rotate)
         o.rotate = true;
         run_case<f16>(c, n, o, false, ++seed);
       }

@@ -159,23 +159,18 @@ QR_UNROLL
   }
 };
 
-// Each codec is a named type (the name travels in benchmarks, errors and the Python API). The integer
-// codecs always rotate (codec::always_rotated): in bench/accuracy.cpp's table the rotation lowers
-// their error 1.5-4x on heavy-tailed and outlier data and costs nothing on Gaussian data; it raises
-// the float codecs' error on outlier data (their exponent already follows the small values), so for
-// them it stays a choice of the call.
+// Each codec is a named type (the name travels in benchmarks, errors and the Python API). int8
+// always rotates (codec::always_rotated): in bench/accuracy.cpp's table the rotation lowers its error
+// 1.6x on heavy-tailed and 4.8x on outlier data and costs nothing on Gaussian data, and its encode
+// stays at 91% of the H100's copy bandwidth. int6 and int4 gain as much from it but their encode
+// would drop to 76-78% (docs/results/2026-11-25-accuracy): for them, as for the float codecs (whose
+// error it raises on outlier data), rotation is a choice of the call.
 struct int8 : scaled_codec<numeric::int_format<8>, scale_bf16> {
   static constexpr const char* name = "int8";
   static constexpr bool always_rotated = true;
 };
-struct int6 : scaled_codec<numeric::int_format<6>, scale_bf16> {
-  static constexpr const char* name = "int6";
-  static constexpr bool always_rotated = true;
-};
-struct int4 : scaled_codec<numeric::int_format<4>, scale_bf16> {
-  static constexpr const char* name = "int4";
-  static constexpr bool always_rotated = true;
-};
+struct int6 : scaled_codec<numeric::int_format<6>, scale_bf16> { static constexpr const char* name = "int6"; };
+struct int4 : scaled_codec<numeric::int_format<4>, scale_bf16> { static constexpr const char* name = "int4"; };
 struct fp8 : scaled_codec<numeric::e4m3fn, scale_bf16> { static constexpr const char* name = "fp8"; };
 struct fp8_fnuz : scaled_codec<numeric::e4m3fnuz, scale_bf16> { static constexpr const char* name = "fp8_fnuz"; };
 // The seed's FP4 method (absmax / 6 per 32 values), its scale held as bf16 so bf16 inputs fit.
