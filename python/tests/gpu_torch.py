@@ -50,6 +50,8 @@ def run(rank, world, port, results):
             expect(same_on_all(y), f"{codec}/{dtype}: ranks differ")
             z = x.clone()
             comm.all_reduce(z, codec=codec, out=z)
+            err = ((z.double().cpu() - ref).norm() / ref.norm()).item()
+            expect(err <= BOUND[codec], f"{codec}/{dtype} in place: rel. error {err:.3g} > {BOUND[codec]}")
             expect(same_on_all(z), f"{codec}/{dtype} in place: ranks differ")
 
     # fused residual + RMSNorm
@@ -57,13 +59,19 @@ def run(rank, world, port, results):
     residual = torch.randn(16, 4096, device="cpu", dtype=torch.bfloat16)  # the same on every rank
     dist.broadcast(residual, 0)
     residual = residual.to(dev)
-    weight = torch.ones(4096, device=dev, dtype=torch.bfloat16)
+    weight = (0.5 + torch.rand(4096, device="cpu")).to(torch.bfloat16)  # the same on every rank
+    dist.broadcast(weight, 0)
+    weight = weight.to(dev)
+    w64 = weight.double().cpu()
     ref_sum, _ = gather_sum(x)
     r_ref = ref_sum + residual.double().cpu()
-    y_ref = r_ref / torch.sqrt((r_ref * r_ref).mean(-1, keepdim=True) + 1e-6)
-    y = comm.all_reduce_rmsnorm(x, residual, weight, eps=1e-6, codec="fp8")
+    y_ref = r_ref / torch.sqrt((r_ref * r_ref).mean(-1, keepdim=True) + 1e-6) * w64
+    res_fused = residual.clone()
+    y = comm.all_reduce_rmsnorm(x, res_fused, weight, eps=1e-6, codec="fp8")
     err = ((y.double().cpu() - y_ref).norm() / y_ref.norm()).item()
     expect(err < 0.05, f"all_reduce_rmsnorm: rel. error {err:.3g}")
+    err = ((res_fused.double().cpu() - r_ref).norm() / r_ref.norm()).item()
+    expect(err < 0.05, f"all_reduce_rmsnorm: the residual holds {err:.3g} rel. error against sum + residual")
 
     # the same with y quantized for the next GEMM: dequantize and compare with the fp64 RMSNorm
     e2m1 = torch.tensor([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6], dtype=torch.float64)
@@ -78,7 +86,9 @@ def run(rank, world, port, results):
         res_before = res.double().cpu()
         q, sc = comm.all_reduce_rmsnorm_quant(x, res, weight, fmt, eps=1e-6, global_scale=global_scale, codec="fp8")
         r2 = ref_sum + res_before
-        y2 = r2 / torch.sqrt((r2 * r2).mean(-1, keepdim=True) + 1e-6)
+        y2 = r2 / torch.sqrt((r2 * r2).mean(-1, keepdim=True) + 1e-6) * w64
+        err = ((res.double().cpu() - r2).norm() / r2.norm()).item()
+        expect(err < 0.05, f"all_reduce_rmsnorm_quant {fmt}: the residual was not updated (rel. error {err:.3g})")
         if fmt == "fp8":
             deq = q.cpu().view(torch.float8_e4m3fn).double() * sc.cpu().double()
         elif fmt == "mxfp4":
