@@ -73,7 +73,10 @@ class socket_bootstrap final : public bootstrap {
       write_all(root_, send, bytes, deadline, 0);
       std::uint8_t ok = 0;
       read_all(root_, &ok, 1, deadline, 0);
-      if (ok != 1) throw error(errc::mismatch, "socket_bootstrap: rank 0 reports: " + read_message(deadline));
+      if (ok != 1) {  // rank 0 failed: its error, with its code (status_of)
+        const errc c = ok >= failure_status && ok <= failure_status + std::uint8_t(errc::failed_state) ? errc(ok - failure_status) : errc::bootstrap;
+        throw error(c, "socket_bootstrap: rank 0 reports: " + read_message(deadline));
+      }
       read_all(root_, out, bytes * std::size_t(size_), deadline, 0);
     }
   }
@@ -145,13 +148,16 @@ class socket_bootstrap final : public bootstrap {
     read_all(root_, m.data(), m.size(), deadline, 0);
     return m;
   }
-  // Rank 0: tell every connected rank what went wrong, then throw it here too.
+  // The status byte after an all-gather: 1 = done, failure_status + the error code = rank 0 failed so.
+  static constexpr std::uint8_t failure_status = 16;
+
+  // Rank 0: tell every connected rank what went wrong (with the error's code), then throw it here too.
   [[noreturn]] void fail_all(errc c, const std::string& msg) {
     const auto deadline = clock::now() + std::chrono::seconds(2);
     for (std::size_t r = 1; r < peers_.size(); ++r) {
       if (peers_[r] < 0) continue;
       try {
-        const std::uint8_t bad = 0;
+        const std::uint8_t bad = std::uint8_t(failure_status + std::uint8_t(c));
         const auto n = std::uint32_t(msg.size());
         write_all(peers_[r], &bad, 1, deadline, int(r));
         write_all(peers_[r], &n, sizeof n, deadline, int(r));
