@@ -47,8 +47,8 @@ if [ "$gpus" -eq 0 ]; then
   echo "run: running what the CPU can: the codec accuracy table (the host reference of the exact bytes)."
   bash tools/setup.sh --host
   g++ -std=c++20 -O2 -Iinclude bench/accuracy.cpp -o build/qreduce_accuracy
-  ./build/qreduce_accuracy --csv "$out/accuracy.csv" --markdown "$out/accuracy.md"
-  echo "run: wrote $out/accuracy.csv and $out/accuracy.md"
+  ./build/qreduce_accuracy --csv "$out/accuracy.csv" --markdown "$out/accuracy.md" --svg "$out/accuracy.svg"
+  echo "run: wrote $out/accuracy.csv, $out/accuracy.md and $out/accuracy.svg (error against bits per value)"
   exit 0
 fi
 
