@@ -199,6 +199,26 @@ TEST_CASE("golden bytes: int4m groups, both multipliers, a zero half") {
   }
 }
 
+TEST_CASE("int4m: the group exponent is ceil(log2(absmax / 7.5)), clamped, for every float exponent") {
+  for (std::uint32_t b = 0; b < 0x7f800000u; b += 0x1357u) {  // a stride across all finite magnitudes
+    const double a = double(std::bit_cast<float>(b));
+    int want = a > 0 ? 127 + int(std::ceil(std::log2(a / 7.5))) : 0;
+    // log2 in double can land a hair off an exact power of two: decide those by the exact comparison
+    const double p = std::ldexp(7.5, want - 127);
+    if (a > 0 && a > p) ++want;
+    if (a > 0 && a <= p / 2) --want;
+    want = std::clamp(want, int4m::min_exponent, int4m::max_exponent);
+    REQUIRE_MESSAGE(int(int4m::group_exponent(b)) == want, "absmax " << a);
+  }
+  for (int k = -120; k <= 125; ++k) {  // at and beside the powers of two times 7.5, where ceil turns over
+    const std::uint32_t b = std::bit_cast<std::uint32_t>(std::ldexp(7.5f, k));
+    CHECK(int(int4m::group_exponent(b)) == std::clamp(127 + k, int4m::min_exponent, int4m::max_exponent));
+    CHECK(int(int4m::group_exponent(b + 1)) == std::clamp(128 + k, int4m::min_exponent, int4m::max_exponent));
+    CHECK(int(int4m::group_exponent(b - 1)) == std::clamp(127 + k, int4m::min_exponent, int4m::max_exponent));
+  }
+  CHECK(int4m::max_exponent == int(scale_e8m0::from_absmax(3.4028234e38f, 7.5f)));  // 7.5 * 2^125 is the largest finite
+}
+
 TEST_CASE_TEMPLATE("round-trip error stays inside the bound on Gaussian and heavy-tailed data", C, ALL_CODECS) {
   std::mt19937 rng(42);
   std::normal_distribution<float> n(0.0f, 1.0f);
