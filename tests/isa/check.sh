@@ -41,6 +41,12 @@ expect_release_pairs() {  # file.s, meaning
   if [ "$bad" = "0" ]; then pass=$((pass + 1)); echo "  ok    $2"
   else fail=$((fail + 1)); echo "  FAIL  $2: ${bad} write-back(s) not followed by a system-scope store"; fi
 }
+# A pattern inside one PTX entry (kernel): file, entry-name regex, pattern, meaning.
+expect_in_kernel() {
+  if awk -v k="$2" '$0 ~ "\\.entry " && $0 ~ k {on = 1} on {print} on && /^}/ {on = 0}' "$1" | grep -qE "$3"; then
+    pass=$((pass + 1)); echo "  ok    $4"
+  else fail=$((fail + 1)); echo "  FAIL  $4: '$3' not found in the entries matching '$2' of $(basename "$1")"; fi
+}
 expect_not() {
   if grep -qE "$2" "$1"; then fail=$((fail + 1)); echo "  FAIL  $3: '$2' found in $(basename "$1")"
   else pass=$((pass + 1)); echo "  ok    $3"; fi
@@ -56,6 +62,9 @@ expect "$out/sm_90.ptx" 'prmt\.b32 .*, 64256;' "sm_90: fp4 encode gathers sign b
 expect "$out/sm_90.ptx" 'st\.release\.sys\.global\.u32' "sm_90: flags raised with st.release.sys"
 expect "$out/sm_90.ptx" 'ld\.acquire\.sys\.global\.u32' "sm_90: flags read with ld.acquire.sys"
 expect_two_shot_occupancy "$out/sm_90.ptx" "sm_90: two-shot kernel compiled for 4 blocks per multiprocessor"
+for arch in sm_90 sm_100a; do
+  expect_in_kernel "$out/$arch.ptx" 'isa_encode.*5int4m' 'prmt\.b32' "$arch: int4m packs its codes with byte gathers (prmt)"
+done
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e2m1x2\.f32' "sm_100a: fp4 encode uses cvt.rn.satfinite.e2m1x2"
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e4m3x2\.f32' "sm_100a: fp8 encode uses cvt.rn.satfinite.e4m3x2"
 if command -v cuobjdump >/dev/null 2>&1; then
