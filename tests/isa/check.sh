@@ -43,7 +43,9 @@ expect_release_pairs() {  # file.s, meaning
 }
 # A pattern inside one PTX entry (kernel): file, entry-name regex, pattern, meaning.
 expect_in_kernel() {
-  if awk -v k="$2" '$0 ~ "\\.entry " && $0 ~ k {on = 1} on {print} on && /^}/ {on = 0}' "$1" | grep -qE "$3"; then
+  local body  # captured first: grep -q closing the pipe early would fail it under pipefail
+  body=$(awk -v k="$2" '$0 ~ "\\.entry " && $0 ~ k {on = 1} on {print} on && /^}/ {on = 0}' "$1")
+  if grep -qE "$3" <<<"$body"; then
     pass=$((pass + 1)); echo "  ok    $4"
   else fail=$((fail + 1)); echo "  FAIL  $4: '$3' not found in the entries matching '$2' of $(basename "$1")"; fi
 }
