@@ -1,7 +1,7 @@
 // qreduce_accuracy: the codec accuracy table, on the CPU (no GPU needed).
 //
 // For each codec, the relative L2 error and the largest absolute error of a W-rank two-shot
-// all-reduce (the host reference of the exact bytes the GPUs produce) against the fp64 sum, on three
+// all-reduce (the host reference of the GPUs' arithmetic, codec bytes included) against the fp64 sum, on three
 // kinds of data: Gaussian, heavy-tailed (Student t, 3 degrees of freedom), and LLM-like activations
 // (Gaussian with a few outlier channels 20-100x larger). With and without the Hadamard rotation, and
 // beside a model of QuickReduce's scheme (scale absmax/qmax rounded to nearest fp16, partial sums and
@@ -62,8 +62,10 @@ stats compare(const std::vector<std::vector<float>>& in, const std::vector<float
   return {std::sqrt(num / den), mx};
 }
 
-// qreduce's two-shot, exactly as the kernels compute it (fp16 tensors): the owner of each segment
-// (here one tile; the kernels' segments are whole tiles too) adds its own values unquantized.
+// qreduce's two-shot with the kernels' arithmetic (fp16 tensors): the owner of each segment adds its
+// own values unquantized. Segments here are one tile each; a call's segments are K tiles (its plan),
+// so the owner of a value, and with it the exact bytes, can differ from a given call's: the error
+// statistics do not.
 template <class C>
 std::vector<float> qreduce_two_shot(const std::vector<std::vector<float>>& in, bool rotate) {
   const std::size_t n = in[0].size(), W = in.size();
@@ -193,8 +195,8 @@ int usage(std::FILE* to, int status) {
                "  --values N     values per rank, a positive multiple of 32 up to 2^26 (default 1048576)\n"
                "  --csv FILE     also write the table as CSV;  --markdown FILE  as a Markdown table\n"
                "  --svg FILE     also draw error against bits per value (one point per codec and data kind)\n"
-               "The relative L2 and largest absolute error of each codec's all-reduce (the exact bytes the GPUs\n"
-               "produce) against the fp64 sum, on the CPU, beside a model of QuickReduce's scheme.\n",
+               "The relative L2 and largest absolute error of each codec's all-reduce (the GPUs' arithmetic, codec\n"
+               "bytes included) against the fp64 sum, on the CPU, beside a model of QuickReduce's scheme.\n",
                all_worlds::names().c_str());
   return status;
 }

@@ -14,8 +14,8 @@
 // Encoding (every step IEEE f32, the same on every backend):
 //   S      = 127 + ceil(log2(group absmax / 7.5)), exactly (from the bits of absmax), clamped to
 //            [4, 252]: the smallest half scale, 2^-126, has a finite reciprocal, 7.5 * 2^125 is finite
-//   a'     = half absmax * 2^(127-S)                      (exact), in [0, 7.5] (up to 8 at S = 252)
-//   m_up   = clamp(ceil(a' * 32/15) - 1, 1, 15) (the product in f32), or 0 for a zero half: the
+//   a'     = half absmax * 2^(127-S) (exact above the float range's bottom), in [0, 7.5] (8 at S = 252)
+//   m_up   = clamp(ceil(a' * K) - 1, 1, 15), K the float nearest 32/15, the product in f32 (0 for a zero half): the
 //            smallest multiplier whose range holds the half;
 //   then whichever of m_up and m_up - 1 (>= 1) gives the smaller squared error over the half's 16
 //   values (m_up on a tie): one step lower saturates the largest values a little and rounds every
@@ -83,7 +83,7 @@ struct int4m {
   }
 
   // The smallest multiplier whose range holds a half of largest magnitude `half_absmax`:
-  // ceil(a' * 32/15) - 1 with a' = half_absmax * 2^(127-S) (exact) and the product in f32.
+  // ceil(a' * K) - 1 with a' = half_absmax * 2^(127-S), K the float nearest 32/15, products in f32.
   QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t multiplier_up(std::uint32_t s, float half_absmax) {
     if (half_absmax == 0.0f) return 0u;
     float m = ceilf(half_absmax * exponent_inverse(s) * (32.0f / 15.0f)) - 1.0f;
@@ -202,12 +202,11 @@ QR_UNROLL
     half_am = a1 > half_am ? a1 : half_am;
     const std::uint32_t a2 = exchange(half_am, 2);
     const std::uint32_t am = a2 > half_am ? a2 : half_am;
-    if (!numeric::is_finite_bits(am)) {  // the whole group: every lane takes this branch
-      st = nan_state();
-      return lane_payload{{0u}};
-    }
-    const std::uint32_t s = group_exponent(am);
-    const std::uint32_t up = multiplier_up(s, numeric::bits_float(half_am));
+    // A group with a NaN or an infinity runs every step below too, on a zero absmax, so that all lanes
+    // of the wave take part in every shuffle; its result is replaced at the end.
+    const bool finite = numeric::is_finite_bits(am);
+    const std::uint32_t s = group_exponent(finite ? am : 0u);
+    const std::uint32_t up = multiplier_up(s, finite ? numeric::bits_float(half_am) : 0.0f);
     const std::uint32_t down = up >= 2u ? up - 1u : up;
     const lane_try a = try_scale(x, half_inverse(s, up));
     const lane_try b = try_scale(x, half_inverse(s, down));
@@ -216,10 +215,14 @@ QR_UNROLL
     const std::uint32_t m = lower ? down : up;
     const std::uint32_t other = exchange(m, 2);
     const int half = lane >> 1;
-    st = make_scale(s, half == 0 ? m : other, half == 0 ? other : m, half);
     float c[8];
 QR_UNROLL
     for (int j = 0; j < 8; ++j) c[j] = lower ? b.code[j] : a.code[j];
+    if (!finite) {
+      st = nan_state();
+      return lane_payload{{0u}};
+    }
+    st = make_scale(s, half == 0 ? m : other, half == 0 ? other : m, half);
     return lane_payload{{pack(c)}};
   }
 

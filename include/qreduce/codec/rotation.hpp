@@ -17,10 +17,12 @@
 //                  lower -> [s, partner's s], upper -> [partner's d, d]
 //
 // The forward transform is F = P H / (8 L) (H the Hadamard matrix of order 8 L, P the permutation the
-// steps leave behind); the inverse, its steps in reverse order and the 8-point transform, is exactly
-// H P^T = F^-1 in exact arithmetic, with no scaling. |F x| <= max |x|: no input overflows. Every
-// backend and the host reference run the same operations in the same order, so rotated bytes are
-// bitwise equal everywhere.
+// steps leave behind), the 1 / (8 L) applied first (exact but for subnormal results): every partial
+// sum is then at most max |x|, so no input overflows (scaled last, bf16 inputs near 1e37 did). The
+// inverse, its steps in reverse order and the 8-point transform, is exactly H P^T = F^-1 in exact
+// arithmetic, with no scaling. Every backend and the host reference run the same operations in the
+// same order (the scaling by a product the compiler may not fuse), so rotated bytes are bitwise equal
+// everywhere.
 #pragma once
 #include "codec.hpp"
 
@@ -48,9 +50,18 @@ inline constexpr int rotation_lanes = [] {
   else return lanes_per_group;
 }();
 
-// The forward transform's scaling, 1 / (8 L): exact.
+// The forward transform's scaling, 1 / (8 L), and its product: rounded on its own on every backend
+// (on a device, never fused into the addition that follows).
 template <int Lanes>
 inline constexpr float rotation_scale = 1.0f / float(8 * Lanes);
+
+QR_HOST_DEVICE QR_FORCEINLINE float scale_rn(float x, float s) {
+#if QR_DEVICE_PASS
+  return __fmul_rn(x, s);
+#else
+  return x * s;
+#endif
+}
 
 // One cross-lane step, in two halves around the exchange: what this lane sends its partner, then its
 // new values from its own and the partner's four.
@@ -90,7 +101,7 @@ template <int Lanes>
 void rotate_group_forward(float* values) {
   float x[lanes_per_group][8];
   for (int l = 0; l < lanes_per_group; ++l) {
-    for (int j = 0; j < 8; ++j) x[l][j] = values[l * 8 + j];
+    for (int j = 0; j < 8; ++j) x[l][j] = scale_rn(values[l * 8 + j], rotation_scale<Lanes>);
     hadamard8(x[l]);
   }
   for (int m = 1; m < Lanes; m <<= 1) {
@@ -99,7 +110,7 @@ void rotate_group_forward(float* values) {
     for (int l = 0; l < lanes_per_group; ++l) forward_step(x[l], s[l ^ m], (l & m) != 0);
   }
   for (int l = 0; l < lanes_per_group; ++l)
-    for (int j = 0; j < 8; ++j) values[l * 8 + j] = x[l][j] * rotation_scale<Lanes>;
+    for (int j = 0; j < 8; ++j) values[l * 8 + j] = x[l][j];
 }
 
 template <int Lanes>

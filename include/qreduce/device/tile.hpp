@@ -68,6 +68,8 @@ QR_DEVICE QR_FORCEINLINE void store8(T* out, std::size_t n, std::size_t i, const
 // same order; 4 values cross lanes per step.
 template <int Lanes>
 QR_DEVICE QR_FORCEINLINE void rotate_forward(float (&x)[8], int lane_in_group) {
+  QR_UNROLL
+  for (int j = 0; j < 8; ++j) x[j] = codec::scale_rn(x[j], codec::rotation_scale<Lanes>);
   codec::hadamard8(x);
   QR_UNROLL
   for (int m = 1; m < Lanes; m <<= 1) {
@@ -78,8 +80,6 @@ QR_DEVICE QR_FORCEINLINE void rotate_forward(float (&x)[8], int lane_in_group) {
     for (int j = 0; j < 4; ++j) p[j] = shfl_xor(s[j], m);
     codec::forward_step(x, p, upper);
   }
-  QR_UNROLL
-  for (int j = 0; j < 8; ++j) x[j] *= codec::rotation_scale<Lanes>;
 }
 
 template <int Lanes>
