@@ -37,6 +37,7 @@
 #include <cstdint>
 #include "codec.hpp"
 #include "memory.hpp"
+#include "scaled.hpp"
 #include "../numeric/minifloat.hpp"
 
 namespace qreduce::codec {
@@ -48,7 +49,8 @@ struct int4m {
   static constexpr float qmax = 7.5f;
   static constexpr bool always_rotated = true;  // codec.hpp; measured in bench/accuracy.cpp
   static constexpr int rotation_lanes = 2;      // rotation.hpp: each half of 16 on its own, like its scales
-  using lane_payload = lane_words<1>;
+  using pack4 = packing<4>;  // the 4-bit payload layout of scaled.hpp: value i in byte i/2
+  using lane_payload = pack4::lane_payload;
   // The group's scale bytes, and the scale of the half this lane belongs to (NaN: a non-finite group).
   struct state {
     std::uint16_t bits;
@@ -231,20 +233,13 @@ QR_UNROLL
     const float bias = -7.5f * st.scale;
 QR_UNROLL
     for (int j = 0; j < 8; ++j) {
-      // q + 8 = code ^ 8, as 2^23 + (q + 8) minus 2^23 (exact); value = (q + 8) sc - 7.5 sc (exact)
-      const float u = numeric::bits_float(0x4b000000u | (((p.w[0] >> (4 * j)) & 0xfu) ^ 0x8u)) - 8388608.0f;
-      y[j] = fmaf(u, st.scale, bias);
+      // value = (q + 8) sc - 7.5 sc (exact), q + 8 = code ^ 8
+      y[j] = fmaf(small_float(((p.w[0] >> (4 * j)) & 0xfu) ^ 0x8u), st.scale, bias);
     }
   }
 
-  QR_HOST_DEVICE static QR_FORCEINLINE void store_lane(std::byte* g, int lane, const lane_payload& p) {
-    mem::store_words<1>(g + 4 * lane, p.w);
-  }
-  QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load_lane(const std::byte* g, int lane) {
-    lane_payload p;
-    mem::load_words<1>(g + 4 * lane, p.w);
-    return p;
-  }
+  QR_HOST_DEVICE static QR_FORCEINLINE void store_lane(std::byte* g, int lane, const lane_payload& p) { pack4::store(g, lane, p); }
+  QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load_lane(const std::byte* g, int lane) { return pack4::load(g, lane); }
   QR_HOST_DEVICE static QR_FORCEINLINE void store_scale(std::byte* s, const state& st) { mem::store_small<std::uint16_t>(s, st.bits); }
   QR_HOST_DEVICE static QR_FORCEINLINE state load_scale(const std::byte* s, int lane) {
     const std::uint16_t b = mem::load_small<std::uint16_t>(s);
