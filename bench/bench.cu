@@ -510,7 +510,7 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
   if (rank == 0) {
     std::printf("qreduce_bench: %d ranks on %d x %s, qreduce blocks %d (one-shot %d), workspace %.1f MiB/rank, NCCL %s\n", world,
                 std::min(world, ndev), machine_name(dev).c_str(), comm.blocks(), comm.oneshot_blocks(), double(comm.workspace_bytes()) / (1 << 20),
-                !have_nccl ? "not found" : want_nccl ? std::to_string(nccl_version).c_str() : "not used (ranks share a GPU)");
+                !have_nccl ? "not found" : want_nccl ? std::to_string(nccl_version).c_str() : world > ndev ? "not used (ranks share a GPU)" : "not asked for (--algorithms)");
     if (model.ranks_per_gpu == 1)
       std::printf("model: device copy %.0f GB/s (read + write), peer stores %.0f GB/s per direction (every rank at once)\n", model.copy_GBps,
                   model.link_GBps);

@@ -13,14 +13,15 @@ final hidden state is compared (relative L2 error, cosine similarity). The resid
 few outlier channels like real LLM activations.
 
 Timing (--time; meaningful only with one GPU per rank): prefill (1k-16k tokens) and decode-sized
-(1-256 tokens) layer times with torch.distributed's all-reduce and with qreduce, and the fraction of
-the layer spent in the all-reduce (against the same layer with the all-reduce left out). Ranks sharing a GPU print the numbers with a warning.
+(1-256 tokens) layer times (CUDA events, median of 10) with torch.distributed's all-reduce (NCCL)
+and with qreduce, and the fraction of the layer spent in the all-reduce (against the same layer with
+the all-reduce left out). Ranks sharing a GPU print the numbers with a warning.
 """
 import argparse
 import json
 import os
+import statistics
 import sys
-import time
 
 import torch
 import torch.distributed as dist
@@ -32,6 +33,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from qreduce.config import ALWAYS_ROTATED, CODECS as ALL_CODECS  # noqa: E402
 
 CODECS = [c for c in ALL_CODECS if c != "fp8_fnuz"]  # fp8_fnuz is fp8 with AMD's other exponent bias
+TIMED_CODECS = ("none", "fp8", "int8", "fp4", "int4m")
+TIMED_ITERS = 10  # layer calls timed (CUDA events, median) after 3 warm-up calls
 
 
 def make_layer(world, rank, seed, device, dtype):
@@ -60,12 +63,14 @@ def layer_forward(p, h, allreduce, world):
     t = h.shape[0]
     hd = HIDDEN // HEADS
     x = rmsnorm(h, p["n1"])
-    q = (x @ p["wq"].t()).view(t, -1, hd).transpose(0, 1)
-    k = (x @ p["wk"].t()).view(t, -1, hd).transpose(0, 1)
-    v = (x @ p["wv"].t()).view(t, -1, hd).transpose(0, 1)
-    rep = q.shape[0] // k.shape[0]
-    k, v = k.repeat_interleave(rep, 0), v.repeat_interleave(rep, 0)
-    a = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(0, 1).reshape(t, -1)
+    # (1, heads, tokens, head_dim): the 4-d layout the fused attention kernels take (a 3-d one falls
+    # back to materialising the tokens x tokens scores)
+    q = (x @ p["wq"].t()).view(t, -1, hd).transpose(0, 1).unsqueeze(0)
+    k = (x @ p["wk"].t()).view(t, -1, hd).transpose(0, 1).unsqueeze(0)
+    v = (x @ p["wv"].t()).view(t, -1, hd).transpose(0, 1).unsqueeze(0)
+    rep = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
+    a = F.scaled_dot_product_attention(q, k, v, is_causal=True)[0].transpose(0, 1).reshape(t, -1)
     h = h + allreduce(a @ p["wo"].t())
     x = rmsnorm(h, p["n2"])
     m = F.silu(x @ p["wg"].t()) * (x @ p["wu"].t())
@@ -74,8 +79,12 @@ def layer_forward(p, h, allreduce, world):
 
 def run(rank, world, args, port, results):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.cuda.set_device(rank % torch.cuda.device_count())
+    shared = world > torch.cuda.device_count()
+    # CUDA tensors go through NCCL (the baseline the timings compare with), CPU tensors (the fp32
+    # reference) through gloo; NCCL refuses ranks that share a GPU, so they use gloo alone.
+    dist.init_process_group("gloo" if shared else "cpu:gloo,cuda:nccl", rank=rank, world_size=world,
+                            device_id=None if shared else torch.device("cuda", rank))
     device = torch.device("cuda", torch.cuda.current_device())
     from qreduce.torch import Communicator
     comm = Communicator(max_blocks=16 if world > torch.cuda.device_count() else 0, timeout_ms=120000)
@@ -114,21 +123,22 @@ def run(rank, world, args, port, results):
         results[rank] = out  # the accuracy study stands even if the timing below fails
         if args.time:
             p = layers[0]
-            shared = world > torch.cuda.device_count()
-            for tokens in (1, 16, 64, 256, 1024, 4096) + (() if shared else (16384,)):
+            baseline = "torch.distributed (gloo: ranks share a GPU)" if shared else "torch.distributed (NCCL)"
+            for tokens in (1, 16, 64, 256, 1024, 2048, 4096, 8192) + (() if shared else (16384,)):
                 x = torch.randn(tokens, HIDDEN, device=device, dtype=dtype)
-                variants = [("no all-reduce", lambda y: y), ("torch.distributed", lambda y: (dist.all_reduce(y), y)[1])] + \
-                           [(f"qreduce:{c}", lambda y, c=c: comm.all_reduce(y, codec=c)) for c in ("none", "fp8", "fp4", "int4m")]
+                variants = [("no all-reduce", lambda y: y), (baseline, lambda y: (dist.all_reduce(y), y)[1])] + \
+                           [(f"qreduce:{c}", lambda y, c=c: comm.all_reduce(y, codec=c)) for c in TIMED_CODECS]
                 base = None
                 for name, ar in variants:
-                    for _ in range(2):
-                        layer_forward(p, x, ar, world)
-                    torch.cuda.synchronize()
-                    t0 = time.perf_counter()
                     for _ in range(3):
                         layer_forward(p, x, ar, world)
+                    ev = [torch.cuda.Event(enable_timing=True) for _ in range(2 * TIMED_ITERS)]
+                    for i in range(TIMED_ITERS):
+                        ev[2 * i].record()
+                        layer_forward(p, x, ar, world)
+                        ev[2 * i + 1].record()
                     torch.cuda.synchronize()
-                    ms = (time.perf_counter() - t0) / 3 * 1e3
+                    ms = statistics.median(ev[2 * i].elapsed_time(ev[2 * i + 1]) for i in range(TIMED_ITERS))
                     base = ms if base is None else base
                     # the all-reduce's share of the layer: what the layer costs beyond its local work
                     out["timing"].append({"tokens": tokens, "allreduce": name, "layer_ms": ms,
@@ -167,9 +177,11 @@ def main():
     if r0["timing"]:
         if shared:
             print("WARNING: ranks share a GPU: the layer times below say nothing about multi-GPU speed")
+        ref = {t["tokens"]: t["layer_ms"] for t in r0["timing"] if t["allreduce"].startswith("torch.distributed")}
+        print(f"{'tokens':>6}  {'all-reduce':28} {'layer ms':>9}  {'all-reduce share':>16}  {'layer vs torch.distributed':>26}")
         for t in r0["timing"]:
-            print(f"tokens {t['tokens']:6d}  {t['allreduce']:18}  {t['layer_ms']:9.3f} ms  "
-                  f"all-reduce {100 * t['allreduce_fraction']:5.1f}% of the layer")
+            print(f"{t['tokens']:6d}  {t['allreduce']:28} {t['layer_ms']:9.3f}  {100 * t['allreduce_fraction']:15.1f}%  "
+                  f"{ref[t['tokens']] / t['layer_ms']:25.2f}x")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"tp_layer_r{args.ranks}.json")
     with open(path, "w") as f:
