@@ -15,7 +15,6 @@
 //   QR_HAS_NATIVE_FP8_FNUZ_CVT    f32 -> E4M3 FNUZ conversion (gfx942)
 //   QR_HAS_NATIVE_FP4_CVT         f32 -> E2M1 conversion (sm_100a family-specific, gfx950)
 //   QR_HAS_NATIVE_FP4_DECODE      E2M1 -> f32 conversion instruction (gfx950)
-//   QR_HAS_BULK_L2_PREFETCH       one instruction asks the L2 for a whole byte range (sm_90+)
 //   QR_WAVE_SIZE                  lanes per wave of this pass (32 on NVIDIA, 64 on CDNA)
 #pragma once
 
@@ -73,16 +72,11 @@
 #define QR_HAS_NATIVE_FP8_FNUZ_CVT 0
 #define QR_HAS_NATIVE_FP4_CVT 0
 #define QR_HAS_NATIVE_FP4_DECODE 0
-#define QR_HAS_BULK_L2_PREFETCH 0
 
 #if QR_DEVICE_PASS && QR_BACKEND_CUDA
 #if __CUDA_ARCH__ >= 890
 #undef QR_HAS_NATIVE_FP8_E4M3_CVT
 #define QR_HAS_NATIVE_FP8_E4M3_CVT 1
-#endif
-#if __CUDA_ARCH__ >= 900
-#undef QR_HAS_BULK_L2_PREFETCH
-#define QR_HAS_BULK_L2_PREFETCH 1
 #endif
 // The e2m1x2 conversion exists only in the architecture-specific (sm_100a, sm_101a, ...) targets.
 #if defined(__CUDA_ARCH_FEAT_SM100_ALL) || defined(__CUDA_ARCH_FEAT_SM101_ALL) || \

@@ -140,22 +140,11 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   auto number = [&](std::size_t j) { return seq0 + 1u + std::uint32_t(j); };
   auto ring = [&](std::size_t j) { return int((ring0 + j) % ring_slots); };
   std::size_t done = 0;
-  // Thread 0 asks the L2 for input values [from, to) (clamped to n), or for a block's slots of one
-  // phase: the step's loads that follow find their lines on their way (device::prefetch_l2).
-  auto prefetch_input = [&](std::size_t from, std::size_t to) {
-    to = to < n ? to : n;
-    if (t == 0 && from < to) prefetch_l2(in + from, (to - from) * sizeof(T) / 16 * 16);
-  };
-  auto prefetch_slots = [&](const std::byte* first) {
-    if (t == 0) prefetch_l2(first, W * h.layout.segment_bytes);
-  };
 
   for (std::size_t i = 0; i < rounds + 2; ++i) {
     if (i < rounds) {  // scatter(i): encode each segment into its owner's slot
       const std::size_t base = chunk_of(i) * chunk;
       const int q = ring(i);
-      prefetch_input(base, base + r * seg);  // the peers' segments
-      prefetch_input(base + (r + 1) * seg, base + chunk);
       // j = k * (W - 1) + o: tile k of the o-th peer's segment (the own segment is not sent)
       auto peer_of = [&](int j) { return (r + 1 + j % (W - 1)) % W; };
       for (int j0 = 0; j0 < K * (W - 1); j0 += loads_in_flight) {
@@ -181,9 +170,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
     if (i >= 1 && i <= rounds) {  // reduce(i - 1): the own segment in f32, encoded once, sent to every rank
       const std::size_t j = i - 1, own = chunk_of(j) * chunk + r * seg;
       const int q = ring(j);
-      prefetch_input(own, own + seg);  // fetched while the peers' flags are awaited
       if (!wait_flags<Transport, W>(h, scatter_phase, number(j))) break;
-      prefetch_slots(h.scatter_slot(r, q, b, 0));
       constexpr int U = loads_in_flight / W > 0 ? loads_in_flight / W : 1;
       for (int k0 = 0; k0 < K; k0 += U) {
         lane_code<C> in_codes[U][W];  // [u][r] unused: the own contribution is read as it is
@@ -223,7 +210,6 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
       const std::size_t j = i - 2, base = chunk_of(j) * chunk;
       const int q = ring(j);
       if (!wait_flags<Transport, W>(h, gather_phase, number(j))) break;
-      prefetch_slots(h.gather_slot(r, q, b, 0));
       constexpr int U = loads_in_flight / W > 0 ? loads_in_flight / W : 1;
       for (int k0 = 0; k0 < K; k0 += U) {
         lane_code<C> sums[U][W];
