@@ -40,7 +40,7 @@ inline constexpr int ring_slots = 3;       // two-shot rounds a block keeps in f
 // for (__launch_bounds__: at most 64 registers a thread on NVIDIA; on CDNA the second argument asks
 // for 4 waves per SIMD, the same 1024 threads a compute unit). Measured on the H100 against 2 and 3
 // (docs/results/2026-11-25-h100-pipeline): the codecs' arithmetic needs the resident warps.
-inline constexpr int twoshot_blocks_per_sm = 4;
+inline constexpr int twoshot_blocks_per_sm = 3;
 
 struct workspace_config {
   int world = 0;
