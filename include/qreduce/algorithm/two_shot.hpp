@@ -65,7 +65,11 @@ struct two_shot_plan {
 inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_bytes, std::size_t n, std::size_t row_values = 0) {
   const std::size_t W = std::size_t(l.cfg.world), B = std::size_t(l.cfg.blocks);
   const std::size_t kmax = std::size_t(l.max_tiles_per_segment(tile_bytes));
-  const std::size_t per_tile_round = B * W * codec::tile_values;
+  // K as large as a slot holds, but small enough that every block gets ring_slots rounds where the
+  // message has that many tiles: with fewer rounds than the ring holds a block's steps cannot overlap
+  // (scatter of round j beside the reduce of j - 1 and the gather of j - 2), and its time is the sum
+  // of three latencies. Below B * W tiles, one tile a segment and at most one round a block.
+  const std::size_t per_tile_round = B * W * codec::tile_values * std::size_t(ring_slots);
   std::size_t k = (n + per_tile_round - 1) / per_tile_round;
   k = k < 1 ? 1 : (k > kmax ? kmax : k);
   two_shot_plan p;
