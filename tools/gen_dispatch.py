@@ -3,8 +3,9 @@
 
 Two sources:
   --model            the performance model of docs/design.md (no measurement: the rows say so)
-  --tuning FILE ...  the JSON files the benchmark's --tune mode writes on a multi-GPU machine; for
-                     each (arch, world, codec) and size, the fastest of oneshot/twoshot/fallback.
+  --tuning FILE ...  the JSON files qreduce_bench writes (allreduce_w<N>.json) with one GPU per rank
+                     and --algorithms oneshot,twoshot,nccl; for each (arch, world, codec) and size,
+                     the fastest of oneshot/twoshot/fallback (NCCL).
 The table is generated, never edited by hand: its header records the source.
 """
 import argparse, datetime, json, os, sys

@@ -201,13 +201,12 @@ TEST_CASE("plan_two_shot: tiles per segment follow the codec's tile size, chunks
   const auto small = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, 5000);
   CHECK(small.tiles_per_segment == 1);
   CHECK(small.blocks == 2);
-  // a message of 528 blocks x 3 rounds x 2 ranks x 5 tiles: K stops at 5, so that every block gets
-  // the ring's 3 rounds (a slot would hold 14 fp4 tiles, and one round a block)
-  const std::size_t mid = std::size_t(528) * 3 * 2 * 5 * codec::tile_values;
-  const auto pipelined = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, mid);
-  CHECK(pipelined.tiles_per_segment == 5);
-  CHECK(pipelined.chunks == std::size_t(528) * 3);
-  CHECK(pipelined.blocks == 528);
+  // a message of 528 blocks x 2 ranks x 5 tiles: K = 5, one round a block (a slot holds 14 fp4 tiles)
+  const std::size_t mid = std::size_t(528) * 2 * 5 * codec::tile_values;
+  const auto one_round = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, mid);
+  CHECK(one_round.tiles_per_segment == 5);
+  CHECK(one_round.chunks == 528);
+  CHECK(one_round.blocks == 528);
   // rows of 4096 values fit whole chunks (2 ranks x 1 tile): the full grid
   const auto fit = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, big, 4096);
   CHECK(fit.rows_in_chunks);

@@ -18,16 +18,19 @@ expect() {  # file, pattern, meaning
   if grep -qE "$2" "$1"; then pass=$((pass + 1)); echo "  ok    $3"
   else fail=$((fail + 1)); echo "  FAIL  $3: '$2' not found in $(basename "$1")"; fi
 }
-# The two-shot kernel is compiled for twoshot_blocks_per_sm (4) resident blocks per multiprocessor:
-# NVIDIA, the PTX entry carries .minnctapersm 4; AMD, the assembler's occupancy note for the kernel says
-# at least 4 waves per SIMD (one per block of 256 threads on a compute unit of 4 SIMDs).
+# The two-shot kernel is compiled for twoshot_blocks_per_sm resident blocks per multiprocessor (the
+# header's number): NVIDIA, the PTX entry carries .minnctapersm with it; AMD, the assembler's
+# occupancy note for the kernel says at least that many waves per SIMD (one per block of 256 threads
+# on a compute unit of 4 SIMDs).
+blocks_per_sm=$(sed -n 's/^inline constexpr int twoshot_blocks_per_sm = \([0-9]*\);.*/\1/p' "$root/include/qreduce/transport/workspace.hpp")
+[ -n "$blocks_per_sm" ] || { echo "check: twoshot_blocks_per_sm not found in transport/workspace.hpp" >&2; exit 1; }
 expect_two_shot_occupancy() {  # file (ptx or .s), meaning
   local got
   case "$1" in
     *.ptx) got=$(awk '/\.entry _ZN7qreduce9algorithm15two_shot_kernel/ {k = 1} k && /^\.minnctapersm/ {print $2; exit}' "$1") ;;
     *) got=$(awk '/^_ZN7qreduce9algorithm15two_shot_kernel.*:/ {k = 1} k && /; Occupancy:/ {print $3; exit}' "$1") ;;
   esac
-  if [ -n "$got" ] && [ "$got" -ge 4 ]; then pass=$((pass + 1)); echo "  ok    $2 ($got)"
+  if [ -n "$got" ] && [ "$got" -ge "$blocks_per_sm" ]; then pass=$((pass + 1)); echo "  ok    $2 ($got)"
   else fail=$((fail + 1)); echo "  FAIL  $2: found '${got:-nothing}'"; fi
 }
 # Every system-scope L2 write-back belongs to a release: the next instruction after it (waits and nops aside) is
@@ -63,7 +66,7 @@ expect_not "$out/sm_90.ptx" 'e2m1x2' "sm_90: no e2m1x2 (FP4 is software there)"
 expect "$out/sm_90.ptx" 'prmt\.b32 .*, 64256;' "sm_90: fp4 encode gathers sign bytes with prmt (software FP4 fast path)"
 expect "$out/sm_90.ptx" 'st\.release\.sys\.global\.u32' "sm_90: flags raised with st.release.sys"
 expect "$out/sm_90.ptx" 'ld\.acquire\.sys\.global\.u32' "sm_90: flags read with ld.acquire.sys"
-expect_two_shot_occupancy "$out/sm_90.ptx" "sm_90: two-shot kernel compiled for 4 blocks per multiprocessor"
+expect_two_shot_occupancy "$out/sm_90.ptx" "sm_90: two-shot kernel compiled for $blocks_per_sm blocks per multiprocessor"
 for arch in sm_90 sm_100a; do
   expect_in_kernel "$out/$arch.ptx" 'isa_encode.*5int4m' 'prmt\.b32' "$arch: int4m packs its codes with byte gathers (prmt)"
 done
@@ -99,7 +102,7 @@ expect "$out/gfx942.s" 'v_cvt_pk_fp8_f32' "gfx942: fp8_fnuz encode uses v_cvt_pk
 expect_not "$out/gfx942.s" 'v_cvt_scalef32' "gfx942: no gfx950-only conversions"
 for arch in gfx942 gfx950; do
   expect_release_pairs "$out/$arch.s" "$arch: each system-scope release writes back L2 right before its flag store"
-  expect_two_shot_occupancy "$out/$arch.s" "$arch: two-shot kernel at 4 waves per SIMD"
+  expect_two_shot_occupancy "$out/$arch.s" "$arch: two-shot kernel at $blocks_per_sm waves per SIMD"
 done
 echo "isa: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -38,7 +38,7 @@
 // and counters of their own.
 //
 // Sizing (Little's law): a rank keeps up to 3 rounds x blocks x round_bytes of encoded data in flight
-// per phase, 3 x 528 x 16 KiB = 25 MiB on an H100 with the defaults at 2 ranks; NVLink 4 at about
+// per phase, 3 x 396 x 24 KiB = 28 MiB on an H100 with the defaults at 2 ranks; NVLink 4 at about
 // 370 GB/s per direction and a round life of about 10 us needs about 3.7 MB. The margin goes to the
 // HBM side, where the same rounds must hide the latency of the loads and of the system-scope releases.
 #pragma once
@@ -65,11 +65,10 @@ struct two_shot_plan {
 inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_bytes, std::size_t n, std::size_t row_values = 0) {
   const std::size_t W = std::size_t(l.cfg.world), B = std::size_t(l.cfg.blocks);
   const std::size_t kmax = std::size_t(l.max_tiles_per_segment(tile_bytes));
-  // K as large as a slot holds, but small enough that every block gets ring_slots rounds where the
-  // message has that many tiles: with fewer rounds than the ring holds a block's steps cannot overlap
-  // (scatter of round j beside the reduce of j - 1 and the gather of j - 2), and its time is the sum
-  // of three latencies. Below B * W tiles, one tile a segment and at most one round a block.
-  const std::size_t per_tile_round = B * W * codec::tile_values * std::size_t(ring_slots);
+  // One round a block where a slot holds it: K as small as covers the message with one round per
+  // block, capped by the slot. (Giving every block the ring's three rounds instead, with a smaller K,
+  // was slower from 4 to 16 MiB on 2x H100: FP4 29.5 vs 21.5 us at 4 MiB; docs/design.md.)
+  const std::size_t per_tile_round = B * W * codec::tile_values;
   std::size_t k = (n + per_tile_round - 1) / per_tile_round;
   k = k < 1 ? 1 : (k > kmax ? kmax : k);
   two_shot_plan p;

@@ -37,9 +37,10 @@ inline constexpr int max_world = 8;
 inline constexpr int block_threads = 256;  // one codec tile (2048 values, 8 per thread) per pass
 inline constexpr int ring_slots = 3;       // two-shot rounds a block keeps in flight per phase
 // Two-shot blocks per multiprocessor: the default grid, and the occupancy its kernels are compiled
-// for (__launch_bounds__: at most 64 registers a thread on NVIDIA; on CDNA the second argument asks
-// for 4 waves per SIMD, the same 1024 threads a compute unit). Measured on the H100 against 2 and 3
-// (docs/results/2026-11-25-h100-pipeline): the codecs' arithmetic needs the resident warps.
+// for (__launch_bounds__: at most 80 registers a thread on NVIDIA; on CDNA the second argument asks
+// for 3 waves per SIMD, the same 768 threads a compute unit). Measured on 2x H100 against 2 and 4
+// (docs/design.md, "Two-shot and one-shot"): the codecs' arithmetic needs the resident warps, and 3
+// spills less than 4 for the same speed.
 inline constexpr int twoshot_blocks_per_sm = 3;
 
 struct workspace_config {
