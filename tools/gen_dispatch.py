@@ -17,6 +17,7 @@ WORLDS = (2, 4, 8)
 RATIO = {"none": 1.0, "fp8": 34 / 64, "fp8_fnuz": 34 / 64, "int8": 34 / 64, "int6": 26 / 64,
          "int4": 18 / 64, "fp4": 18 / 64, "mxfp4": 17 / 64, "int4m": 18 / 64}
 SIZES = [1 << k for k in range(12, 31)]  # 4 KiB .. 1 GiB
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def model_time(alg, codec, world, size):
     """Seconds, from the constants of DESIGN.md section 5 (H100/H200 NVLink 4)."""
@@ -45,7 +46,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="store_true")
     ap.add_argument("--tuning", nargs="*", default=[])
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "include", "qreduce", "dispatch_table.hpp"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "include", "qreduce", "dispatch_table.hpp"))
     a = ap.parse_args()
     entries, provenance = [], []
     if a.model:
@@ -58,7 +59,8 @@ def main():
         data = json.load(open(f))
         if not data.get("timings_meaningful", False):
             sys.exit(f"gen_dispatch: {f} comes from ranks sharing a GPU: its timings cannot tune anything")
-        provenance.append(f"measured: {data['machine']} ({data['date']}), {os.path.basename(f)}")
+        # the file as the repository names it: tools/test.sh regenerates the table from these lines
+        provenance.append(f"measured: {data['machine']} ({data['date']}), {os.path.relpath(os.path.abspath(f), ROOT)}")
         arch, world = int(data["arch"]), int(data["world"])
         by = {}
         for r in data["results"]:
@@ -69,6 +71,8 @@ def main():
             by.setdefault(int(r["bytes"]), []).append((alg, key, float(r["median_us"])))
         sizes = sorted(by)
         for codec in CODECS:
+            if not any(k == codec for s in sizes for alg, k, us in by[s]):
+                continue  # not measured (no two-shot row): the model's rows stand for it
             times = {}
             for s in sizes:
                 t = {alg: us for alg, k, us in by[s] if k is None or k == codec}

@@ -61,14 +61,17 @@ install_consumer() {  # find_package from a C++ project, and a CUDA one building
     cmake --build "$b/consumer" && "$b/consumer/consumer" &&
     { CUDA_VISIBLE_DEVICES= "$b/consumer/cuda_consumer"; [ $? -eq 2 ]; }  # built, runs, says "no GPU" here
 }
-dispatch_table() {  # the committed table is what its generator writes (no hand edits)
-  local head
-  head=$(grep -m1 '^//   ' include/qreduce/dispatch_table.hpp)
-  case "$head" in
-    *"performance model"*) python3 tools/gen_dispatch.py --model --out "$b/dispatch_table.hpp" ;;
-    *) echo "measured table: regenerate with the JSON files named in its header"; return 0 ;;
-  esac
-  diff <(grep -v '^// Generated' include/qreduce/dispatch_table.hpp) <(grep -v '^// Generated' "$b/dispatch_table.hpp")
+dispatch_table() {  # the committed table is what its generator writes from the sources its header names
+  local args=() line
+  while IFS= read -r line; do
+    case "$line" in
+      *"performance model"*) args+=(--model) ;;
+      *"measured: "*) args+=(--tuning "${line##*, }") ;;
+    esac
+  done < <(sed -n '/^\/\/ Generated/,/^\/\/ arch:/p' include/qreduce/dispatch_table.hpp)
+  [ ${#args[@]} -gt 0 ] || { echo "dispatch_table.hpp names no source"; return 1; }
+  python3 tools/gen_dispatch.py "${args[@]}" --out "$b/dispatch_table.hpp" &&
+    diff <(grep -v '^// Generated' include/qreduce/dispatch_table.hpp) <(grep -v '^// Generated' "$b/dispatch_table.hpp")
 }
 accuracy_tool() {  # the table, and bad command lines refused (not a signal) with the option named
   g++ -std=c++20 -O2 -Wall -Werror -Iinclude bench/accuracy.cpp -o "$b/qreduce_accuracy" &&
