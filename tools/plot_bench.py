@@ -42,6 +42,7 @@ def main():
         sys.exit(__doc__)
     data = json.load(open(argv[0]))
     out = argv[1] if len(argv) > 1 else os.path.dirname(os.path.abspath(argv[0]))
+    os.makedirs(out, exist_ok=True)
     nccl = {(r["dtype"], r["bytes"]): r["median_us"] for r in data["results"] if r["algorithm"] == "nccl"}
     for path in extra:
         other = json.load(open(path))

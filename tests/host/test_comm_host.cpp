@@ -207,6 +207,13 @@ TEST_CASE("plan_two_shot: tiles per segment follow the codec's tile size, chunks
   CHECK(one_round.tiles_per_segment == 5);
   CHECK(one_round.chunks == 528);
   CHECK(one_round.blocks == 528);
+  // 15 segment tiles' worth for every block: full slots (14 tiles) would give 566 chunks, so 38
+  // blocks two rounds of 14 tiles and the rest one; two rounds of 8 tiles cover it in 990 chunks
+  const std::size_t over = std::size_t(528) * 2 * 15 * codec::tile_values;
+  const auto balanced = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, over);
+  CHECK(balanced.tiles_per_segment == 8);
+  CHECK(balanced.chunks == 990);
+  CHECK((balanced.chunks + 527) / 528 == 2);
   // rows of 4096 values fit whole chunks (2 ranks x 1 tile): the full grid
   const auto fit = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, big, 4096);
   CHECK(fit.rows_in_chunks);

@@ -65,11 +65,16 @@ struct two_shot_plan {
 inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_bytes, std::size_t n, std::size_t row_values = 0) {
   const std::size_t W = std::size_t(l.cfg.world), B = std::size_t(l.cfg.blocks);
   const std::size_t kmax = std::size_t(l.max_tiles_per_segment(tile_bytes));
-  // One round a block where a slot holds it: K as small as covers the message with one round per
-  // block, capped by the slot. (Giving every block the ring's three rounds instead, with a smaller K,
-  // was slower from 4 to 16 MiB on 2x H100: FP4 29.5 vs 21.5 us at 4 MiB; docs/design.md.)
+  // The fewest rounds a block needs with full slots, then K as small as covers the message in that
+  // many rounds: every block's share is then within one segment tile of the others'. (K = the slot's
+  // size would leave some blocks a whole extra round where the chunks barely outnumber the blocks:
+  // at 32 MiB on 2x H100 every codec fell 15-20% below its speedup at 16 and 64 MiB.) Cutting K
+  // further, so that every block gets the ring's three rounds, was slower from 4 to 16 MiB (FP4 29.5
+  // vs 21.5 us at 4 MiB; docs/design.md).
   const std::size_t per_tile_round = B * W * codec::tile_values;
-  std::size_t k = (n + per_tile_round - 1) / per_tile_round;
+  const std::size_t full_round = per_tile_round * kmax;
+  const std::size_t rounds = n > full_round ? (n + full_round - 1) / full_round : 1;
+  std::size_t k = (n + per_tile_round * rounds - 1) / (per_tile_round * rounds);
   k = k < 1 ? 1 : (k > kmax ? kmax : k);
   two_shot_plan p;
   if (row_values > 0) {
