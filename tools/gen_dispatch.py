@@ -45,7 +45,7 @@ def rows_from(times, arch, world, codec, sizes):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="store_true")
-    ap.add_argument("--tuning", nargs="*", default=[])
+    ap.add_argument("--tuning", nargs="+", action="extend", default=[])
     ap.add_argument("--out", default=os.path.join(ROOT, "include", "qreduce", "dispatch_table.hpp"))
     a = ap.parse_args()
     entries, provenance = [], []
@@ -56,7 +56,8 @@ def main():
                 times = {s: {alg: model_time(alg, codec, world, s) for alg in ("oneshot", "twoshot", "fallback")} for s in SIZES}
                 entries += rows_from(times, 0, world, codec, SIZES)
     for f in a.tuning:
-        data = json.load(open(f))
+        with open(f) as fh:
+            data = json.load(fh)
         if not data.get("timings_meaningful", False):
             sys.exit(f"gen_dispatch: {f} comes from ranks sharing a GPU: its timings cannot tune anything")
         # the file as the repository names it: tools/test.sh regenerates the table from these lines
@@ -108,7 +109,8 @@ def main():
         mbs = mb if mb == "SIZE_MAX" else f"{mb}u"
         lines.append(f"    {{{arch}, {world}, codec_kind::{codec}, {mbs}, algorithm_kind::{alg_enum[alg]}}},")
     lines += ["};", "}  // namespace qreduce::dispatch_table", ""]
-    open(a.out, "w").write("\n".join(lines))
+    with open(a.out, "w") as fh:
+        fh.write("\n".join(lines))
     print(f"gen_dispatch: wrote {len(entries)} rows to {os.path.relpath(a.out)}")
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ inline comm_config config_from_env(comm_config c = {}) {
 // The two-shot's round size for `world` ranks: the configured one, or the default.
 inline std::size_t round_bytes_for(const comm_config& c, int world) {
   if (c.round_bytes != 0) return c.round_bytes;
-  if (world == 2) return 24576;  // 2x H100: 1 GiB 3-10% faster than 16 KiB for every codec (docs/design.md)
+  if (world == 2) return 24576;  // 2x H100: 1 GiB 1-7% faster than 16 KiB, each codec timed (docs/design.md)
   const std::size_t per_rank = std::size_t(world) * codec::tile_bytes<codec::passthrough>;
   return per_rank > 16384 ? per_rank : 16384;
 }

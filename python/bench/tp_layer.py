@@ -13,7 +13,7 @@ final hidden state is compared (relative L2 error, cosine similarity). The resid
 few outlier channels like real LLM activations.
 
 Timing (--time; meaningful only with one GPU per rank): prefill (1k-16k tokens) and decode-sized
-(1-256 tokens) layer times (CUDA events, median of 10) with torch.distributed's all-reduce (NCCL)
+(1-256 tokens) layer times (CUDA events, median of 10, the slowest rank's) with torch.distributed's all-reduce (NCCL)
 and with qreduce, and the fraction of the layer spent in the all-reduce (against the same layer with
 the all-reduce left out). Ranks sharing a GPU print the numbers with a warning.
 """
@@ -132,6 +132,8 @@ def run(rank, world, args, port, results):
                 for name, ar in variants:
                     for _ in range(3):
                         layer_forward(p, x, ar, world)
+                    torch.cuda.synchronize()
+                    dist.all_reduce(torch.zeros(1))  # a barrier (gloo): every rank starts its timed calls together
                     ev = [torch.cuda.Event(enable_timing=True) for _ in range(2 * TIMED_ITERS)]
                     for i in range(TIMED_ITERS):
                         ev[2 * i].record()
@@ -139,6 +141,9 @@ def run(rank, world, args, port, results):
                         ev[2 * i + 1].record()
                     torch.cuda.synchronize()
                     ms = statistics.median(ev[2 * i].elapsed_time(ev[2 * i + 1]) for i in range(TIMED_ITERS))
+                    slowest = torch.tensor([ms])  # the slowest rank's median (a CPU tensor: through gloo)
+                    dist.all_reduce(slowest, op=dist.ReduceOp.MAX)
+                    ms = slowest.item()
                     base = ms if base is None else base
                     # the all-reduce's share of the layer: what the layer costs beyond its local work
                     out["timing"].append({"tokens": tokens, "allreduce": name, "layer_ms": ms,

@@ -50,6 +50,26 @@ class Tuning(unittest.TestCase):
         # fp8 was not timed: the one-shot and NCCL rows alone would send it to NCCL above 1 MiB
         self.assertFalse([r for r in rows if "codec_kind::fp8," in r])
 
+    def test_every_tuning_file_kept(self):
+        with tempfile.TemporaryDirectory() as d:
+            files = []
+            for world in (2, 4):
+                files.append(os.path.join(d, f"w{world}.json"))
+                with open(files[-1], "w") as f:
+                    json.dump({"machine": "test GPU", "date": "2026-11-25", "arch": 90, "world": world, "timings_meaningful": True,
+                               "results": [row("twoshot", "fp4", 1 << 20, 12.0)]}, f)
+            out = os.path.join(d, "table.hpp")
+            mod = load()
+            old, mod.sys.argv = mod.sys.argv, ["gen_dispatch", "--tuning", files[0], "--tuning", files[1], "--out", out]
+            try:
+                mod.main()
+            finally:
+                mod.sys.argv = old
+            with open(out) as f:
+                text = f.read()
+            self.assertIn("{90, 2, codec_kind::fp4,", text)
+            self.assertIn("{90, 4, codec_kind::fp4,", text)
+
     def test_ranks_sharing_a_gpu_tune_nothing(self):
         with self.assertRaises(SystemExit):
             self.generate([row("twoshot", "fp4", 1 << 20, 12.0)], meaningful=False)

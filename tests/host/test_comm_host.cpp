@@ -214,6 +214,21 @@ TEST_CASE("plan_two_shot: tiles per segment follow the codec's tile size, chunks
   CHECK(balanced.tiles_per_segment == 8);
   CHECK(balanced.chunks == 990);
   CHECK((balanced.chunks + 527) / 528 == 2);
+  // rows of 8192 values at 24 KiB rounds: a slot holds 3 unquantized tiles, whole rows need an even
+  // K, so K stays 2 (not 3, which would send the rows to the barrier and one block a multiprocessor)
+  workspace_config c24 = c;
+  c24.round_bytes = 24576;
+  const auto l24 = workspace_layout::make(c24);
+  const auto rows8k = algorithm::plan_two_shot(l24, codec::tile_bytes<codec::passthrough>, big, 8192);
+  CHECK(rows8k.rows_in_chunks);
+  CHECK(rows8k.tiles_per_segment == 2);
+  CHECK(rows8k.blocks == 528);
+  // the barrier's grid of 132 blocks: K balanced over its rounds, not over the full grid's
+  const std::size_t over_barrier = std::size_t(132) * 2 * 4 * codec::tile_values + 1;
+  const auto barrier_mid = algorithm::plan_two_shot(l, codec::tile_bytes<codec::passthrough>, over_barrier, 7168);
+  CHECK_FALSE(barrier_mid.rows_in_chunks);
+  CHECK(barrier_mid.tiles_per_segment == 3);  // two rounds of 3 tiles (full slots: 4, then one tile)
+  CHECK(barrier_mid.blocks == 132);
   // rows of 4096 values fit whole chunks (2 ranks x 1 tile): the full grid
   const auto fit = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, big, 4096);
   CHECK(fit.rows_in_chunks);

@@ -52,9 +52,9 @@ namespace qreduce::algorithm {
 
 // How a two-shot call is cut: K tiles per segment (at most what a segment slot holds of the codec's
 // tiles), and the grid. A pure function of the message, the codec and the communicator, so every
-// rank computes the same. With row_values > 0 (a row-wise epilogue), K is raised where it can be so
-// that a chunk (W * K tiles) holds whole rows: each block then finishes its rows itself, right after
-// gathering them, and no barrier over the grid is needed.
+// rank computes the same. With row_values > 0 (a row-wise epilogue), K is kept a multiple of the
+// smallest K0 for which a chunk (W * K0 tiles) holds whole rows, where a slot holds K0: each block
+// then finishes its rows itself, right after gathering them, and no barrier over the grid is needed.
 struct two_shot_plan {
   int tiles_per_segment = 1;
   int blocks = 0;
@@ -63,39 +63,39 @@ struct two_shot_plan {
 };
 
 inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_bytes, std::size_t n, std::size_t row_values = 0) {
-  const std::size_t W = std::size_t(l.cfg.world), B = std::size_t(l.cfg.blocks);
-  const std::size_t kmax = std::size_t(l.max_tiles_per_segment(tile_bytes));
+  const std::size_t W = std::size_t(l.cfg.world);
+  std::size_t kmax = std::size_t(l.max_tiles_per_segment(tile_bytes));
+  two_shot_plan p;
+  // A row-wise epilogue: the smallest K0 with W * K0 tiles a whole number of rows, if a slot holds
+  // it. K then stays a multiple of K0, at most the largest one the slot holds, so that every chunk
+  // holds whole rows.
+  std::size_t k0 = 1;
+  if (row_values > 0) {
+    for (std::size_t k = 1; k <= kmax; ++k)
+      if (W * k * codec::tile_values % row_values == 0) {
+        k0 = k;
+        p.rows_in_chunks = true;
+        break;
+      }
+    if (p.rows_in_chunks) kmax = kmax / k0 * k0;
+  }
+  // Rows finished after a barrier over the grid need every block resident at once: then one block
+  // per multiprocessor (the one-shot's grid), as other kernels may share the GPU; otherwise the
+  // two-shot's full grid, whose blocks never wait for each other.
+  const std::size_t grid = row_values > 0 && !p.rows_in_chunks ? std::size_t(l.cfg.oneshot_blocks) : std::size_t(l.cfg.blocks);
   // The fewest rounds a block needs with full slots, then K as small as covers the message in that
   // many rounds: every block's share is then within one segment tile of the others'. (K = the slot's
   // size would leave some blocks a whole extra round where the chunks barely outnumber the blocks:
   // at 32 MiB on 2x H100 every codec fell 15-20% below its speedup at 16 and 64 MiB.) Cutting K
   // further, so that every block gets the ring's three rounds, was slower from 4 to 16 MiB (FP4 29.5
   // vs 21.5 us at 4 MiB; docs/design.md).
-  const std::size_t per_tile_round = B * W * codec::tile_values;
-  const std::size_t full_round = per_tile_round * kmax;
-  const std::size_t rounds = n > full_round ? (n + full_round - 1) / full_round : 1;
-  std::size_t k = (n + per_tile_round * rounds - 1) / (per_tile_round * rounds);
-  k = k < 1 ? 1 : (k > kmax ? kmax : k);
-  two_shot_plan p;
-  if (row_values > 0) {
-    // the smallest K0 with W * K0 * tile_values a multiple of row_values, if any
-    for (std::size_t k0 = 1; k0 <= kmax; ++k0)
-      if (W * k0 * codec::tile_values % row_values == 0) {
-        const std::size_t kr = (k + k0 - 1) / k0 * k0;
-        if (kr <= kmax) {
-          k = kr;
-          p.rows_in_chunks = true;
-        }
-        break;
-      }
-  }
+  auto ceil_div = [](std::size_t a, std::size_t b) { return a / b + (a % b != 0 ? 1 : 0); };
+  const std::size_t per_tile_round = grid * W * codec::tile_values;
+  const std::size_t rounds = n > per_tile_round * kmax ? ceil_div(n, per_tile_round * kmax) : 1;
+  std::size_t k = ceil_div(ceil_div(n, per_tile_round * rounds), k0) * k0;
+  k = k < k0 ? k0 : (k > kmax ? kmax : k);
   p.tiles_per_segment = int(k);
-  const std::size_t chunk = W * k * codec::tile_values;
-  p.chunks = (n + chunk - 1) / chunk;
-  // Rows finished after a barrier over the grid need every block resident at once: then one block
-  // per multiprocessor (the one-shot's grid), as other kernels may share the GPU; otherwise the
-  // two-shot's full grid, whose blocks never wait for each other.
-  const std::size_t grid = row_values > 0 && !p.rows_in_chunks ? std::size_t(l.cfg.oneshot_blocks) : B;
+  p.chunks = ceil_div(n, W * k * codec::tile_values);
   p.blocks = int(p.chunks < grid ? p.chunks : grid);
   return p;
 }
