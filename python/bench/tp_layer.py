@@ -87,7 +87,7 @@ def run(rank, world, args, port, results):
                             device_id=None if shared else torch.device("cuda", rank))
     device = torch.device("cuda", torch.cuda.current_device())
     from qreduce.torch import Communicator
-    comm = Communicator(max_blocks=16 if world > torch.cuda.device_count() else 0, timeout_ms=120000)
+    comm = Communicator(max_blocks=16 if shared else 0, timeout_ms=120000)
     dtype = torch.bfloat16
     layers = [make_layer(world, rank, 100 + 1000 * rank + i, device, dtype) for i in range(args.layers)]  # own shards
 

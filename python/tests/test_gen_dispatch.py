@@ -1,19 +1,29 @@
 """tools/gen_dispatch.py --tuning: measured rows per codec from the benchmark's JSON, the fastest
 algorithm at each size, and no measured rows for a codec the run did not time."""
-import importlib.util
 import json
 import os
 import tempfile
 import unittest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools_under_test import load_tool
 
 
-def load():
-    spec = importlib.util.spec_from_file_location("gen_dispatch", os.path.join(ROOT, "tools", "gen_dispatch.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def generate(argv):
+    """Runs gen_dispatch with these arguments; returns the table it wrote to --out."""
+    mod = load_tool("gen_dispatch")
+    old, mod.sys.argv = mod.sys.argv, ["gen_dispatch", *argv]
+    try:
+        mod.main()
+    finally:
+        mod.sys.argv = old
+    with open(argv[argv.index("--out") + 1]) as f:
+        return f.read()
+
+
+def tuning_file(path, world, results, meaningful=True):
+    with open(path, "w") as f:
+        json.dump({"machine": "test GPU", "date": "2026-11-25", "arch": 90, "world": world,
+                   "timings_meaningful": meaningful, "results": results}, f)
 
 
 def row(alg, codec, size, us):
@@ -22,20 +32,12 @@ def row(alg, codec, size, us):
 
 class Tuning(unittest.TestCase):
     def generate(self, results, meaningful=True):
+        """The 2-rank sm_90 rows of a table generated from one tuning file of these results."""
         with tempfile.TemporaryDirectory() as d:
-            src, out = os.path.join(d, "w2.json"), os.path.join(d, "table.hpp")
-            with open(src, "w") as f:
-                json.dump({"machine": "test GPU", "date": "2026-11-25", "arch": 90, "world": 2,
-                           "timings_meaningful": meaningful, "results": results}, f)
-            argv = ["gen_dispatch", "--tuning", src, "--out", out]
-            mod = load()
-            old, mod.sys.argv = mod.sys.argv, argv
-            try:
-                mod.main()
-            finally:
-                mod.sys.argv = old
-            with open(out) as f:
-                return [line.strip() for line in f if line.strip().startswith("{90, 2,")]
+            src = os.path.join(d, "w2.json")
+            tuning_file(src, 2, results, meaningful)
+            text = generate(["--tuning", src, "--out", os.path.join(d, "table.hpp")])
+        return [line.strip() for line in text.splitlines() if line.strip().startswith("{90, 2,")]
 
     def test_fastest_algorithm_per_size_and_unmeasured_codecs_left_out(self):
         mib = 1 << 20
@@ -52,23 +54,12 @@ class Tuning(unittest.TestCase):
 
     def test_every_tuning_file_kept(self):
         with tempfile.TemporaryDirectory() as d:
-            files = []
-            for world in (2, 4):
-                files.append(os.path.join(d, f"w{world}.json"))
-                with open(files[-1], "w") as f:
-                    json.dump({"machine": "test GPU", "date": "2026-11-25", "arch": 90, "world": world, "timings_meaningful": True,
-                               "results": [row("twoshot", "fp4", 1 << 20, 12.0)]}, f)
-            out = os.path.join(d, "table.hpp")
-            mod = load()
-            old, mod.sys.argv = mod.sys.argv, ["gen_dispatch", "--tuning", files[0], "--tuning", files[1], "--out", out]
-            try:
-                mod.main()
-            finally:
-                mod.sys.argv = old
-            with open(out) as f:
-                text = f.read()
-            self.assertIn("{90, 2, codec_kind::fp4,", text)
-            self.assertIn("{90, 4, codec_kind::fp4,", text)
+            files = [os.path.join(d, f"w{world}.json") for world in (2, 4)]
+            for world, f in zip((2, 4), files):
+                tuning_file(f, world, [row("twoshot", "fp4", 1 << 20, 12.0)])
+            text = generate(["--tuning", files[0], "--tuning", files[1], "--out", os.path.join(d, "table.hpp")])
+        self.assertIn("{90, 2, codec_kind::fp4,", text)
+        self.assertIn("{90, 4, codec_kind::fp4,", text)
 
     def test_ranks_sharing_a_gpu_tune_nothing(self):
         with self.assertRaises(SystemExit):

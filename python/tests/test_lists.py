@@ -1,12 +1,12 @@
 """The codec list and the world sizes are written once, in C++ (include/qreduce/codec/all.hpp and
 include/qreduce/options.hpp); the Python package and the dispatch-table generator must say the same."""
-import importlib.util
 import os
 import re
 import sys
 import unittest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools_under_test import ROOT, load_tool
+
 sys.path.insert(0, os.path.join(ROOT, "python"))
 
 
@@ -39,13 +39,6 @@ def cxx_tile_ratios():
         sizes = [int(re.search(r"static constexpr int %s = (\d+);" % field, text).group(1)) for field in ("payload_bytes", "scale_bytes")]
         ratios[re.search(r'static constexpr const char\* name = "(\w+)"', text).group(1)] = sum(sizes) / 64
     return ratios
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", name + ".py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 class Lists(unittest.TestCase):

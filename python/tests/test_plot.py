@@ -1,17 +1,8 @@
 """tools/plot_bench.py's right-hand panel: the speedup over NCCL where NCCL ran, else the fraction of
 the model's limit, never an empty panel."""
-import importlib.util
-import os
 import unittest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load():
-    spec = importlib.util.spec_from_file_location("plot_bench", os.path.join(ROOT, "tools", "plot_bench.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tools_under_test import load_tool
 
 
 def row(alg, codec, size, us, limit=0.0, speedup=0.0):
@@ -20,12 +11,12 @@ def row(alg, codec, size, us, limit=0.0, speedup=0.0):
 
 class RightPanel(unittest.TestCase):
     def test_speedup_where_nccl_ran(self):
-        label, series = load().right_panel([row("nccl", "none", 1 << 20, 20.0), row("twoshot", "fp4", 1 << 20, 10.0, 8.0, 2.0)])
+        label, series = load_tool("plot_bench").right_panel([row("nccl", "none", 1 << 20, 20.0), row("twoshot", "fp4", 1 << 20, 10.0, 8.0, 2.0)])
         self.assertEqual(label, "speedup over NCCL")
         self.assertEqual(series, {"twoshot/fp4": [(1 << 20, 2.0)]})
 
     def test_fraction_of_the_limit_without_nccl(self):
-        label, series = load().right_panel([row("twoshot", "fp4", 1 << 30, 4000.0, 2000.0), row("oneshot", "none", 4096, 9.0)])
+        label, series = load_tool("plot_bench").right_panel([row("twoshot", "fp4", 1 << 30, 4000.0, 2000.0), row("oneshot", "none", 4096, 9.0)])
         self.assertIn("model's limit", label)
         self.assertEqual(series, {"twoshot/fp4": [(1 << 30, 0.5)]})  # the one-shot has no modelled limit
 
