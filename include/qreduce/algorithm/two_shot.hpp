@@ -10,10 +10,12 @@
 //               segment r and add them in f32, in rank order, with the own contribution as it is
 //               (it never crosses a link: it is never quantized, which takes one of the W + 1
 //               roundings out of the sum and saves its encode, store and load); encode the sum once
-//               and store it into every rank's gather slot [ring(j)][block][r]; raise the phase-1 flag;
-//   gather(j):  wait for the W phase-1 flags of round j; decode the W reduced segments and hand
-//               them to the epilogue (the output).
-// Every rank decodes the same bytes in gather, so every rank's output is bitwise identical. With
+//               and store it into every peer's gather slot [ring(j)][block][r]; decode the code as
+//               those peers will (as_stored) and hand segment r to the epilogue (the output) at
+//               once; raise the phase-1 flag;
+//   gather(j):  wait for the W phase-1 flags of round j; decode the W - 1 peers' reduced segments
+//               and hand them to the epilogue.
+// Every rank decodes the same bits for every segment, so every rank's output is bitwise identical. With
 // rotation on (asked for, or a codec that always rotates), scatter rotates each group, the sum is
 // formed in the rotated basis (the transform is linear), and gather undoes the rotation after
 // decoding.
@@ -114,10 +116,14 @@ __device__ QR_NOINLINE void finish_row(const Epilogue& ep, std::size_t row) {
   ep.row(row);
 }
 
-// Loads per thread in flight: the scatter step reads this many input lanes before encoding any; the
-// reduce and gather steps read the W codes of this many / W tiles before decoding any. Without it a
-// block waits one memory latency per tile and its time follows latencies, not bytes.
-inline constexpr int loads_in_flight = 4;
+// Tiles a step loads before decoding or encoding any, so that each thread keeps several loads in
+// flight: the scatter step the input of this many tiles, the reduce step the own input and the
+// peers' codes of this many, the gather step the peers' codes of this many. As many as the 80
+// registers a thread has at 3 blocks a multiprocessor hold without spilling (ptxas -v, sm_90): 2 at
+// 2 ranks, 1 at 4 and 8, whose W - 1 codes a tile take more. Measured on 2x H200, 16 MiB-1 GiB: 4
+// tiles (50-300 bytes of spills a thread) ran 3-8% slower than 2 (docs/design.md).
+template <int W>
+inline constexpr int tiles_in_flight = W == 2 ? 2 : 1;
 
 // The two-shot all-reduce of n values as a device function: every thread of every block of a grid of
 // plan.blocks blocks (block_threads threads each) calls it with the plan's K and rows_in_chunks. A
@@ -155,15 +161,16 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
       const int q = ring(i);
       // j = k * (W - 1) + o: tile k of the o-th peer's segment (the own segment is not sent)
       auto peer_of = [&](int j) { return (r + 1 + j % (W - 1)) % W; };
-      for (int j0 = 0; j0 < K * (W - 1); j0 += loads_in_flight) {
-        uint4 v[loads_in_flight];
+      constexpr int U = tiles_in_flight<W>;
+      for (int j0 = 0; j0 < K * (W - 1); j0 += U) {
+        uint4 v[U];
         QR_UNROLL
-        for (int u = 0; u < loads_in_flight; ++u) {
+        for (int u = 0; u < U; ++u) {
           const int j = j0 + u, k = j / (W - 1), s = peer_of(j);
           if (j < K * (W - 1)) v[u] = load8_bits(in, n, base + s * seg + std::size_t(k) * codec::tile_values + 8 * t);
         }
         QR_UNROLL
-        for (int u = 0; u < loads_in_flight; ++u) {
+        for (int u = 0; u < U; ++u) {
           const int j = j0 + u, k = j / (W - 1), s = peer_of(j);
           if (j < K * (W - 1)) {
             float x[8];
@@ -175,11 +182,11 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
       }
       signal_flags<Transport, W>(h, scatter_phase, number(i));
     }
-    if (i >= 1 && i <= rounds) {  // reduce(i - 1): the own segment in f32, encoded once, sent to every rank
+    if (i >= 1 && i <= rounds) {  // reduce(i - 1): the own segment in f32, encoded once, sent to every peer
       const std::size_t j = i - 1, own = chunk_of(j) * chunk + r * seg;
       const int q = ring(j);
       if (!wait_flags<Transport, W>(h, scatter_phase, number(j))) break;
-      constexpr int U = loads_in_flight / W > 0 ? loads_in_flight / W : 1;
+      constexpr int U = tiles_in_flight<W>;
       for (int k0 = 0; k0 < K; k0 += U) {
         lane_code<C> in_codes[U][W];  // [u][r] unused: the own contribution is read as it is
         uint4 mine[U];
@@ -196,7 +203,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
           if (k0 + u >= K) break;
           float acc[8] = {};
           QR_UNROLL
-          for (int s = 0; s < W; ++s) {
+          for (int s = 0; s < W; ++s) {  // rank order: the same sum on every rank
             float y[8];
             if (s == r) {
               unpack8<T>(mine[u], y);
@@ -209,7 +216,14 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
           }
           const auto code = encode_lane<C, T>(acc);
           QR_UNROLL
-          for (int p = 0; p < W; ++p) store_lane<C>(h.gather_slot(p, q, b, r) + (k0 + u) * TB, t, code);
+          for (int p = 0; p < W; ++p)
+            if (p != r) store_lane<C>(h.gather_slot(p, q, b, r) + (k0 + u) * TB, t, code);
+          // The own reduced segment goes to the output from here, decoded as the peers decode its
+          // stored bytes: no store to and load from this rank's own gather slot.
+          float y[8];
+          decode_code<C, T>(as_stored<C>(code, t), y);
+          if (rotate) device::unrotate<C>(y, t);
+          ep(out, n, own + std::size_t(k0 + u) * codec::tile_values + 8 * t, y);
         }
       }
       signal_flags<Transport, W>(h, gather_phase, number(j));
@@ -218,23 +232,23 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
       const std::size_t j = i - 2, base = chunk_of(j) * chunk;
       const int q = ring(j);
       if (!wait_flags<Transport, W>(h, gather_phase, number(j))) break;
-      constexpr int U = loads_in_flight / W > 0 ? loads_in_flight / W : 1;
+      constexpr int U = tiles_in_flight<W>;
       for (int k0 = 0; k0 < K; k0 += U) {
-        lane_code<C> sums[U][W];
+        lane_code<C> sums[U][W - 1];  // [u][o]: the segment of the o-th peer after this rank
         QR_UNROLL
         for (int u = 0; u < U; ++u)
           QR_UNROLL
-          for (int s = 0; s < W; ++s)
-            if (k0 + u < K) sums[u][s] = load_code<C, T>(h.gather_slot(r, q, b, s) + (k0 + u) * TB, t);
+          for (int o = 0; o < W - 1; ++o)
+            if (k0 + u < K) sums[u][o] = load_code<C, T>(h.gather_slot(r, q, b, (r + 1 + o) % W) + (k0 + u) * TB, t);
         QR_UNROLL
         for (int u = 0; u < U; ++u) {
           if (k0 + u >= K) break;
           QR_UNROLL
-          for (int s = 0; s < W; ++s) {
+          for (int o = 0; o < W - 1; ++o) {
             float y[8];
-            decode_code<C, T>(sums[u][s], y);
+            decode_code<C, T>(sums[u][o], y);
             if (rotate) device::unrotate<C>(y, t);
-            ep(out, n, base + s * seg + std::size_t(k0 + u) * codec::tile_values + 8 * t, y);
+            ep(out, n, base + std::size_t((r + 1 + o) % W) * seg + std::size_t(k0 + u) * codec::tile_values + 8 * t, y);
           }
         }
       }

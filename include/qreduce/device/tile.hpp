@@ -151,6 +151,20 @@ QR_DEVICE QR_FORCEINLINE lane_code<C> load_code(const std::byte* tile, int t) {
   return {C::load_lane(tile + g * C::payload_bytes, l), C::load_scale(tile + codec::tile_groups * C::payload_bytes + g * C::scale_bytes, l)};
 }
 
+// The code as a reader of the stored tile gets it: the payload as it is, the state as load_scale
+// rebuilds it from the stored scale (encode's state may carry more, e.g. the reciprocal it scaled
+// by). Decoding this gives, bit for bit, what a peer decodes from the bytes store_lane wrote.
+template <codec::codec_type C>
+QR_DEVICE QR_FORCEINLINE lane_code<C> as_stored(const lane_code<C>& c, int t) {
+  if constexpr (C::scale_bytes > 0) {
+    alignas(4) std::byte s[C::scale_bytes < 4 ? 4 : C::scale_bytes];
+    C::store_scale(s, c.state);
+    return {c.payload, C::load_scale(s, t % codec::lanes_per_group)};
+  } else {
+    return c;
+  }
+}
+
 template <codec::codec_type C, class T>
 QR_DEVICE QR_FORCEINLINE void decode_code(const lane_code<C>& c, float (&y)[8]) {
   C::template decode_lane<T>(c.payload, c.state, y);
