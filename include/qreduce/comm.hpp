@@ -85,6 +85,8 @@ class basic_communicator {
     try {
       workspace_ = static_cast<std::byte*>(Transport::allocate(h_.layout.total));
       rt::memset_device(workspace_, 0, h_.layout.total);
+      algorithm::one_shot_empty_kernel<Transport><<<64, block_threads>>>(workspace_, h_.layout);
+      rt::check_launch("one_shot_empty_kernel");
       err_host_ = static_cast<error_record*>(rt::malloc_host_mapped(sizeof(error_record)));
       *err_host_ = error_record{};
       h_.err = static_cast<error_record*>(rt::host_device_pointer(err_host_));

@@ -447,21 +447,20 @@ void validation(ctx& c) {
   expect_invalid("a bad dtype", [&] { c.comm->all_reduce(d, d, 10, dtype(7), {}, c.stream); });
 }
 
-// Counters near the wrap, and far apart: every rank sets its two-shot round counters and the scatter
-// and gather flags in its workspace to 2^32 - 3 (as if that many rounds had run), and its one-shot
-// counters and flags 2^31 + 5 further on (as if 2^31 one-shot calls had run since): with one counter
-// for both, a gather flag 2^31 behind would pass the modulo-2^32 comparison and stale data would be
-// decoded; and the ring position apart from the round number, since the number mod 3 repeats a slot
+// Counters near the wrap: every rank sets its two-shot round counters and the scatter and gather
+// flags in its workspace to 2^32 - 3 (as if that many rounds had run), its one-shot counters to 2^32 -
+// 2 (whose parity picks the one-shot slots, and must keep alternating where the counter wraps), and
+// the two-shot's ring position apart from the round number, since the number mod 3 repeats a slot
 // where it wraps. Then one-shot and two-shot calls alternate across the wrap; every result must still
 // equal the host reference bitwise.
 void counter_wrap(ctx& c) {
   QR_CUDA(cudaStreamSynchronize(c.stream));
   barrier(c);  // nobody is calling
   const device_handle& h = c.comm->handle();
-  const std::uint32_t two = 0xffffffffu - 2u, one = two + 0x80000005u;
+  const std::uint32_t two = 0xffffffffu - 2u, one = 0xffffffffu - 1u;
   const std::size_t B = std::size_t(h.layout.cfg.blocks), W = std::size_t(c.world);
   std::vector<std::uint32_t> words((h.layout.barrier_off - h.layout.flags_off) / 4, 0u);
-  for (std::size_t i = 0; i < 3 * B * W; ++i) words[i] = i < 2 * B * W ? two : one;  // flags [phase][block][src]
+  for (std::size_t i = 0; i < 2 * B * W; ++i) words[i] = two;  // flags [phase][block][src]
   const std::size_t seq = (h.layout.seq_off - h.layout.flags_off) / 4;
   for (std::size_t b = 0; b < B; ++b) {
     words[seq + b] = two;          // two-shot rounds

@@ -52,6 +52,14 @@ expect_in_kernel() {
     pass=$((pass + 1)); echo "  ok    $4"
   else fail=$((fail + 1)); echo "  FAIL  $4: '$3' not found in the entries matching '$2' of $(basename "$1")"; fi
 }
+# A pattern inside one AMD kernel of a .s file: file, kernel-name regex, pattern, meaning.
+expect_in_amd_kernel() {
+  local body
+  body=$(awk -v k="$2" '/^_ZN[^ ]*:/ && $0 ~ k {on = 1} on {print} on && /s_endpgm/ {on = 0}' "$1")
+  if grep -qE "$3" <<<"$body"; then
+    pass=$((pass + 1)); echo "  ok    $4"
+  else fail=$((fail + 1)); echo "  FAIL  $4: '$3' not found in the kernels matching '$2' of $(basename "$1")"; fi
+}
 expect_not() {
   if grep -qE "$2" "$1"; then fail=$((fail + 1)); echo "  FAIL  $3: '$2' found in $(basename "$1")"
   else pass=$((pass + 1)); echo "  ok    $3"; fi
@@ -69,6 +77,8 @@ expect "$out/sm_90.ptx" 'ld\.acquire\.sys\.global\.u32' "sm_90: flags read with 
 expect_two_shot_occupancy "$out/sm_90.ptx" "sm_90: two-shot kernel compiled for $blocks_per_sm blocks per multiprocessor"
 for arch in sm_90 sm_100a; do
   expect_in_kernel "$out/$arch.ptx" 'isa_encode.*5int4m' 'prmt\.b32' "$arch: int4m packs its codes with byte gathers (prmt)"
+  expect_in_kernel "$out/$arch.ptx" 'one_shot_kernel' 'ld\.relaxed\.sys\.global\.v4\.b32' \
+    "$arch: the one-shot polls its slots with 16-byte relaxed system-scope loads (its flag is in the data)"
 done
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e2m1x2\.f32' "sm_100a: fp4 encode uses cvt.rn.satfinite.e2m1x2"
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e4m3x2\.f32' "sm_100a: fp8 encode uses cvt.rn.satfinite.e4m3x2"
@@ -103,6 +113,8 @@ expect_not "$out/gfx942.s" 'v_cvt_scalef32' "gfx942: no gfx950-only conversions"
 for arch in gfx942 gfx950; do
   expect_release_pairs "$out/$arch.s" "$arch: each system-scope release writes back L2 right before its flag store"
   expect_two_shot_occupancy "$out/$arch.s" "$arch: two-shot kernel at $blocks_per_sm waves per SIMD"
+  expect_in_amd_kernel "$out/$arch.s" 'one_shot_kernel' 'global_load_dword .*offset:12 sc0 sc1' \
+    "$arch: the one-shot polls its slots with system-scope (sc0 sc1) word loads (its flag is in the data)"
 done
 echo "isa: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,15 +1,32 @@
-// qreduce/algorithm/one_shot.hpp: the unquantized one-shot all-reduce for small messages.
+// qreduce/algorithm/one_shot.hpp: the unquantized one-shot all-reduce for small messages, with the
+// flag in the data.
 //
-// Block b of rank r pushes its slice of the input into every rank's one-shot slot [parity][b][r],
-// raises its flag there, waits for the W flags of its own slot row, then adds the W slices in f32 in
-// rank order: one link crossing, no second phase, and every rank adds the same values in the same
-// order, so outputs are bitwise identical.
+// Block b of rank r pushes its slice of the input into slot [parity][b][r] of every peer, then reads
+// the W - 1 slots [parity][b][s] of its own workspace as they fill, and adds the W slices in f32 in
+// rank order (its own slice from its input, as it is): one link crossing, no second phase, and every
+// rank adds the same values in the same order, so outputs are bitwise identical.
 //
-// The slots alternate between two parities (the block's call counter modulo 2): a rank can start call
-// k+2, which reuses call k's slots, only after every peer raised its flag for call k+1, i.e. after that
-// peer finished reading call k.
+// No flag, no fence and no barrier: an empty slot holds -0.0 in every 16-bit value (`empty`), and a
+// value has arrived when it is anything else. A sender replaces -0.0 by +0.0 on the way out, which
+// changes no sum (the sum starts from +0.0, and +0.0 + -0.0 = +0.0), so a written value is never
+// taken for an empty one. Each 32-bit word is written and read whole, so a reader never sees half a
+// word; a 16-byte vector may arrive in pieces, and is read again until none of its values is empty.
+// After adding, the reader empties the words it read, so a slot is empty again before its next use.
+//
+// Why a slot is empty when a peer writes into it, and nobody writes into it while it is read: the
+// slots alternate between two parities (the block's call counter modulo 2, which keeps alternating
+// where the 32-bit counter wraps). A peer writes into slot [p][b] of this rank for call k + 2 only
+// after its block b finished call k + 1, which needed this rank's data of call k + 1, which this
+// rank's block b sends only after its block b finished call k (kernels on one stream run in order),
+// including emptying the words of slot [p][b] it read. A timeout leaves slots half written: the
+// communicator is then unusable, as after any fault (flags.hpp).
+//
+// The cost: a call moves its data once over the link and once through each memory, and waits for
+// nothing but the data itself: no release fence after the stores, no flag round trip. Against the
+// flag-and-barrier one-shot it replaced, 2x H100: docs/design.md, "One-shot".
 #pragma once
 #include <cstddef>
+#include "../device/atomic.hpp"
 #include "../device/tile.hpp"
 #include "../transport/flags.hpp"
 #include "../transport/peer_memory.hpp"
@@ -34,45 +51,137 @@ inline one_shot_plan plan_one_shot(const workspace_layout& l, std::size_t n) {
   return p;
 }
 
+// What an empty one-shot slot holds: -0.0 in both 16-bit values of every word.
+inline constexpr std::uint32_t empty_slot_word = 0x80008000u;
+
 }  // namespace qreduce::algorithm
 
 #if !QR_BACKEND_HOST
 namespace qreduce::algorithm {
 
+namespace detail {
+// A word with -0.0 (0x8000) in either half replaced by +0.0.
+QR_DEVICE QR_FORCEINLINE std::uint32_t without_empty(std::uint32_t w) {
+  const std::uint32_t lo = (w & 0xffffu) == 0x8000u ? 0x0000ffffu : 0u;
+  const std::uint32_t hi = (w >> 16) == 0x8000u ? 0xffff0000u : 0u;
+  return w & ~(lo | hi);
+}
+QR_DEVICE QR_FORCEINLINE uint4 without_empty(const uint4& v) {
+  return make_uint4(without_empty(v.x), without_empty(v.y), without_empty(v.z), without_empty(v.w));
+}
+// Whether every 16-bit value of the vector was written (none is -0.0).
+QR_DEVICE QR_FORCEINLINE bool arrived(const uint4& v) {
+  const auto full = [](std::uint32_t w) { return (w & 0xffffu) != 0x8000u && (w >> 16) != 0x8000u; };
+  return full(v.x) && full(v.y) && full(v.z) && full(v.w);
+}
+}  // namespace detail
+
+// Empties a rank's one-shot slots (every word empty_slot_word): once, on its own workspace, before
+// any call.
+template <class Transport>
+__global__ void __launch_bounds__(block_threads) one_shot_empty_kernel(std::byte* workspace, workspace_layout l) {
+  auto* w = reinterpret_cast<std::uint32_t*>(workspace + l.oneshot_off);
+  const std::size_t words = l.oneshot_bytes() / 4;
+  for (std::size_t i = std::size_t(blockIdx.x) * block_threads + threadIdx.x; i < words; i += std::size_t(gridDim.x) * block_threads)
+    w[i] = empty_slot_word;
+}
+
+// Slices of 8 values a thread keeps in flight: the pushes and the first reads of this many are
+// issued before waiting on any. 2 (a block's 4096 values in one pass) at 2 ranks; 1 at 4 and 8,
+// where a slice already has W - 1 reads in flight.
+template <int W>
+inline constexpr int oneshot_unroll = W == 2 ? 2 : 1;
+
 template <class Transport, class T, int W, class Epilogue>
 __global__ void __launch_bounds__(block_threads)
     one_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, std::size_t per_block, Epilogue ep) {
   using namespace device;
-  if (!block_may_start(h)) return;  // this rank or a peer gave up: no remote write
+  constexpr int U = oneshot_unroll<W>;
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
-  const std::uint32_t seq = *h.oneshot_seq(b) + 1u;
-  const int parity = int(seq & 1u);
   const std::size_t lo = std::size_t(b) * per_block;
   const std::size_t hi = lo + per_block < n ? lo + per_block : n;
-
-  for (std::size_t i = lo + 8 * std::size_t(t); i < hi; i += 8 * block_threads) {
-    const uint4 v = load8_bits(in, n, i);
-    QR_UNROLL
-    for (int p = 0; p < W; ++p) *reinterpret_cast<uint4*>(h.oneshot_slot(p, parity, b, r) + 2 * (i - lo)) = v;
+  const std::size_t stride = 8 * std::size_t(block_threads);
+  const int parity = int(*h.oneshot_seq(b) & 1u);
+  const std::size_t first = lo + 8 * std::size_t(t);
+  const bool single_pass = first + U * stride >= hi;  // else `mine` is read again in the second pass
+  // The first input is read while thread 0 reads the abort word: one memory latency, not two.
+  uint4 mine[U];
+  QR_UNROLL
+  for (int u = 0; u < U; ++u) {
+    const std::size_t i = first + u * stride;
+    if (i < hi) mine[u] = load8_bits(in, n, i);
   }
-  const bool ok = exchange_flags<Transport, W>(h, oneshot_phase, seq);
-  if (ok) {
-    for (std::size_t i = lo + 8 * std::size_t(t); i < hi; i += 8 * block_threads) {
+  __shared__ int give_up;
+  if (t == 0) give_up = 0;
+  if (!block_may_start(h)) return;  // this rank or a peer gave up: no remote write
+  for (std::size_t i0 = first; i0 < hi; i0 += U * stride) {
+    if (i0 != first) {
+      QR_UNROLL
+      for (int u = 0; u < U; ++u)
+        if (i0 + u * stride < hi) mine[u] = load8_bits(in, n, i0 + u * stride);
+    }
+    QR_UNROLL
+    for (int u = 0; u < U; ++u) {
+      const std::size_t i = i0 + u * stride;
+      if (i >= hi) break;
+      const uint4 v = detail::without_empty(mine[u]);
+      QR_UNROLL
+      for (int p = 0; p < W; ++p)
+        if (p != r) *reinterpret_cast<uint4*>(h.oneshot_slot(p, parity, b, r) + 2 * (i - lo)) = v;
+    }
+  }
+  bool ok = true;
+  for (std::size_t i0 = first; i0 < hi; i0 += U * stride) {
+    uint4 got[U][W];  // [u][r] unused: the own slice is read from the input
+    QR_UNROLL
+    for (int u = 0; u < U; ++u) {
+      const std::size_t i = i0 + u * stride;
+      if (i >= hi) break;
+      if (!single_pass) mine[u] = load8_bits(in, n, i);
+      QR_UNROLL
+      for (int s = 0; s < W; ++s)
+        if (s != r) got[u][s] = load_relaxed_v4<scope::system>(h.oneshot_slot(r, parity, b, s) + 2 * (i - lo));
+    }
+    QR_UNROLL
+    for (int u = 0; u < U; ++u) {
+      const std::size_t i = i0 + u * stride;
+      if (i >= hi) break;
       float acc[8] = {};
       QR_UNROLL
       for (int s = 0; s < W; ++s) {
         float y[8];
-        unpack8<T>(*reinterpret_cast<const uint4*>(h.oneshot_slot(r, parity, b, s) + 2 * (i - lo)), y);
+        if (s == r) {
+          unpack8<T>(mine[u], y);
+        } else {
+          std::byte* slot = h.oneshot_slot(r, parity, b, s) + 2 * (i - lo);
+          if (!detail::arrived(got[u][s]) && ok) {
+            ok = wait_bounded(
+                h,
+                [&](std::uint32_t& seen) {
+                  got[u][s] = load_relaxed_v4<scope::system>(slot);
+                  seen = got[u][s].x;
+                  return detail::arrived(got[u][s]) ? 1 : 0;
+                },
+                s, oneshot_phase, 0u);
+          }
+          if (!ok) break;
+          *reinterpret_cast<uint4*>(slot) = make_uint4(empty_slot_word, empty_slot_word, empty_slot_word, empty_slot_word);
+          unpack8<T>(got[u][s], y);
+        }
         QR_UNROLL
         for (int j = 0; j < 8; ++j) acc[j] += y[j];
       }
+      if (!ok) break;
       ep(out, n, i, acc);
     }
+    if (!ok) break;
   }
-  if (t == 0) *h.oneshot_seq(b) = seq;
+  if (!ok) give_up = 1;
+  block_sync();
+  if (t == 0) *h.oneshot_seq(b) += 1u;
   if constexpr (requires { Epilogue::row_pass; }) {
     // row-wise epilogues read what other blocks of this rank wrote: meet first
-    if (grid_barrier(h) && ok) ep.rows(n);
+    if (grid_barrier(h) && give_up == 0) ep.rows(n);
   }
 }
 

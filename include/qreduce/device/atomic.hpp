@@ -2,6 +2,8 @@
 //
 //   atomic_load<order, scope>(p)   atomic_store<order, scope>(p, v)   atomic_fetch_add<order, scope>(p, v)
 //   atomic_cas<scope>(p, expected, desired)   (acq_rel on success, relaxed on failure)
+//   load_relaxed_v4<scope>(p)   four 32-bit words, each read as a relaxed atomic (the 16 bytes as a
+//                               whole need not be: a reader may see some words of a store and not others)
 //
 // scope::gpu orders against the other blocks of this GPU (the grid barrier); scope::system also
 // against peers that map this memory over NVLink / XGMI / PCIe, across processes (the flags).
@@ -75,6 +77,22 @@ QR_DEVICE QR_FORCEINLINE std::uint32_t atomic_fetch_add(std::uint32_t* p, std::u
   return old;
 #else
   return __hip_atomic_fetch_add(p, v, detail::hip_order<O>, detail::hip_scope<S>);
+#endif
+}
+
+template <scope S>
+QR_DEVICE QR_FORCEINLINE uint4 load_relaxed_v4(const void* p) {
+#if QR_BACKEND_CUDA
+  uint4 v;
+  if constexpr (S == scope::system)
+    asm volatile("ld.relaxed.sys.global.v4.b32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
+  else
+    asm volatile("ld.relaxed.gpu.global.v4.b32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
+  return v;
+#else
+  const auto* w = static_cast<const std::uint32_t*>(p);
+  return make_uint4(__hip_atomic_load(w, __ATOMIC_RELAXED, detail::hip_scope<S>), __hip_atomic_load(w + 1, __ATOMIC_RELAXED, detail::hip_scope<S>),
+                    __hip_atomic_load(w + 2, __ATOMIC_RELAXED, detail::hip_scope<S>), __hip_atomic_load(w + 3, __ATOMIC_RELAXED, detail::hip_scope<S>));
 #endif
 }
 

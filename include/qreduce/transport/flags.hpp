@@ -100,7 +100,8 @@ QR_DEVICE inline bool wait_bounded(const device_handle& h, Ready ready, int peer
 // calls do not match.
 inline constexpr std::uint32_t max_flag_lead = ring_slots - 1;
 
-// The flag arrays (workspace.hpp), and the phase number an error record gives the grid barrier.
+// The flag arrays (workspace.hpp), and the phase numbers an error record gives the one-shot's data
+// (which carries its own flag) and the grid barrier.
 inline constexpr int scatter_phase = 0, gather_phase = 1, oneshot_phase = 2, grid_barrier_phase = 3;
 
 // Waits until *flag reaches seq (modulo 2^32), observed through the transport (acquire). A flag
@@ -144,13 +145,6 @@ QR_DEVICE inline bool wait_flags(const device_handle& h, int phase, std::uint32_
   const bool ok = give_up == 0;
   block_sync();  // nobody resets give_up (next call) before everyone read it
   return ok;
-}
-
-// The flag protocol of one phase: signal, then wait for every rank's flag.
-template <class Transport, int W>
-QR_DEVICE inline bool exchange_flags(const device_handle& h, int phase, std::uint32_t seq) {
-  signal_flags<Transport, W>(h, phase, seq);
-  return wait_flags<Transport, W>(h, phase, seq);
 }
 
 // Barrier over this rank's grid (all its blocks must be resident: the grids that use it are at most

@@ -4,20 +4,22 @@
 // The layout depends only on the communicator's configuration (world size, grids, slot sizes),
 // never on a call's message size, codec or grid, so calls of any sizes in any order cannot overlap.
 //
-//   flags    uint32 [3 phases][blocks][world]                 raised by the sender named by the last index:
-//                                                             0 two-shot scatter, 1 two-shot gather, 2 one-shot
+//   flags    uint32 [2 phases][blocks][world]                 raised by the sender named by the last index:
+//                                                             0 two-shot scatter, 1 two-shot gather
 //   seq      uint32 [3][blocks]                               this rank's own per-block counters: two-shot
-//                                                             rounds, one-shot calls, and the two-shot's
-//                                                             next ring position (kept mod ring_slots)
+//                                                             rounds, one-shot calls (whose parity picks
+//                                                             the one-shot slots), and the two-shot's next
+//                                                             ring position (kept mod ring_slots)
 //   barrier  uint32 [2]                                       this rank's grid barrier (arrivals, generation)
 //   abort    uint32                                           raised by the rank that gave up, on every rank (who, on whom, why)
 //   scatter  [ring_slots][blocks][world] slots of segment_bytes  two-shot reduce-scatter: the owner receives here
 //   gather   [ring_slots][blocks][world] slots of segment_bytes  two-shot all-gather: reduced segments arrive here
-//   oneshot  [2 parities][oneshot_blocks][world] slots of oneshot_slot_bytes  one-shot inputs
+//   oneshot  [2 parities][oneshot_blocks][world] slots of oneshot_slot_bytes  one-shot inputs, the flag in
+//                                                             the data: -0.0 marks an empty value (one_shot.hpp)
 //
 // `blocks` is the two-shot's grid (several blocks per multiprocessor), `oneshot_blocks` the
-// one-shot's (one per multiprocessor, at most `blocks`). Each algorithm has its own flags and
-// counters: a flag is only ever compared with a counter that advances with it, so the modulo-2^32
+// one-shot's (one per multiprocessor, at most `blocks`). Each algorithm has its own counters (the
+// one-shot needs no flags): a flag is only ever compared with a counter that advances with it, so the modulo-2^32
 // comparison stays exact however many calls of the other kind come in between (a shared counter
 // would let a stale gather flag pass after 2^31 one-shot calls). Consecutive two-shot rounds use
 // consecutive ring slots, from a ring position kept in device memory: three slots are what the
@@ -61,24 +63,26 @@ struct workspace_layout {
   static constexpr workspace_layout make(const workspace_config& c) {
     workspace_layout l{};
     l.cfg = c;
-    const auto W = std::size_t(c.world), B = std::size_t(c.blocks), B1 = std::size_t(c.oneshot_blocks);
+    const auto W = std::size_t(c.world), B = std::size_t(c.blocks);
     l.segment_bytes = c.round_bytes / W / 256 * 256;
     l.oneshot_slot_bytes = std::size_t(c.oneshot_values_per_block) * 2;
     l.flags_off = 0;
-    l.seq_off = align(l.flags_off + 3 * B * W * 4);
+    l.seq_off = align(l.flags_off + 2 * B * W * 4);
     l.barrier_off = align(l.seq_off + 3 * B * 4);
     l.abort_off = align(l.barrier_off + 8);
     l.scatter_off = align(l.abort_off + 4);
     l.gather_off = align(l.scatter_off + ring_slots * B * W * l.segment_bytes);
     l.oneshot_off = align(l.gather_off + ring_slots * B * W * l.segment_bytes);
-    l.total = align(l.oneshot_off + 2 * B1 * W * l.oneshot_slot_bytes);
+    l.total = align(l.oneshot_off + l.oneshot_bytes());
     return l;
   }
   // Bytes each two-shot block adds to the workspace: how the communicator fits its grid into a budget.
   static constexpr std::size_t bytes_per_block(const workspace_config& c) {
     return 2 * std::size_t(ring_slots) * std::size_t(c.world) * (c.round_bytes / std::size_t(c.world) / 256 * 256) +
-           3 * std::size_t(c.world) * 4 + 3 * 4;  // its slots, its flags, its counters
+           2 * std::size_t(c.world) * 4 + 3 * 4;  // its slots, its flags, its counters
   }
+  // Bytes of the one-shot slots (both parities).
+  QR_HOST_DEVICE constexpr std::size_t oneshot_bytes() const { return 2 * std::size_t(cfg.oneshot_blocks) * std::size_t(cfg.world) * oneshot_slot_bytes; }
   // Largest message (in values) the one-shot takes.
   constexpr std::size_t one_shot_max_values() const {
     return std::size_t(cfg.oneshot_blocks) * cfg.oneshot_values_per_block;
@@ -100,7 +104,7 @@ struct error_record {
   std::uint32_t status;  // 0: fine, 2: being written, 1: written
   std::uint32_t reason;  // a fault
   std::uint32_t peer;    // the rank it waited for (timeout, desync) or that aborted (aborted)
-  std::uint32_t phase;   // the flags waited for: 0 two-shot scatter, 1 two-shot gather, 2 one-shot, 3 grid barrier
+  std::uint32_t phase;   // what was waited for: 0 two-shot scatter flags, 1 two-shot gather flags, 2 one-shot data, 3 grid barrier
   std::uint32_t block;
   std::uint32_t seq;     // the round (per-block sequence number) it waited for
   std::uint32_t seen;    // the flag's value when it gave up (the peer's last round)
