@@ -205,7 +205,8 @@ class basic_communicator {
   // The all-reduce with the caller's epilogue: an object with
   //   __device__ void operator()(T* out, std::size_t n, std::size_t i, const float (&v)[8]) const
   // called with the f32 sums of values [i, i+8) (and, if it declares `row_pass`, a
-  // `__device__ void rows(std::size_t n) const` run after a barrier over this rank's grid; see
+  // `std::size_t row_values() const` and a `__device__ void row(std::size_t r) const` that finishes
+  // row r once all its values were handed over, called by every thread of one block; see
   // epilogue/rmsnorm.hpp). Its kernels load on first use: ranks that share one device need
   // CUDA_MODULE_LOADING=EAGER (or a first call before any peer spins), see docs/design.md.
   template <class T, class Ep>
@@ -405,14 +406,14 @@ class basic_communicator {
 
   template <class T, int W, class Ep>
   void launch_w(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s, const Ep& ep) {
+    std::size_t row_values = 0;
+    if constexpr (requires { ep.row_values(); }) row_values = ep.row_values();
     if (c.algorithm == algorithm_kind::one_shot) {
-      const auto p = algorithm::plan_one_shot(h_.layout, n);
-      algorithm::one_shot_kernel<Transport, T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.per_block, ep);
+      const auto p = algorithm::plan_one_shot(h_.layout, n, row_values);
+      algorithm::one_shot_kernel<Transport, T, W, Ep><<<h_.layout.cfg.oneshot_blocks, block_threads, 0, s>>>(h_, in, out, n, p.per_block, ep);
       rt::check_launch("one_shot_kernel");
       return;
     }
-    std::size_t row_values = 0;
-    if constexpr (requires { ep.row_values(); }) row_values = ep.row_values();
     visit_codec<codecs>(c.codec, [&](auto tag) {
       using C = typename decltype(tag)::type;
       const auto p = algorithm::plan_two_shot(h_.layout, codec::tile_bytes<C>, n, row_values);

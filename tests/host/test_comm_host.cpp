@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "qreduce/algorithm/one_shot.hpp"
 #include "qreduce/algorithm/two_shot.hpp"
 #include "qreduce/bootstrap/bootstrap.hpp"
 #include "qreduce/bootstrap/socket.hpp"
@@ -180,7 +181,8 @@ TEST_CASE("workspace layout: regions in order, aligned, independent of any messa
   h.layout = l;
   h.peer[0] = ws.data();
   CHECK(std::size_t(h.gather_slot(0, ring_slots - 1, 263, 7) - ws.data()) + l.segment_bytes == l.oneshot_off);
-  CHECK(std::size_t(h.oneshot_slot(0, 1, 131, 7) - ws.data()) + l.oneshot_slot_bytes == l.total);
+  CHECK(std::size_t(h.oneshot_buffer(0, 1, 7) - ws.data()) + l.oneshot_buffer_bytes == l.total);
+  CHECK(l.oneshot_buffer_bytes == 2 * l.one_shot_max_values());
   CHECK(l.total < 96u << 20);  // tens of MiB, not GiB
 }
 
@@ -238,6 +240,40 @@ TEST_CASE("plan_two_shot: tiles per segment follow the codec's tile size, chunks
   const auto barrier = algorithm::plan_two_shot(l, codec::tile_bytes<codec::passthrough>, big, 7168);
   CHECK_FALSE(barrier.rows_in_chunks);
   CHECK(barrier.blocks == 132);
+}
+
+TEST_CASE("plan_one_shot: slices of 8 values, whole rows per block with a row-wise epilogue") {
+  workspace_config c;
+  c.world = 2;
+  c.blocks = 396;
+  c.oneshot_blocks = 132;
+  const auto l = workspace_layout::make(c);
+  // plain: a tile per block up to the grid, then even slices (multiples of 8)
+  const auto small = algorithm::plan_one_shot(l, 4096);
+  CHECK(small.blocks == 2);
+  CHECK(small.per_block == 2048);
+  const auto odd = algorithm::plan_one_shot(l, 1000);
+  CHECK(odd.blocks == 1);
+  CHECK(odd.per_block == 1000);
+  const std::size_t cap = l.one_shot_max_values();
+  const auto full = algorithm::plan_one_shot(l, cap - 3);
+  CHECK(full.blocks == 132);
+  CHECK(full.per_block % 8 == 0);
+  CHECK(full.per_block * 132 >= cap - 3);
+  // rows: every block gets whole rows, as few rows each as cover them with the grid
+  for (std::size_t hidden : {2880u, 4096u, 8192u, 16384u}) {
+    for (std::size_t rows : {1u, 7u, 64u, 132u, 133u}) {
+      const std::size_t n = rows * hidden;
+      if (n > cap) continue;
+      const auto p = algorithm::plan_one_shot(l, n, hidden);
+      CHECK(p.per_block % hidden == 0);
+      CHECK(p.per_block / hidden == (rows + 131) / 132);
+      CHECK(std::size_t(p.blocks) * p.per_block >= n);
+      CHECK(std::size_t(p.blocks - 1) * p.per_block < n);
+      CHECK(p.blocks <= 132);
+    }
+  }
+  CHECK(algorithm::plan_one_shot(l, 8192, 8192).blocks == 1);  // one token of 8192: one block, no barrier
 }
 
 TEST_CASE("codec and world sets: what a communicator is compiled for") {

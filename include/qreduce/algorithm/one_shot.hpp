@@ -1,29 +1,36 @@
 // qreduce/algorithm/one_shot.hpp: the unquantized one-shot all-reduce for small messages, with the
 // flag in the data.
 //
-// Block b of rank r pushes its slice of the input into slot [parity][b][r] of every peer, then reads
-// the W - 1 slots [parity][b][s] of its own workspace as they fill, and adds the W slices in f32 in
-// rank order (its own slice from its input, as it is): one link crossing, no second phase, and every
-// rank adds the same values in the same order, so outputs are bitwise identical.
+// Rank r's blocks push their values of the input into buffer [parity][r] of every peer (value i at
+// byte 2i), then read the W - 1 buffers [parity][s] of their own workspace as they fill, and add the
+// W values in f32 in rank order (the own value from the input, as it is): one link crossing, no
+// second phase, and every rank adds the same values in the same order, so outputs are bitwise
+// identical.
 //
-// No flag, no fence and no barrier: an empty slot holds -0.0 in every 16-bit value (`empty`), and a
-// value has arrived when it is anything else. A sender replaces -0.0 by +0.0 on the way out, which
-// changes no sum (the sum starts from +0.0, and +0.0 + -0.0 = +0.0), so a written value is never
-// taken for an empty one. Each 32-bit word is written and read whole, so a reader never sees half a
-// word; a 16-byte vector may arrive in pieces, and is read again until none of its values is empty.
-// After adding, the reader empties the words it read, so a slot is empty again before its next use.
+// No flag, no fence and no barrier: an empty buffer holds -0.0 in every 16-bit value, and a value has
+// arrived when it is anything else. A sender replaces -0.0 by +0.0 on the way out, which changes no
+// sum (the sum starts from +0.0, and +0.0 + -0.0 = +0.0), so a written value is never taken for an
+// empty one. Each 32-bit word is written and read whole, so a reader never sees half a word; a
+// 16-byte vector may arrive in pieces, and is read again until none of its values is empty. After
+// adding, the reader empties the words it read, so a buffer is empty again before its next use.
 //
-// Why a slot is empty when a peer writes into it, and nobody writes into it while it is read: the
-// slots alternate between two parities (the block's call counter modulo 2, which keeps alternating
-// where the 32-bit counter wraps). A peer writes into slot [p][b] of this rank for call k + 2 only
-// after its block b finished call k + 1, which needed this rank's data of call k + 1, which this
-// rank's block b sends only after its block b finished call k (kernels on one stream run in order),
-// including emptying the words of slot [p][b] it read. A timeout leaves slots half written: the
-// communicator is then unusable, as after any fault (flags.hpp).
+// Why a buffer is empty when a peer writes into it, and nobody writes into it while it is read:
+// calls alternate between two parities. A peer writes into buffer [p] of this rank for call k + 2
+// only after its call k + 1 finished, which needed this rank's data of call k + 1, which this rank
+// sends only after its call k finished (kernels on one stream run in order), including emptying every
+// word of buffer [p] it read. This holds whichever block moves which values, so a call may cut the
+// message as it likes (rows whole for a row-wise epilogue, below). Every call launches the whole
+// one-shot grid, and every block counts every call (blocks without values only count), so the
+// blocks' counters, whose parity picks the buffers, stay equal; the parity keeps alternating where
+// the 32-bit counter wraps. A timeout leaves buffers half written: the communicator is then unusable,
+// as after any fault (flags.hpp).
+//
+// With a row-wise epilogue (fused RMSNorm) each block takes whole rows and finishes them itself right
+// after adding them: no barrier over the grid, no second pass by other blocks.
 //
 // The cost: a call moves its data once over the link and once through each memory, and waits for
 // nothing but the data itself: no release fence after the stores, no flag round trip. Against the
-// flag-and-barrier one-shot it replaced, 2x H100: docs/design.md, "One-shot".
+// flag-and-barrier one-shot it replaced: docs/design.md, "The one-shot carries its flag in its data".
 #pragma once
 #include <cstddef>
 #include "../device/atomic.hpp"
@@ -33,26 +40,31 @@
 
 namespace qreduce::algorithm {
 
+// How a one-shot call is cut: block b takes values [b * per_block, (b + 1) * per_block) of the n;
+// blocks from `blocks` on have none. With row_values > 0 (a row-wise epilogue) per_block is a whole
+// number of rows. The grid is always the communicator's one-shot grid (see above).
 struct one_shot_plan {
-  int blocks = 0;
-  std::size_t per_block = 0;  // values per block, a multiple of 8
+  int blocks = 0;             // blocks with values
+  std::size_t per_block = 0;  // values per block, a multiple of 8 (of row_values with rows)
 };
 
-inline one_shot_plan plan_one_shot(const workspace_layout& l, std::size_t n) {
+inline one_shot_plan plan_one_shot(const workspace_layout& l, std::size_t n, std::size_t row_values = 0) {
   const std::size_t B = std::size_t(l.cfg.oneshot_blocks);
-  std::size_t blocks = (n + codec::tile_values - 1) / codec::tile_values;
-  blocks = blocks < 1 ? 1 : (blocks > B ? B : blocks);
-  std::size_t per = (n + blocks - 1) / blocks;
-  per = (per + 7) / 8 * 8;
+  auto ceil_div = [](std::size_t a, std::size_t b) { return a / b + (a % b != 0 ? 1 : 0); };
   one_shot_plan p;
-  p.blocks = int((n + per - 1) / per);
-  if (p.blocks < 1) p.blocks = 1;
-  p.per_block = per;
+  if (row_values > 0) {
+    p.per_block = ceil_div(ceil_div(n, row_values), B) * row_values;
+  } else {
+    std::size_t blocks = ceil_div(n, codec::tile_values);
+    blocks = blocks < 1 ? 1 : (blocks > B ? B : blocks);
+    p.per_block = (ceil_div(n, blocks) + 7) / 8 * 8;
+  }
+  p.blocks = n == 0 ? 0 : int(ceil_div(n, p.per_block));
   return p;
 }
 
-// What an empty one-shot slot holds: -0.0 in both 16-bit values of every word.
-inline constexpr std::uint32_t empty_slot_word = 0x80008000u;
+// What an empty one-shot buffer holds: -0.0 in both 16-bit values of every word.
+inline constexpr std::uint32_t empty_word = 0x80008000u;
 
 }  // namespace qreduce::algorithm
 
@@ -76,14 +88,14 @@ QR_DEVICE QR_FORCEINLINE bool arrived(const uint4& v) {
 }
 }  // namespace detail
 
-// Empties a rank's one-shot slots (every word empty_slot_word): once, on its own workspace, before
-// any call.
+// Empties a rank's one-shot buffers (every word empty_word): once, on its own workspace, before any
+// call.
 template <class Transport>
 __global__ void __launch_bounds__(block_threads) one_shot_empty_kernel(std::byte* workspace, workspace_layout l) {
   auto* w = reinterpret_cast<std::uint32_t*>(workspace + l.oneshot_off);
   const std::size_t words = l.oneshot_bytes() / 4;
   for (std::size_t i = std::size_t(blockIdx.x) * block_threads + threadIdx.x; i < words; i += std::size_t(gridDim.x) * block_threads)
-    w[i] = empty_slot_word;
+    w[i] = empty_word;
 }
 
 // Slices of 8 values a thread keeps in flight: the pushes and the first reads of this many are
@@ -98,10 +110,15 @@ __global__ void __launch_bounds__(block_threads)
   using namespace device;
   constexpr int U = oneshot_unroll<W>;
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
+  const std::uint32_t calls = *h.oneshot_seq(b);
   const std::size_t lo = std::size_t(b) * per_block;
+  if (lo >= n) {  // no values: count the call, so that every block's parity stays the same
+    if (t == 0) *h.oneshot_seq(b) = calls + 1u;
+    return;
+  }
+  const int parity = int(calls & 1u);
   const std::size_t hi = lo + per_block < n ? lo + per_block : n;
   const std::size_t stride = 8 * std::size_t(block_threads);
-  const int parity = int(*h.oneshot_seq(b) & 1u);
   const std::size_t first = lo + 8 * std::size_t(t);
   const bool single_pass = first + U * stride >= hi;  // else `mine` is read again in the second pass
   // The first input is read while thread 0 reads the abort word: one memory latency, not two.
@@ -127,12 +144,12 @@ __global__ void __launch_bounds__(block_threads)
       const uint4 v = detail::without_empty(mine[u]);
       QR_UNROLL
       for (int p = 0; p < W; ++p)
-        if (p != r) *reinterpret_cast<uint4*>(h.oneshot_slot(p, parity, b, r) + 2 * (i - lo)) = v;
+        if (p != r) *reinterpret_cast<uint4*>(h.oneshot_buffer(p, parity, r) + 2 * i) = v;
     }
   }
   bool ok = true;
   for (std::size_t i0 = first; i0 < hi; i0 += U * stride) {
-    uint4 got[U][W];  // [u][r] unused: the own slice is read from the input
+    uint4 got[U][W];  // [u][r] unused: the own values are read from the input
     QR_UNROLL
     for (int u = 0; u < U; ++u) {
       const std::size_t i = i0 + u * stride;
@@ -140,7 +157,7 @@ __global__ void __launch_bounds__(block_threads)
       if (!single_pass) mine[u] = load8_bits(in, n, i);
       QR_UNROLL
       for (int s = 0; s < W; ++s)
-        if (s != r) got[u][s] = load_relaxed_v4<scope::system>(h.oneshot_slot(r, parity, b, s) + 2 * (i - lo));
+        if (s != r) got[u][s] = load_relaxed_v4<scope::system>(h.oneshot_buffer(r, parity, s) + 2 * i);
     }
     QR_UNROLL
     for (int u = 0; u < U; ++u) {
@@ -153,19 +170,19 @@ __global__ void __launch_bounds__(block_threads)
         if (s == r) {
           unpack8<T>(mine[u], y);
         } else {
-          std::byte* slot = h.oneshot_slot(r, parity, b, s) + 2 * (i - lo);
+          std::byte* word = h.oneshot_buffer(r, parity, s) + 2 * i;
           if (!detail::arrived(got[u][s]) && ok) {
             ok = wait_bounded(
                 h,
                 [&](std::uint32_t& seen) {
-                  got[u][s] = load_relaxed_v4<scope::system>(slot);
+                  got[u][s] = load_relaxed_v4<scope::system>(word);
                   seen = got[u][s].x;
                   return detail::arrived(got[u][s]) ? 1 : 0;
                 },
                 s, oneshot_phase, 0u);
           }
           if (!ok) break;
-          *reinterpret_cast<uint4*>(slot) = make_uint4(empty_slot_word, empty_slot_word, empty_slot_word, empty_slot_word);
+          *reinterpret_cast<uint4*>(word) = make_uint4(empty_word, empty_word, empty_word, empty_word);
           unpack8<T>(got[u][s], y);
         }
         QR_UNROLL
@@ -178,10 +195,11 @@ __global__ void __launch_bounds__(block_threads)
   }
   if (!ok) give_up = 1;
   block_sync();
-  if (t == 0) *h.oneshot_seq(b) += 1u;
+  if (t == 0) *h.oneshot_seq(b) = calls + 1u;
   if constexpr (requires { Epilogue::row_pass; }) {
-    // row-wise epilogues read what other blocks of this rank wrote: meet first
-    if (grid_barrier(h) && give_up == 0) ep.rows(n);
+    // this block's rows are whole (plan_one_shot) and written: finish them
+    if (give_up == 0)
+      for (std::size_t row = lo / ep.row_values(); row < hi / ep.row_values(); ++row) ep.row(row);
   }
 }
 

@@ -7,8 +7,8 @@
 // All in f32 inside. Phase 1 (inside the all-reduce's last step, per 8 values) adds the residual to
 // the f32 sum and stores r'. Phase 2 normalizes whole rows, one block a row: the sum of squares is a
 // fixed-order block reduction over the stored r', so every rank computes the same y. The algorithm
-// runs phase 2 either right after a block has written whole rows itself (two-shot, when its chunks
-// hold whole rows: row()) or after a barrier over the rank's grid (rows()).
+// runs phase 2 (row()) right after a block has written whole rows itself (the one-shot always; the
+// two-shot when its chunks hold whole rows), else after a barrier over the rank's grid.
 #pragma once
 #include <cstddef>
 #include "outputs.hpp"
@@ -146,11 +146,6 @@ struct residual_rmsnorm {
     }
   }
 
-  // Phase 2 after a barrier over the grid: the rows of n values, block b taking rows b, b + grid, ...
-  QR_DEVICE void rows(std::size_t n) const {
-    const std::size_t nrows = n / hidden;
-    for (std::size_t r = blockIdx.x; r < nrows; r += gridDim.x) row(r);
-  }
 #endif
 };
 

@@ -94,10 +94,9 @@ QR_DEVICE inline bool wait_bounded(const device_handle& h, Ready ready, int peer
   }
 }
 
-// How far a peer's flag can legitimately run ahead of the round a block waits for: a peer raises
-// phase-0 flags for at most two rounds (its scatter of round j + 2 comes before its reduce of j + 1,
-// which waits for this rank) and phase-1 flags likewise (two_shot.hpp). Further ahead, the ranks'
-// calls do not match.
+// How far a peer's flag can legitimately run ahead of the round a block waits for: one round in the
+// two-shot's order of steps (two_shot.hpp), two allowed (the ring's depth less one). Further ahead,
+// the ranks' calls do not match.
 inline constexpr std::uint32_t max_flag_lead = ring_slots - 1;
 
 // The flag arrays (workspace.hpp), and the phase numbers an error record gives the one-shot's data
@@ -148,7 +147,7 @@ QR_DEVICE inline bool wait_flags(const device_handle& h, int phase, std::uint32_
 }
 
 // Barrier over this rank's grid (all its blocks must be resident: the grids that use it are at most
-// one block per multiprocessor, plan_two_shot and plan_one_shot). Arrivals count up with acquire-release atomics; the last block resets the count
+// one block per multiprocessor, plan_two_shot). Arrivals count up with acquire-release atomics; the last block resets the count
 // and releases a new generation; the state lives in the workspace, so graphs replay it. Every thread
 // of the block calls it; returns false on timeout.
 QR_DEVICE inline bool grid_barrier(const device_handle& h) {

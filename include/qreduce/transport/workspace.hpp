@@ -14,7 +14,8 @@
 //   abort    uint32                                           raised by the rank that gave up, on every rank (who, on whom, why)
 //   scatter  [ring_slots][blocks][world] slots of segment_bytes  two-shot reduce-scatter: the owner receives here
 //   gather   [ring_slots][blocks][world] slots of segment_bytes  two-shot all-gather: reduced segments arrive here
-//   oneshot  [2 parities][oneshot_blocks][world] slots of oneshot_slot_bytes  one-shot inputs, the flag in
+//   oneshot  [2 parities][world] buffers of oneshot_buffer_bytes  one-shot inputs, value i of a call at
+//                                                             byte 2i whichever block moves it; the flag is in
 //                                                             the data: -0.0 marks an empty value (one_shot.hpp)
 //
 // `blocks` is the two-shot's grid (several blocks per multiprocessor), `oneshot_blocks` the
@@ -55,7 +56,7 @@ struct workspace_config {
 
 struct workspace_layout {
   workspace_config cfg{};
-  std::size_t segment_bytes = 0, oneshot_slot_bytes = 0;
+  std::size_t segment_bytes = 0, oneshot_buffer_bytes = 0;
   std::size_t flags_off = 0, seq_off = 0, barrier_off = 0, abort_off = 0, scatter_off = 0, gather_off = 0, oneshot_off = 0, total = 0;
 
   static constexpr std::size_t align(std::size_t x) { return (x + 255) / 256 * 256; }
@@ -65,7 +66,7 @@ struct workspace_layout {
     l.cfg = c;
     const auto W = std::size_t(c.world), B = std::size_t(c.blocks);
     l.segment_bytes = c.round_bytes / W / 256 * 256;
-    l.oneshot_slot_bytes = std::size_t(c.oneshot_values_per_block) * 2;
+    l.oneshot_buffer_bytes = std::size_t(c.oneshot_blocks) * std::size_t(c.oneshot_values_per_block) * 2;
     l.flags_off = 0;
     l.seq_off = align(l.flags_off + 2 * B * W * 4);
     l.barrier_off = align(l.seq_off + 3 * B * 4);
@@ -82,7 +83,7 @@ struct workspace_layout {
            2 * std::size_t(c.world) * 4 + 3 * 4;  // its slots, its flags, its counters
   }
   // Bytes of the one-shot slots (both parities).
-  QR_HOST_DEVICE constexpr std::size_t oneshot_bytes() const { return 2 * std::size_t(cfg.oneshot_blocks) * std::size_t(cfg.world) * oneshot_slot_bytes; }
+  QR_HOST_DEVICE constexpr std::size_t oneshot_bytes() const { return 2 * std::size_t(cfg.world) * oneshot_buffer_bytes; }
   // Largest message (in values) the one-shot takes.
   constexpr std::size_t one_shot_max_values() const {
     return std::size_t(cfg.oneshot_blocks) * cfg.oneshot_values_per_block;
@@ -147,9 +148,9 @@ struct device_handle {
   QR_HOST_DEVICE std::byte* gather_slot(int r, int ring, int block, int src) const {
     return peer[r] + layout.gather_off + ((std::size_t(ring) * layout.cfg.blocks + block) * layout.cfg.world + src) * layout.segment_bytes;
   }
-  QR_HOST_DEVICE std::byte* oneshot_slot(int r, int parity, int block, int src) const {
-    return peer[r] + layout.oneshot_off +
-           ((std::size_t(parity) * layout.cfg.oneshot_blocks + block) * layout.cfg.world + src) * layout.oneshot_slot_bytes;
+  // Rank r's one-shot buffer of `parity` written by `src`: value i of a call at byte 2i.
+  QR_HOST_DEVICE std::byte* oneshot_buffer(int r, int parity, int src) const {
+    return peer[r] + layout.oneshot_off + (std::size_t(parity) * layout.cfg.world + src) * layout.oneshot_buffer_bytes;
   }
 };
 
