@@ -60,6 +60,14 @@ expect_in_amd_kernel() {
     pass=$((pass + 1)); echo "  ok    $4"
   else fail=$((fail + 1)); echo "  FAIL  $4: '$3' not found in the kernels matching '$2' of $(basename "$1")"; fi
 }
+# A pattern that must not occur inside the PTX entries matching a name: file, entry-name regex, pattern, meaning.
+expect_not_in_kernel() {
+  local body
+  body=$(awk -v k="$2" '$0 ~ "\\.entry " && $0 ~ k {on = 1} on {print} on && /^}/ {on = 0}' "$1")
+  if [ -z "$body" ]; then fail=$((fail + 1)); echo "  FAIL  $4: no entries matching '$2' in $(basename "$1")"
+  elif grep -qE "$3" <<<"$body"; then fail=$((fail + 1)); echo "  FAIL  $4: '$3' found in the entries matching '$2' of $(basename "$1")"
+  else pass=$((pass + 1)); echo "  ok    $4"; fi
+}
 expect_not() {
   if grep -qE "$2" "$1"; then fail=$((fail + 1)); echo "  FAIL  $3: '$2' found in $(basename "$1")"
   else pass=$((pass + 1)); echo "  ok    $3"; fi
@@ -72,6 +80,10 @@ wait
 expect "$out/sm_90.ptx" 'cvt\.rn\.satfinite\.e4m3x2\.f32' "sm_90: fp8 encode uses cvt.rn.satfinite.e4m3x2"
 expect_not "$out/sm_90.ptx" 'e2m1x2' "sm_90: no e2m1x2 (FP4 is software there)"
 expect "$out/sm_90.ptx" 'prmt\.b32 .*, 64256;' "sm_90: fp4 encode gathers sign bytes with prmt (software FP4 fast path)"
+expect_in_kernel "$out/sm_90.ptx" 'isa_decode.*3fp4' 'prmt\.b32 %r[0-9]+, %r[0-9]+, %r[0-9]+, %r[0-9]+;' \
+  "sm_90: fp4 decode looks its magnitudes up with prmt (a register selector: the software E2M1 fast path)"
+expect_not_in_kernel "$out/sm_90.ptx" 'isa_(en|de)code.*codec4int[468]' 'cvt\.(rni|rzi|rn\.f32\.[su]32)' \
+  "sm_90: int4/int6/int8 encode and decode without conversion instructions (the float's own rounding)"
 expect "$out/sm_90.ptx" 'st\.release\.sys\.global\.u32' "sm_90: flags raised with st.release.sys"
 expect "$out/sm_90.ptx" 'ld\.acquire\.sys\.global\.u32' "sm_90: flags read with ld.acquire.sys"
 expect_two_shot_occupancy "$out/sm_90.ptx" "sm_90: two-shot kernel compiled for $blocks_per_sm blocks per multiprocessor"
