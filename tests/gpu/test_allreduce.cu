@@ -350,7 +350,11 @@ void rmsnorm(ctx& c) {
 }
 
 void stress(ctx& c, int calls) {
-  // Alternating sizes, algorithms and codecs on buffers reused across calls; each output checked.
+  // Alternating sizes, algorithms and codecs, every call with inputs of its own (a seed per call, from
+  // a pool of `variants` per combination), launched in batches of `depth` calls with no host sync in
+  // between, each into buffers of its own: a call that read an earlier call's data or slots, or wrote
+  // into a later one's, gives bits that differ from its reference.
+  constexpr int depth = 4, variants = 3;
   const std::size_t sizes[] = {4096, 77, 300000, 2048 * 3 + 1, 65536, 1000};
   const allreduce_options opts[] = {{codec_kind::int4, algorithm_kind::two_shot, false},
                                     {codec_kind::none, algorithm_kind::one_shot, false},
@@ -360,33 +364,56 @@ void stress(ctx& c, int calls) {
   struct combo {
     std::size_t n;
     allreduce_options o;
-    std::vector<f16> in, want;
+    std::vector<f16> in[variants], want[variants];
   };
   std::vector<combo> combos;
   for (std::size_t n : sizes)
     for (const auto& o : opts) {
-      combo cb{n, o, {}, {}};
-      std::vector<std::vector<f16>> inputs;
-      for (int r = 0; r < c.world; ++r) inputs.push_back(qrtest::make_input<f16>(n, r, 7 + n));
-      cb.in = inputs[std::size_t(c.rank)];
       const auto ran = c.comm->choice(n * 2, o.codec);
       const auto alg = o.algorithm == algorithm_kind::automatic ? ran.algorithm : o.algorithm;
-      if (alg == algorithm_kind::one_shot) cb.want = qrtest::reference_one_shot(inputs);
-      else visit_codec(o.codec, [&](auto tag) { cb.want = qrtest::reference_two_shot<typename decltype(tag)::type, f16>(inputs, o.rotate, c.comm->two_shot_segment_values(o.codec, n)); });
       if (alg == algorithm_kind::one_shot && n > c.comm->max_oneshot_values()) continue;
+      combo cb{n, o, {}, {}};
+      for (int v = 0; v < variants; ++v) {
+        std::vector<std::vector<f16>> inputs;
+        for (int r = 0; r < c.world; ++r) inputs.push_back(qrtest::make_input<f16>(n, r, 7 + n + 1000003ull * std::uint64_t(v + 1) + combos.size()));
+        cb.in[v] = inputs[std::size_t(c.rank)];
+        if (alg == algorithm_kind::one_shot) cb.want[v] = qrtest::reference_one_shot(inputs);
+        else visit_codec(o.codec, [&](auto tag) { cb.want[v] = qrtest::reference_two_shot<typename decltype(tag)::type, f16>(inputs, o.rotate, c.comm->two_shot_segment_values(o.codec, n)); });
+      }
       combos.push_back(std::move(cb));
     }
-  f16* din = static_cast<f16*>(c.a);
-  f16* dout = static_cast<f16*>(c.b);
+  std::size_t most = 0;
+  for (std::size_t n : sizes) most = n > most ? n : most;
+  f16* in[depth];
+  f16* out[depth];
+  for (int k = 0; k < depth; ++k) {
+    QR_CUDA(cudaMalloc(&in[k], most * 2 + 16));
+    QR_CUDA(cudaMalloc(&out[k], most * 2 + 16));
+  }
+  barrier(c);  // allocations can wait for the device: none while a peer's kernel spins for this rank
   std::vector<f16> got;
   int bad = 0;
-  for (int i = 0; i < calls; ++i) {
-    const combo& cb = combos[std::size_t(i) % combos.size()];
-    c.upload(din, cb.in);
-    c.comm->all_reduce(din, dout, cb.n, cb.o, c.stream);
-    got.resize(cb.n);
-    c.download(got, dout);
-    if (!qrtest::same_bits(got, cb.want)) ++bad;
+  for (int i0 = 0; i0 < calls; i0 += depth) {
+    auto pick = [&](int i) -> std::pair<const combo&, int> {
+      return {combos[std::size_t(i) % combos.size()], (i / int(combos.size())) % variants};
+    };
+    for (int k = 0; k < depth && i0 + k < calls; ++k) c.upload(in[k], pick(i0 + k).first.in[pick(i0 + k).second]);
+    for (int k = 0; k < depth && i0 + k < calls; ++k) {  // back to back on the stream
+      const combo& cb = pick(i0 + k).first;
+      c.comm->all_reduce(in[k], out[k], cb.n, cb.o, c.stream);
+    }
+    for (int k = 0; k < depth && i0 + k < calls; ++k) {
+      const auto [cb, v] = pick(i0 + k);
+      got.resize(cb.n);
+      c.download(got, out[k]);
+      if (!qrtest::same_bits(got, cb.want[v])) ++bad;
+    }
+  }
+  QR_CUDA(cudaStreamSynchronize(c.stream));
+  barrier(c);
+  for (int k = 0; k < depth; ++k) {
+    QR_CUDA(cudaFree(in[k]));
+    QR_CUDA(cudaFree(out[k]));
   }
   c.comm->check();
   QR_EXPECT(bad == 0, "rank %d: %d of %d stress calls differ from the reference", c.rank, bad, calls);
