@@ -6,12 +6,15 @@
 //   * every rank's output is bitwise equal to the host reference of the same algorithm (and so to
 //     every other rank's);
 //   * the error against the fp64 sum stays inside the codec's documented bound;
-// then: stress (alternating sizes, algorithms and codecs), graph capture with replays on fresh data,
-// argument validation, and a rank that never arrives (the others fail with a timeout naming it).
+// then: stress (alternating sizes, algorithms and codecs, several calls in flight, fresh inputs per
+// call), graph capture with replays on fresh data, argument validation, and a rank that never arrives
+// (the others fail with a timeout naming it). --soak N runs only the stress test with N calls and
+// the graph test with N / 5 replays (then the missing-rank test), for long runs.
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -408,6 +411,8 @@ void stress(ctx& c, int calls) {
       c.download(got, out[k]);
       if (!qrtest::same_bits(got, cb.want[v])) ++bad;
     }
+    if (c.rank == 0 && calls >= 10000 && (i0 + depth) % 10000 < depth)
+      std::printf("rank 0: stress: %d of %d calls, %d wrong so far\n", i0 + depth, calls, bad);
   }
   QR_CUDA(cudaStreamSynchronize(c.stream));
   barrier(c);
@@ -538,11 +543,17 @@ int main(int argc, char** argv) {
   std::string mode = "threads";
   int world = 2;
   bool quick = false;
+  int soak = 0;  // --soak N: only the stress test with N calls and the graph test with N / 5 replays
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--mode" && i + 1 < argc) mode = argv[++i];
     else if (a == "--ranks" && i + 1 < argc) world = std::atoi(argv[++i]);
     else if (a == "--quick") quick = true;
+    else if (a == "--soak" && i + 1 < argc) soak = std::atoi(argv[++i]);
+    else {
+      std::fprintf(stderr, "usage: test_allreduce [--mode threads|procs] [--ranks N] [--quick] [--soak CALLS]\n");
+      return 2;
+    }
   }
   comm_config cfg;
   cfg.timeout_ms = mode == "threads" ? 20000 : 60000;
@@ -565,6 +576,15 @@ int main(int argc, char** argv) {
     auto done = [&](const char* what) {
       if (c.rank == 0) std::printf("rank 0: %s done\n", what);
     };
+    if (soak > 0) {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto secs = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+      stress(c, soak);
+      if (c.rank == 0) std::printf("rank 0: soak: %d calls in %.1f s\n", soak, secs());
+      graphs(c, soak / 5);
+      if (c.rank == 0) std::printf("rank 0: soak: %d graph replays, %.1f s in all\n", soak / 5, secs());
+      return;
+    }
     correctness(c);
     done("correctness");
     rmsnorm(c);
