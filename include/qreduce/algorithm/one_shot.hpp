@@ -140,11 +140,12 @@ __global__ void __launch_bounds__(block_threads)
     QR_UNROLL
     for (int u = 0; u < U; ++u) {
       const std::size_t i = i0 + u * stride;
-      if (i >= hi) break;
-      const uint4 v = detail::without_empty(mine[u]);
-      QR_UNROLL
-      for (int p = 0; p < W; ++p)
-        if (p != r) *reinterpret_cast<uint4*>(h.oneshot_buffer(p, parity, r) + 2 * i) = v;
+      if (i < hi) {
+        const uint4 v = detail::without_empty(mine[u]);
+        QR_UNROLL
+        for (int p = 0; p < W; ++p)
+          if (p != r) *reinterpret_cast<uint4*>(h.oneshot_buffer(p, parity, r) + 2 * i) = v;
+      }
     }
   }
   bool ok = true;
@@ -153,45 +154,61 @@ __global__ void __launch_bounds__(block_threads)
     QR_UNROLL
     for (int u = 0; u < U; ++u) {
       const std::size_t i = i0 + u * stride;
-      if (i >= hi) break;
-      if (!single_pass) mine[u] = load8_bits(in, n, i);
+      if (i < hi) {
+        if (!single_pass) mine[u] = load8_bits(in, n, i);
+        QR_UNROLL
+        for (int s = 0; s < W; ++s)
+          if (s != r) got[u][s] = load_relaxed_v4<scope::system>(h.oneshot_buffer(r, parity, s) + 2 * i);
+      }
+    }
+    // Every vector of this pass arrived? Else poll the missing ones again, bounded (the spin stays
+    // out of the unrolled loops: clang does not unroll a loop that holds one).
+    int late = -1;  // a rank whose values have not all arrived
+    QR_UNROLL
+    for (int u = 0; u < U; ++u)
       QR_UNROLL
       for (int s = 0; s < W; ++s)
-        if (s != r) got[u][s] = load_relaxed_v4<scope::system>(h.oneshot_buffer(r, parity, s) + 2 * i);
-    }
+        if (s != r && i0 + u * stride < hi && late < 0 && !detail::arrived(got[u][s])) late = s;
+    if (late >= 0)
+      ok = wait_bounded(
+          h,
+          [&](std::uint32_t& seen) {
+            bool all = true;
+            QR_UNROLL
+            for (int u = 0; u < U; ++u)
+              QR_UNROLL
+              for (int s = 0; s < W; ++s)
+                if (s != r && i0 + u * stride < hi && !detail::arrived(got[u][s])) {
+                  got[u][s] = load_relaxed_v4<scope::system>(h.oneshot_buffer(r, parity, s) + 2 * (i0 + u * stride));
+                  if (!detail::arrived(got[u][s])) {
+                    all = false;
+                    seen = got[u][s].x;
+                  }
+                }
+            return all ? 1 : 0;
+          },
+          late, oneshot_phase, 0u);
+    if (!ok) break;
     QR_UNROLL
     for (int u = 0; u < U; ++u) {
       const std::size_t i = i0 + u * stride;
-      if (i >= hi) break;
-      float acc[8] = {};
-      QR_UNROLL
-      for (int s = 0; s < W; ++s) {
-        float y[8];
-        if (s == r) {
-          unpack8<T>(mine[u], y);
-        } else {
-          std::byte* word = h.oneshot_buffer(r, parity, s) + 2 * i;
-          if (!detail::arrived(got[u][s]) && ok) {
-            ok = wait_bounded(
-                h,
-                [&](std::uint32_t& seen) {
-                  got[u][s] = load_relaxed_v4<scope::system>(word);
-                  seen = got[u][s].x;
-                  return detail::arrived(got[u][s]) ? 1 : 0;
-                },
-                s, oneshot_phase, 0u);
-          }
-          if (!ok) break;
-          *reinterpret_cast<uint4*>(word) = make_uint4(empty_word, empty_word, empty_word, empty_word);
-          unpack8<T>(got[u][s], y);
-        }
+      if (i < hi) {
+        float acc[8] = {};
         QR_UNROLL
-        for (int j = 0; j < 8; ++j) acc[j] += y[j];
+        for (int s = 0; s < W; ++s) {
+          float y[8];
+          if (s == r) {
+            unpack8<T>(mine[u], y);
+          } else {
+            *reinterpret_cast<uint4*>(h.oneshot_buffer(r, parity, s) + 2 * i) = make_uint4(empty_word, empty_word, empty_word, empty_word);
+            unpack8<T>(got[u][s], y);
+          }
+          QR_UNROLL
+          for (int j = 0; j < 8; ++j) acc[j] += y[j];
+        }
+        ep(out, n, i, acc);
       }
-      if (!ok) break;
-      ep(out, n, i, acc);
     }
-    if (!ok) break;
   }
   if (!ok) give_up = 1;
   block_sync();
