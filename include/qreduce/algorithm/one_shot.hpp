@@ -173,19 +173,19 @@ __global__ void __launch_bounds__(block_threads)
       ok = wait_bounded(
           h,
           [&](std::uint32_t& seen) {
-            bool all = true;
+            late = -1;  // the first rank still missing: the one a timeout names
             QR_UNROLL
             for (int u = 0; u < U; ++u)
               QR_UNROLL
               for (int s = 0; s < W; ++s)
                 if (s != r && i0 + u * stride < hi && !detail::arrived(got[u][s])) {
                   got[u][s] = load_relaxed_v4<scope::system>(h.oneshot_buffer(r, parity, s) + 2 * (i0 + u * stride));
-                  if (!detail::arrived(got[u][s])) {
-                    all = false;
+                  if (!detail::arrived(got[u][s]) && late < 0) {
+                    late = s;
                     seen = got[u][s].x;
                   }
                 }
-            return all ? 1 : 0;
+            return late < 0 ? 1 : 0;
           },
           late, oneshot_phase, 0u);
     if (!ok) break;

@@ -74,10 +74,11 @@ QR_DEVICE inline bool block_may_start(const device_handle& h) {
 }
 
 // Spins until ready() (which loads with acquire semantics) returns 1. Bounded: returns false when
-// ready() returns -1 (a fault it recorded), when h.timeout_ns passes (recorded, with `peer`, `phase`
-// and what was last seen), or when this rank stopped (another block gave up, or a peer aborted it).
+// ready() returns -1 (a fault it recorded), when h.timeout_ns passes (recorded, with `peer` as it is
+// then, `phase` and what was last seen: ready() may update `peer` to the rank it still waits for), or
+// when this rank stopped (another block gave up, or a peer aborted it).
 template <class Ready>
-QR_DEVICE inline bool wait_bounded(const device_handle& h, Ready ready, int peer, int phase, std::uint32_t seq) {
+QR_DEVICE inline bool wait_bounded(const device_handle& h, Ready ready, const int& peer, int phase, std::uint32_t seq) {
   std::uint32_t seen = 0;
   int r = ready(seen);
   if (r != 0) return r > 0;
