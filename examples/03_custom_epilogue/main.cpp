@@ -50,7 +50,7 @@ __global__ void __launch_bounds__(qreduce::block_threads, qreduce::twoshot_block
     my_all_reduce(qreduce::device_handle h, const f16* in, f16* out, std::size_t n, int tiles_per_segment, bias_gelu ep) {
   qreduce::algorithm::two_shot<qreduce::transport::default_transport, qreduce::codec::int8, f16, W>(h, in, out, n, tiles_per_segment,
                                                                                                     /*rotate=*/false,  // int8 rotates anyway
-                                                                                                    /*rows_in_chunks=*/false, ep);
+                                                                                                    ep);
 }
 
 int main() {

@@ -111,13 +111,12 @@ class basic_communicator {
   std::size_t workspace_bytes() const { return h_.layout.total; }
   std::size_t max_oneshot_values() const { return h_.layout.one_shot_max_values(); }
   const device_handle& handle() const { return h_; }
-  // The values of one two-shot segment for a call of n values with this codec (row_values: the
-  // fused epilogue's hidden size, else 0): rank s owns segments s, s + W, s + 2W, ... of the message
-  // and adds its own contribution to them unquantized. Tests and accuracy models need it to
-  // reproduce the exact result.
-  std::size_t two_shot_segment_values(codec_kind codec, std::size_t n, std::size_t row_values = 0) const {
+  // The values of one two-shot segment for a call of n values with this codec (with or without an
+  // epilogue): rank s owns segments s, s + W, s + 2W, ... of the message and adds its own
+  // contribution to them unquantized. Tests and accuracy models need it to reproduce the exact result.
+  std::size_t two_shot_segment_values(codec_kind codec, std::size_t n) const {
     return visit_codec(codec, [&](auto tag) {
-      return std::size_t(algorithm::plan_two_shot(h_.layout, codec::tile_bytes<typename decltype(tag)::type>, n, row_values).tiles_per_segment) *
+      return std::size_t(algorithm::plan_two_shot(h_.layout, codec::tile_bytes<typename decltype(tag)::type>, n).tiles_per_segment) *
              codec::tile_values;
     });
   }
@@ -189,7 +188,15 @@ class basic_communicator {
       if constexpr (requires { epilogue::any_output<T>::of(out); }) {  // else refused by check_output
         epilogue::residual_rmsnorm<T> ep{static_cast<const T*>(residual), static_cast<T*>(residual_out), static_cast<const T*>(weight),
                                          epilogue::any_output<T>::of(out), hidden, eps};
-        launch(c, static_cast<const T*>(x), static_cast<T*>(residual_out), n, opts.rotate, stream, ep);
+        if (c.algorithm == algorithm_kind::two_shot && ep.out.kind == epilogue::norm_output_kind::native) {
+          // The two-shot writes its sums into y and a kernel of rows does the rest (rmsnorm.hpp): no
+          // residual loads inside the two-shot's steps (1.1-1.3x faster from 256 tokens, docs/design.md).
+          ep.sum = ep.out.y;
+          launch(c, static_cast<const T*>(x), ep.out.y, n, opts.rotate, stream, epilogue::identity{});
+          launch_rows(ep, rows, stream);
+        } else {
+          launch(c, static_cast<const T*>(x), static_cast<T*>(residual_out), n, opts.rotate, stream, ep);
+        }
       }
     };
     if (type == dtype::f16) run(std::type_identity<f16>{});
@@ -221,8 +228,9 @@ class basic_communicator {
   }
 
   // Throws if one of this communicator's kernels gave up, or a peer's kernels gave up and stopped
-  // this rank's: errc::timeout (a rank did not arrive) or errc::mismatch (a rank's flags ran ahead of
-  // the calls: the ranks' calls differ), naming that rank on every rank. Reads host memory only: call
+  // this rank's: errc::timeout (a rank did not arrive) or errc::mismatch (the ranks' calls differ:
+  // a rank's call signature, with both calls described, or a rank's flags ran ahead of the calls),
+  // naming that rank on every rank. Reads host memory only: call
   // it after synchronizing the stream to learn about the last call. After it throws, the communicator
   // is unusable on every rank: destroy it and create a new one (collectively).
   void check() const {
@@ -244,9 +252,12 @@ class basic_communicator {
                                               std::to_string(e.seen) + " tiles per segment: the workspace holds " +
                                               std::to_string(h_.layout.cfg.blocks) + " blocks and segments of " +
                                               std::to_string(h_.layout.segment_bytes) + " bytes (launch with plan_two_shot's plan)" + after);
-    if (fault(e.cause) == fault::timeout && e.phase == std::uint32_t(device::grid_barrier_phase) && fault(e.reason) == fault::timeout)
-      throw error(errc::timeout, me + "its own blocks did not all reach the grid barrier of the fused epilogue within " +
-                                     std::to_string(h_.timeout_ns / 1000000ull) + " ms: were other kernels occupying the GPU?" + after);
+    if (fault(e.cause) == fault::call_mismatch) {
+      const auto sig = [&](int k) { return std::uint64_t(e.calls[k]) | std::uint64_t(e.calls[k + 1]) << 32; };
+      throw error(errc::mismatch, me + "the ranks' calls differ: rank " + std::to_string(e.finder) + " called with " +
+                                      algorithm::describe_call(sig(0)) + "; " + culprit + " with " + algorithm::describe_call(sig(2)) +
+                                      (int(e.finder) == rank_ ? std::string() : " (found by rank " + std::to_string(e.finder) + ")") + after);
+    }
     if (fault(e.cause) == fault::desync)
       throw error(errc::mismatch, me + culprit + " ran ahead of the calls it was waited for" + seen_by +
                                       ": the ranks made different calls (counts, algorithms, codecs) or a call was missed" + after);
@@ -384,6 +395,7 @@ class basic_communicator {
       using T = typename decltype(ttag)::type;
       using E = typename decltype(etag)::type;
       load(reinterpret_cast<const void*>(&algorithm::one_shot_kernel<Transport, T, W, E>));
+      if constexpr (requires { E::row_pass; }) load(reinterpret_cast<const void*>(&algorithm::rows_kernel<E>));
       for (codec_kind k : codecs_of<codecs>)
         visit_codec<codecs>(k, [&](auto tag) {
           using C = typename decltype(tag)::type;
@@ -406,9 +418,10 @@ class basic_communicator {
 
   template <class T, int W, class Ep>
   void launch_w(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s, const Ep& ep) {
+    constexpr bool row_wise = requires { Ep::row_pass; };
     std::size_t row_values = 0;
-    if constexpr (requires { ep.row_values(); }) row_values = ep.row_values();
-    if (c.algorithm == algorithm_kind::one_shot) {
+    if constexpr (row_wise) row_values = ep.row_values();
+    if (c.algorithm == algorithm_kind::one_shot) {  // finishes the rows of a row-wise epilogue itself
       const auto p = algorithm::plan_one_shot(h_.layout, n, row_values);
       algorithm::one_shot_kernel<Transport, T, W, Ep><<<h_.layout.cfg.oneshot_blocks, block_threads, 0, s>>>(h_, in, out, n, p.per_block, ep);
       rt::check_launch("one_shot_kernel");
@@ -416,11 +429,19 @@ class basic_communicator {
     }
     visit_codec<codecs>(c.codec, [&](auto tag) {
       using C = typename decltype(tag)::type;
-      const auto p = algorithm::plan_two_shot(h_.layout, codec::tile_bytes<C>, n, row_values);
-      algorithm::two_shot_kernel<Transport, C, T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate,
-                                                                                  p.rows_in_chunks, ep);
+      const auto p = algorithm::plan_two_shot(h_.layout, codec::tile_bytes<C>, n);
+      algorithm::two_shot_kernel<Transport, C, T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate, ep);
     });
     rt::check_launch("two_shot_kernel");
+    if constexpr (row_wise) launch_rows(ep, n / row_values, s);
+  }
+
+  // A row-wise epilogue's rows after a two-shot (algorithm::rows_kernel), on the same stream.
+  template <class Ep>
+  void launch_rows(const Ep& ep, std::size_t rows, rt::stream_t s) {
+    const std::size_t grid = rows < algorithm::rows_kernel_max_blocks ? rows : algorithm::rows_kernel_max_blocks;
+    algorithm::rows_kernel<Ep><<<unsigned(grid), block_threads, 0, s>>>(ep, rows);
+    rt::check_launch("rows_kernel");
   }
 
   void release() noexcept {

@@ -151,7 +151,7 @@ inline grids propose_grids(const comm_config& c, int world, int multiprocessors)
   // smaller than the one-shot's, the one-shot shrinks to it and the budget is shared out again.
   for (int pass = 0; pass < 2; ++pass) {
     wc.oneshot_blocks = g.one_shot;
-    const std::size_t fixed = workspace_layout::make(wc).total + 4 * 256, per = workspace_layout::bytes_per_block(wc);
+    const std::size_t fixed = workspace_layout::make(wc).total + 5 * 256, per = workspace_layout::bytes_per_block(wc);
     const std::size_t fit = c.max_workspace_bytes > fixed ? (c.max_workspace_bytes - fixed) / per : 0;
     std::size_t want = std::size_t(multiprocessors) * twoshot_blocks_per_sm;
     if (want > std::size_t(cap)) want = std::size_t(cap);

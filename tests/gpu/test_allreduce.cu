@@ -7,8 +7,9 @@
 //     every other rank's);
 //   * the error against the fp64 sum stays inside the codec's documented bound;
 // then: stress (alternating sizes, algorithms and codecs, several calls in flight, fresh inputs per
-// call), graph capture with replays on fresh data, argument validation, and a rank that never arrives
-// (the others fail with a timeout naming it). --soak N runs only the stress test with N calls and
+// call), graph capture with replays on fresh data, argument validation, a rank that never arrives
+// (the others fail with a timeout naming it), a late rank, and ranks whose calls differ (every rank
+// fails with a mismatch describing both calls). --soak N runs only the stress test with N calls and
 // the graph test with N / 5 replays (then the missing-rank test), for long runs.
 #include <sys/wait.h>
 #include <unistd.h>
@@ -128,7 +129,8 @@ void correctness(ctx& c) {
 }
 
 // Inputs of a fused RMSNorm case (every rank's x, the residual, the weight) and the expected
-// residual_out: the algorithm's f32 sum plus the residual, rounded once.
+// residual_out: the algorithm's f32 sum plus the residual, rounded once; with sum_in_t (the two-shot
+// with y in the tensor's type, which leaves its sums in y) the sum rounded to T first.
 template <class T>
 struct rmsnorm_case_inputs {
   std::vector<std::vector<T>> inputs;
@@ -136,7 +138,7 @@ struct rmsnorm_case_inputs {
 };
 
 template <class T>
-rmsnorm_case_inputs<T> rmsnorm_inputs(const ctx& c, std::size_t rows, std::size_t hidden, allreduce_options o, std::uint64_t seed) {
+rmsnorm_case_inputs<T> rmsnorm_inputs(const ctx& c, std::size_t rows, std::size_t hidden, allreduce_options o, bool sum_in_t, std::uint64_t seed) {
   const std::size_t n = rows * hidden;
   rmsnorm_case_inputs<T> in;
   for (int r = 0; r < c.world; ++r) in.inputs.push_back(qrtest::make_input<T>(n, r, seed));
@@ -144,18 +146,21 @@ rmsnorm_case_inputs<T> rmsnorm_inputs(const ctx& c, std::size_t rows, std::size_
   in.weight = qrtest::make_input<T>(hidden, 98, seed + 2, 0.5f);
   std::vector<float> sum;
   if (o.algorithm == algorithm_kind::one_shot) sum = qrtest::reference_one_shot_f32(in.inputs);
-  else visit_codec(o.codec, [&](auto tag) { sum = qrtest::reference_two_shot_f32<typename decltype(tag)::type, T>(in.inputs, o.rotate, c.comm->two_shot_segment_values(o.codec, n, hidden)); });
+  else visit_codec(o.codec, [&](auto tag) { sum = qrtest::reference_two_shot_f32<typename decltype(tag)::type, T>(in.inputs, o.rotate, c.comm->two_shot_segment_values(o.codec, n)); });
   in.want_r.resize(n);
-  for (std::size_t i = 0; i < n; ++i) in.want_r[i] = numeric::from_float<T>(sum[i] + numeric::to_float(in.residual[i]));
+  for (std::size_t i = 0; i < n; ++i) {
+    const float s = sum_in_t ? numeric::to_float(numeric::from_float<T>(sum[i])) : sum[i];
+    in.want_r[i] = numeric::from_float<T>(s + numeric::to_float(in.residual[i]));
+  }
   return in;
 }
 
-// The fused residual + RMSNorm: residual_out must equal the reference bit for bit (f32 sum + residual,
-// rounded once); y must match an fp64 RMSNorm of it closely and be the same on every rank.
+// The fused residual + RMSNorm: residual_out must equal the reference bit for bit (rmsnorm_inputs); y
+// must match an fp64 RMSNorm of it closely and be the same on every rank.
 template <class T>
 void run_rmsnorm_case(ctx& c, std::size_t rows, std::size_t hidden, allreduce_options o, bool in_place, std::uint64_t seed) {
   const std::size_t n = rows * hidden;
-  const auto [inputs, residual, weight, want_r] = rmsnorm_inputs<T>(c, rows, hidden, o, seed);
+  const auto [inputs, residual, weight, want_r] = rmsnorm_inputs<T>(c, rows, hidden, o, o.algorithm == algorithm_kind::two_shot, seed);
 
   // device buffers: x in a, residual (then residual_out, in place or not) and weight and y in b
   T* x = static_cast<T*>(c.a);
@@ -208,7 +213,7 @@ void run_rmsnorm_case(ctx& c, std::size_t rows, std::size_t hidden, allreduce_op
 template <class T, class Out>
 void run_rmsnorm_quant_case(ctx& c, std::size_t rows, std::size_t hidden, allreduce_options o, std::uint64_t seed) {
   const std::size_t n = rows * hidden;
-  const auto [inputs, residual, weight, want_r] = rmsnorm_inputs<T>(c, rows, hidden, o, seed);
+  const auto [inputs, residual, weight, want_r] = rmsnorm_inputs<T>(c, rows, hidden, o, false, seed);
 
   // y from the expected residual in fp64: the reference, and the NVFP4 global scale a calibration
   // would choose (448 * 6 / amax)
@@ -298,8 +303,8 @@ void run_rmsnorm_quant_case(ctx& c, std::size_t rows, std::size_t hidden, allred
 
 template <class Out>
 void rmsnorm_quant(ctx& c, std::uint64_t& seed) {
-  // 4096 and 8192 rows fit whole in two-shot chunks (the per-chunk row pass); 2880 and 5120 do not
-  // (the pass after the grid barrier); 16384 fits from 4 ranks on
+  // rows whole in a one-shot block's share or not in a two-shot segment (2880, 5120), short and long
+  // (16384: read twice by the row pass)
   const std::size_t shapes[][2] = {{1, 4096}, {3, 2880}, {16, 8192}, {64, 5120}, {2, 16384}};
   for (const auto& sh : shapes) {
     const std::size_t rows = sh[0], hidden = sh[1];
@@ -491,7 +496,7 @@ void counter_wrap(ctx& c) {
   const device_handle& h = c.comm->handle();
   const std::uint32_t two = 0xffffffffu - 2u, one = 0xffffffffu - 1u;
   const std::size_t B = std::size_t(h.layout.cfg.blocks), W = std::size_t(c.world);
-  std::vector<std::uint32_t> words((h.layout.barrier_off - h.layout.flags_off) / 4, 0u);
+  std::vector<std::uint32_t> words((h.layout.abort_off - h.layout.flags_off) / 4, 0u);
   for (std::size_t i = 0; i < 2 * B * W; ++i) words[i] = two;  // flags [phase][block][src]
   const std::size_t seq = (h.layout.seq_off - h.layout.flags_off) / 4;
   for (std::size_t b = 0; b < B; ++b) {
@@ -732,6 +737,75 @@ int main(int argc, char** argv) {
           QR_CUDA(cudaFree(d));
         });
       for (auto& t : th4) t.join();
+    }
+
+    // Mismatched calls: rank 0 calls with another codec, count or type than the others. Every rank
+    // must get errc::mismatch describing both calls (never a sum, never a timeout), and a later
+    // call on the same communicator must fail too.
+    struct mismatch_case {
+      const char* name;
+      std::size_t n0, n;    // rank 0's count, the others'
+      bool bf16_on_0;       // rank 0 calls with bf16, the others with fp16
+      allreduce_options o0, o;
+      const char *says0, *says;  // what the message must say of rank 0's call and of the others'
+    };
+    const mismatch_case cases[] = {
+        {"two-shot codecs", 100000, 100000, false, {codec_kind::fp8, algorithm_kind::two_shot}, {codec_kind::fp4, algorithm_kind::two_shot},
+         "codec fp8", "codec fp4"},
+        {"two-shot counts", 4096, 4104, false, {codec_kind::none, algorithm_kind::two_shot}, {codec_kind::none, algorithm_kind::two_shot},
+         "4096 fp16 values", "4104 fp16 values"},
+        {"one-shot counts", 4096, 4104, false, {codec_kind::none, algorithm_kind::one_shot}, {codec_kind::none, algorithm_kind::one_shot},
+         "4096 fp16 values", "4104 fp16 values"},
+        {"one-shot types", 4096, 4096, true, {codec_kind::none, algorithm_kind::one_shot}, {codec_kind::none, algorithm_kind::one_shot},
+         "4096 bf16 values", "4096 fp16 values"},
+    };
+    for (const auto& mc : cases) {
+      std::vector<std::thread> th5;
+      auto group5 = std::make_shared<thread_group>(world);
+      for (int r = 0; r < world; ++r)
+        th5.emplace_back([&, r] {
+          thread_bootstrap bs(group5, r);
+          rt::set_device(r % ndev);
+          const std::size_t n = r == 0 ? mc.n0 : mc.n;
+          f16* d;
+          QR_CUDA(cudaMalloc(&d, n * 2));
+          QR_CUDA(cudaMemset(d, 0x3c, n * 2));
+          cudaStream_t s;
+          QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+          {
+            communicator comm(bs, short_cfg);
+            auto call = [&] {
+              if (r == 0 && mc.bf16_on_0) comm.all_reduce<bf16>(reinterpret_cast<bf16*>(d), reinterpret_cast<bf16*>(d), n, mc.o0, s);
+              else comm.all_reduce<f16>(d, d, n, r == 0 ? mc.o0 : mc.o, s);
+              QR_CUDA(cudaStreamSynchronize(s));
+              comm.check();
+            };
+            try {
+              call();
+              std::lock_guard l(mu);
+              QR_EXPECT(false, "rank %d (%s): a mismatched call succeeded", r, mc.name);
+            } catch (const error& e) {
+              std::lock_guard l(mu);
+              QR_EXPECT(e.code() == errc::mismatch && std::strstr(e.what(), "calls differ") && std::strstr(e.what(), mc.says0) &&
+                            std::strstr(e.what(), mc.says),
+                        "rank %d (%s): expected a mismatch describing '%s' and '%s', got: %s", r, mc.name, mc.says0, mc.says, e.what());
+            }
+            try {
+              call();
+              std::lock_guard l(mu);
+              QR_EXPECT(false, "rank %d (%s): a call after a mismatch was accepted", r, mc.name);
+            } catch (const error& e) {
+              std::lock_guard l(mu);
+              QR_EXPECT(e.code() == errc::mismatch, "rank %d (%s): a call after a mismatch: %s", r, mc.name, e.what());
+            }
+            int token = r;
+            std::vector<int> all(static_cast<std::size_t>(world));
+            bs.allgather(&token, all.data(), sizeof token);  // nobody frees a workspace a peer may still read
+          }
+          QR_CUDA(cudaStreamDestroy(s));
+          QR_CUDA(cudaFree(d));
+        });
+      for (auto& t : th5) t.join();
     }
 
     // A communicator compiled for one codec and two ranks: other codecs are refused with the list of

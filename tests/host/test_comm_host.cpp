@@ -1,9 +1,14 @@
 // Host tests of the communicator's GPU-free parts: configuration and argument checks, the agreement
 // check at creation, dispatch with its overrides, and the bootstraps (threads and local sockets).
 #include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -12,10 +17,13 @@
 #include <vector>
 
 #include "qreduce/algorithm/one_shot.hpp"
+#include "qreduce/algorithm/signature.hpp"
 #include "qreduce/algorithm/two_shot.hpp"
 #include "qreduce/bootstrap/bootstrap.hpp"
 #include "qreduce/bootstrap/socket.hpp"
 #include "qreduce/dispatch.hpp"
+#include "qreduce/epilogue/identity.hpp"
+#include "qreduce/epilogue/rmsnorm.hpp"
 #include "qreduce/options.hpp"
 
 using namespace qreduce;
@@ -166,11 +174,12 @@ TEST_CASE("workspace layout: regions in order, aligned, independent of any messa
   c.round_bytes = 32768;
   const auto l = workspace_layout::make(c);
   CHECK(l.flags_off < l.seq_off);
-  CHECK(l.seq_off < l.barrier_off);
-  CHECK(l.barrier_off < l.scatter_off);
+  CHECK(l.seq_off < l.abort_off);
+  CHECK(l.abort_off < l.calls_off);
+  CHECK(l.calls_off < l.scatter_off);
   CHECK(l.gather_off == l.scatter_off + ring_slots * 264 * 8 * l.segment_bytes);
   CHECK(l.oneshot_off == l.gather_off + ring_slots * 264 * 8 * l.segment_bytes);
-  for (auto off : {l.seq_off, l.barrier_off, l.scatter_off, l.gather_off, l.oneshot_off, l.total}) CHECK(off % 256 == 0);
+  for (auto off : {l.seq_off, l.abort_off, l.calls_off, l.scatter_off, l.gather_off, l.oneshot_off, l.total}) CHECK(off % 256 == 0);
   CHECK(l.segment_bytes * 8 == c.round_bytes);
   // a segment slot holds at least one tile of every codec, and more of the smaller ones
   CHECK(l.max_tiles_per_segment(codec::tile_bytes<codec::passthrough>) == 1);
@@ -182,7 +191,13 @@ TEST_CASE("workspace layout: regions in order, aligned, independent of any messa
   h.peer[0] = ws.data();
   CHECK(std::size_t(h.gather_slot(0, ring_slots - 1, 263, 7) - ws.data()) + l.segment_bytes == l.oneshot_off);
   CHECK(std::size_t(h.oneshot_buffer(0, 1, 7) - ws.data()) + l.oneshot_buffer_bytes == l.total);
-  CHECK(l.oneshot_buffer_bytes == 2 * l.one_shot_max_values());
+  CHECK(l.oneshot_buffer_bytes % 256 == 0);  // every buffer starts on a line
+  CHECK(h.oneshot_header(0, 0, 0, 0) == h.oneshot_buffer(0, 0, 0) + 2 * l.one_shot_max_values());  // the values, then a header per block
+  CHECK(h.oneshot_header(0, 1, 7, 131) + 16 <= h.oneshot_buffer(0, 1, 7) + l.oneshot_buffer_bytes);
+  // the abort word's call signatures end before the call words; the last call words before the slots
+  CHECK(std::size_t(reinterpret_cast<std::byte*>(h.abort_calls(0) + 4) - ws.data()) <= l.calls_off);
+  CHECK(std::size_t(reinterpret_cast<std::byte*>(h.call_words(0, ring_slots - 1, 263, 7) + 2) - ws.data()) <= l.scatter_off);
+  CHECK(std::size_t(reinterpret_cast<std::byte*>(h.call_words(0, 0, 0, 0)) - ws.data()) == l.calls_off);
   CHECK(l.total < 96u << 20);  // tens of MiB, not GiB
 }
 
@@ -216,30 +231,6 @@ TEST_CASE("plan_two_shot: tiles per segment follow the codec's tile size, chunks
   CHECK(balanced.tiles_per_segment == 8);
   CHECK(balanced.chunks == 990);
   CHECK((balanced.chunks + 527) / 528 == 2);
-  // rows of 8192 values at 24 KiB rounds: a slot holds 3 unquantized tiles, whole rows need an even
-  // K, so K stays 2 (not 3, which would send the rows to the barrier and one block a multiprocessor)
-  workspace_config c24 = c;
-  c24.round_bytes = 24576;
-  const auto l24 = workspace_layout::make(c24);
-  const auto rows8k = algorithm::plan_two_shot(l24, codec::tile_bytes<codec::passthrough>, big, 8192);
-  CHECK(rows8k.rows_in_chunks);
-  CHECK(rows8k.tiles_per_segment == 2);
-  CHECK(rows8k.blocks == 528);
-  // the barrier's grid of 132 blocks: K balanced over its rounds, not over the full grid's
-  const std::size_t over_barrier = std::size_t(132) * 2 * 4 * codec::tile_values + 1;
-  const auto barrier_mid = algorithm::plan_two_shot(l, codec::tile_bytes<codec::passthrough>, over_barrier, 7168);
-  CHECK_FALSE(barrier_mid.rows_in_chunks);
-  CHECK(barrier_mid.tiles_per_segment == 3);  // two rounds of 3 tiles (full slots: 4, then one tile)
-  CHECK(barrier_mid.blocks == 132);
-  // rows of 4096 values fit whole chunks (2 ranks x 1 tile): the full grid
-  const auto fit = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, big, 4096);
-  CHECK(fit.rows_in_chunks);
-  CHECK(fit.blocks == 528);
-  // rows of 7168 values do not fit a chunk of unquantized tiles: rows are finished after a barrier
-  // over the grid, so the grid is one block per multiprocessor (all resident)
-  const auto barrier = algorithm::plan_two_shot(l, codec::tile_bytes<codec::passthrough>, big, 7168);
-  CHECK_FALSE(barrier.rows_in_chunks);
-  CHECK(barrier.blocks == 132);
 }
 
 TEST_CASE("plan_one_shot: slices of 8 values, whole rows per block with a row-wise epilogue") {
@@ -274,6 +265,33 @@ TEST_CASE("plan_one_shot: slices of 8 values, whole rows per block with a row-wi
     }
   }
   CHECK(algorithm::plan_one_shot(l, 8192, 8192).blocks == 1);  // one token of 8192: one block, no barrier
+}
+
+namespace {
+struct custom_epilogue {};
+struct custom_row_epilogue {
+  static constexpr bool row_pass = true;
+};
+}  // namespace
+
+TEST_CASE("call signatures: every field tells calls apart, and a mismatch is described") {
+  using namespace algorithm;
+  const auto none = std::uint32_t(codec_kind::none), fp8 = std::uint32_t(codec_kind::fp8);
+  const auto base = call_signature(4096, dtype::f16, none, two_shot_id, 0, false);
+  CHECK(base != call_signature(4104, dtype::f16, none, two_shot_id, 0, false));
+  CHECK(base != call_signature(4096, dtype::bf16, none, two_shot_id, 0, false));
+  CHECK(base != call_signature(4096, dtype::f16, fp8, two_shot_id, 0, false));
+  CHECK(base != call_signature(4096, dtype::f16, none, one_shot_id, 0, false));
+  CHECK(base != call_signature(4096, dtype::f16, none, two_shot_id, 1, false));
+  CHECK(base != call_signature(4096, dtype::f16, none, two_shot_id, 0, true));
+  CHECK(call_signature((std::size_t(1) << 40) + 4096, dtype::f16, none, two_shot_id, 0, false) == base);  // counts by their low 40 bits
+  CHECK(describe_call(base) == "4096 fp16 values, codec none, two-shot, epilogue identity, rotation off");
+  CHECK(describe_call(call_signature(4104, dtype::bf16, fp8, one_shot_id, 1, true)) ==
+        "4104 bf16 values, codec fp8, one-shot, epilogue residual + RMSNorm, rotation on");
+  CHECK(epilogue_id<epilogue::identity> == 0);
+  CHECK(epilogue_id<epilogue::residual_rmsnorm<bf16>> == 1);
+  CHECK(epilogue_id<custom_epilogue> == 2);
+  CHECK(epilogue_id<custom_row_epilogue> == 3);
 }
 
 TEST_CASE("codec and world sets: what a communicator is compiled for") {
@@ -486,4 +504,145 @@ TEST_CASE("socket bootstrap: processes meet, all-gather, and a missing rank time
   CHECK(code_of([&] { socket_bootstrap b0(0, 2, name3, std::chrono::milliseconds(3000)); }) == errc::mismatch);
   ::waitpid(q, &st, 0);
   CHECK((WIFEXITED(st) && WEXITSTATUS(st) == 0));
+}
+
+namespace {
+// A fresh QREDUCE_BOOTSTRAP_DIR for one test, removed after it.
+struct bootstrap_dir {
+  std::string base;
+  bootstrap_dir() {
+    char t[] = "/tmp/qrbsXXXXXX";
+    const char* made = ::mkdtemp(t);
+    REQUIRE(made != nullptr);
+    base = made;
+    ::setenv("QREDUCE_BOOTSTRAP_DIR", base.c_str(), 1);
+  }
+  ~bootstrap_dir() {
+    ::unsetenv("QREDUCE_BOOTSTRAP_DIR");
+    std::system(("rm -rf '" + base + "'").c_str());
+  }
+  std::string dir() const { return base + "/qreduce-" + std::to_string(::geteuid()); }
+};
+
+// What constructing rank r of 2 on `name` throws (empty: nothing).
+std::string bootstrap_error(int r, const std::string& name, errc* code = nullptr) {
+  try {
+    socket_bootstrap bs(r, 2, name, std::chrono::milliseconds(300));
+  } catch (const error& e) {
+    if (code) *code = e.code();
+    return e.what();
+  }
+  return {};
+}
+}  // namespace
+
+TEST_CASE("socket bootstrap: the rendezvous directory must be private; both ranks say why it is not") {
+  bootstrap_dir d;
+  REQUIRE(::mkdir(d.dir().c_str(), 0700) == 0);
+  REQUIRE(::chmod(d.dir().c_str(), 0755) == 0);
+  for (int r : {0, 1}) {
+    errc code = errc::invalid_argument;
+    const std::string e = bootstrap_error(r, "private", &code);
+    CHECK(code == errc::bootstrap);
+    CHECK_MESSAGE(e.find("has mode 755: other users can enter it") != std::string::npos, e);
+  }
+  REQUIRE(::chmod(d.dir().c_str(), 0700) == 0);
+  if (::geteuid() == 0) {  // a directory another user made first
+    REQUIRE(::chown(d.dir().c_str(), 65534, 65534) == 0);
+    for (int r : {0, 1}) {
+      const std::string e = bootstrap_error(r, "private");
+      CHECK_MESSAGE(e.find("is owned by uid 65534, not by this user") != std::string::npos, e);
+    }
+  } else {
+    MESSAGE("not root: a directory owned by another user is not tried");
+  }
+  // a link in its place
+  REQUIRE(::rmdir(d.dir().c_str()) == 0);
+  REQUIRE(::symlink(d.base.c_str(), d.dir().c_str()) == 0);
+  CHECK(bootstrap_error(0, "private").find("is not a directory") != std::string::npos);
+  // names that would leave the directory
+  for (const char* bad : {"a/b", "..", "."}) {
+    errc code = errc::bootstrap;
+    bootstrap_error(0, bad, &code);
+    CHECK(code == errc::invalid_argument);
+  }
+}
+
+TEST_CASE("socket bootstrap: a silent connection does not stall the others' admission") {
+  bootstrap_dir d;
+  const std::string name = "silent";
+  std::atomic<bool> done{false};
+  std::thread silent([&] {  // connects as soon as rank 0 listens, and never says a word
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    const std::string path = d.dir() + "/" + name;
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    int fd = -1;
+    for (int i = 0; i < 1000 && fd < 0; ++i) {
+      fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+      if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
+        ::close(fd);
+        fd = -1;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }
+    while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (fd >= 0) ::close(fd);
+  });
+  std::uint64_t got1[2] = {};
+  std::thread rank1([&] {  // comes after the silent one
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    socket_bootstrap b1(1, 2, name, std::chrono::seconds(20));
+    const std::uint64_t mine = 11;
+    b1.allgather(&mine, got1, sizeof mine);
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    socket_bootstrap b0(0, 2, name, std::chrono::seconds(20));
+    const std::uint64_t mine = 10;
+    std::uint64_t all[2] = {};
+    b0.allgather(&mine, all, sizeof mine);
+    CHECK(all[1] == 11);
+  }
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK_MESSAGE(took < 5.0, "admission took " << took << " s with a silent connection (timeout 20 s)");
+  rank1.join();
+  CHECK(got1[0] == 10);
+  done = true;
+  silent.join();
+  CHECK(::access((d.dir() + "/" + name).c_str(), F_OK) != 0);  // the socket file went with the admission
+}
+
+TEST_CASE("socket bootstrap: a rank talks only to a listener of its own user") {
+  if (::geteuid() != 0) {
+    MESSAGE("not root: a listener of another user cannot be made; skipped");
+    return;
+  }
+  bootstrap_dir d;
+  (void)socket_bootstrap::private_dir();
+  const std::string path = d.dir() + "/squat";
+  const pid_t p = ::fork();
+  if (p == 0) {  // binds the job's name, then listens as uid 65534
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0 || ::listen(fd, 4) != 0)
+      std::_Exit(3);
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    std::_Exit(0);
+  }
+  errc code = errc::invalid_argument;
+  std::string e;
+  try {
+    socket_bootstrap b1(1, 2, "squat", std::chrono::seconds(3));
+  } catch (const error& x) {
+    code = x.code();
+    e = x.what();
+  }
+  ::kill(p, SIGKILL);
+  int st = 0;
+  ::waitpid(p, &st, 0);
+  CHECK(code == errc::bootstrap);
+  CHECK_MESSAGE(e.find("is held by uid 65534, not by this user") != std::string::npos, e);
 }

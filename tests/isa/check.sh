@@ -91,6 +91,8 @@ for arch in sm_90 sm_100a; do
   expect_in_kernel "$out/$arch.ptx" 'isa_encode.*5int4m' 'prmt\.b32' "$arch: int4m packs its codes with byte gathers (prmt)"
   expect_in_kernel "$out/$arch.ptx" 'one_shot_kernel' 'ld\.relaxed\.sys\.global\.v4\.b32' \
     "$arch: the one-shot polls its slots with 16-byte relaxed system-scope loads (its flag is in the data)"
+  expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel' 'cp\.async\.ca\.shared\.global' \
+    "$arch: the two-shot fetches its peers' call signatures with cp.async (no load latency in a round)"
 done
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e2m1x2\.f32' "sm_100a: fp4 encode uses cvt.rn.satfinite.e2m1x2"
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e4m3x2\.f32' "sm_100a: fp8 encode uses cvt.rn.satfinite.e4m3x2"

@@ -28,6 +28,14 @@
 // With a row-wise epilogue (fused RMSNorm) each block takes whole rows and finishes them itself right
 // after adding them: no barrier over the grid, no second pass by other blocks.
 //
+// The last block of the grid also pushes a 16-byte header, the call's signature (signature.hpp),
+// after the buffer's values, and its thread 0 reads the peers' headers, and a header unlike its own
+// call is a call mismatch (flags.hpp): so different counts or types are an error on every rank, not
+// a sum of the first values or of unlike data. Below a full grid that block has no values and only
+// compares, beside the blocks that move the data (a header in every block's first pass cost 0.4-0.6
+// us a call on 2x H200, `docs/results/2026-11-26-h200x2/`); with values it reads the headers with
+// its first values.
+//
 // The cost: a call moves its data once over the link and once through each memory, and waits for
 // nothing but the data itself: no release fence after the stores, no flag round trip. Against the
 // flag-and-barrier one-shot it replaced: docs/design.md, "The one-shot carries its flag in its data".
@@ -37,6 +45,7 @@
 #include "../device/tile.hpp"
 #include "../transport/flags.hpp"
 #include "../transport/peer_memory.hpp"
+#include "signature.hpp"
 
 namespace qreduce::algorithm {
 
@@ -81,10 +90,56 @@ QR_DEVICE QR_FORCEINLINE std::uint32_t without_empty(std::uint32_t w) {
 QR_DEVICE QR_FORCEINLINE uint4 without_empty(const uint4& v) {
   return make_uint4(without_empty(v.x), without_empty(v.y), without_empty(v.z), without_empty(v.w));
 }
+// A call's signature as a one-shot header: byte k in the low byte of 16-bit value k, whose high byte
+// is 1, so that no value of a header is -0.0 (empty).
+QR_DEVICE QR_FORCEINLINE uint4 header_of(std::uint64_t call) {
+  std::uint32_t w[4];
+  QR_UNROLL
+  for (int k = 0; k < 4; ++k) w[k] = 0x01000100u | std::uint32_t(call >> (16 * k)) & 0xffu | (std::uint32_t(call >> (16 * k + 8)) & 0xffu) << 16;
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+QR_DEVICE QR_FORCEINLINE std::uint64_t call_of(const uint4& v) {
+  const std::uint32_t w[4] = {v.x, v.y, v.z, v.w};
+  std::uint64_t call = 0;
+  QR_UNROLL
+  for (int k = 0; k < 4; ++k) call |= std::uint64_t(w[k] & 0xffu | (w[k] >> 8) & 0xff00u) << (16 * k);
+  return call;
+}
+// Whether every 16-bit value of the vector was written (none is -0.0).
 // Whether every 16-bit value of the vector was written (none is -0.0).
 QR_DEVICE QR_FORCEINLINE bool arrived(const uint4& v) {
   const auto full = [](std::uint32_t w) { return (w & 0xffffu) != 0x8000u && (w >> 16) != 0x8000u; };
   return full(v.x) && full(v.y) && full(v.z) && full(v.w);
+}
+// Thread 0 of the last block, with no values of its own: pushes this call's header to every peer,
+// waits for theirs (bounded), compares and empties them. False after a fault (recorded).
+template <int W>
+QR_DEVICE inline bool compare_calls(const device_handle& h, int parity, std::uint64_t call) {
+  const int r = h.rank, b = blockIdx.x;
+  QR_UNROLL
+  for (int p = 0; p < W; ++p)
+    if (p != r) *reinterpret_cast<uint4*>(h.oneshot_header(p, parity, r, b)) = header_of(call);
+  for (int s = 0; s < W; ++s) {
+    if (s == r) continue;
+    uint4 got = device::load_relaxed_v4<device::scope::system>(h.oneshot_header(r, parity, s, b));
+    if (!arrived(got) && !device::wait_bounded(
+                             h,
+                             [&](std::uint32_t& seen) {
+                               got = device::load_relaxed_v4<device::scope::system>(h.oneshot_header(r, parity, s, b));
+                               seen = got.x;
+                               return arrived(got) ? 1 : 0;
+                             },
+                             s, device::oneshot_phase, 0u))
+      return false;
+    *reinterpret_cast<uint4*>(h.oneshot_header(r, parity, s, b)) = make_uint4(empty_word, empty_word, empty_word, empty_word);
+    const std::uint64_t theirs = call_of(got);
+    if (theirs != call) {
+      device::record_fault(h, fault::call_mismatch, s, device::oneshot_phase, 0u, std::uint32_t(theirs), s, std::uint32_t(fault::call_mismatch), r,
+                           device::call_pair::of(call, theirs));
+      return false;
+    }
+  }
+  return true;
 }
 }  // namespace detail
 
@@ -112,11 +167,14 @@ __global__ void __launch_bounds__(block_threads)
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
   const std::uint32_t calls = *h.oneshot_seq(b);
   const std::size_t lo = std::size_t(b) * per_block;
+  const int parity = int(calls & 1u);
+  const bool verifier = b == int(gridDim.x) - 1;  // the block that compares the ranks' calls
+  const std::uint64_t call = call_signature(n, dtype_of<T>, 0u, one_shot_id, epilogue_id<Epilogue>, false);
   if (lo >= n) {  // no values: count the call, so that every block's parity stays the same
+    if (verifier && block_may_start(h) && t == 0) (void)detail::compare_calls<W>(h, parity, call);
     if (t == 0) *h.oneshot_seq(b) = calls + 1u;
     return;
   }
-  const int parity = int(calls & 1u);
   const std::size_t hi = lo + per_block < n ? lo + per_block : n;
   const std::size_t stride = 8 * std::size_t(block_threads);
   const std::size_t first = lo + 8 * std::size_t(t);
@@ -131,6 +189,10 @@ __global__ void __launch_bounds__(block_threads)
   __shared__ int give_up;
   if (t == 0) give_up = 0;
   if (!block_may_start(h)) return;  // this rank or a peer gave up: no remote write
+  if (verifier && t == 0)
+    QR_UNROLL
+    for (int p = 0; p < W; ++p)
+      if (p != r) *reinterpret_cast<uint4*>(h.oneshot_header(p, parity, r, b)) = detail::header_of(call);
   for (std::size_t i0 = first; i0 < hi; i0 += U * stride) {
     if (i0 != first) {
       QR_UNROLL
@@ -151,6 +213,12 @@ __global__ void __launch_bounds__(block_threads)
   bool ok = true;
   for (std::size_t i0 = first; i0 < hi; i0 += U * stride) {
     uint4 got[U][W];  // [u][r] unused: the own values are read from the input
+    uint4 header[W];  // thread 0, first pass: the peers' headers ([r] unused)
+    const bool headers = verifier && t == 0 && i0 == first;
+    if (headers)
+      QR_UNROLL
+      for (int s = 0; s < W; ++s)
+        if (s != r) header[s] = load_relaxed_v4<scope::system>(h.oneshot_header(r, parity, s, b));
     QR_UNROLL
     for (int u = 0; u < U; ++u) {
       const std::size_t i = i0 + u * stride;
@@ -169,25 +237,54 @@ __global__ void __launch_bounds__(block_threads)
       QR_UNROLL
       for (int s = 0; s < W; ++s)
         if (s != r && i0 + u * stride < hi && late < 0 && !detail::arrived(got[u][s])) late = s;
+    QR_UNROLL
+    for (int s = 0; s < W; ++s)
+      if (headers && s != r && late < 0 && !detail::arrived(header[s])) late = s;
     if (late >= 0)
       ok = wait_bounded(
           h,
           [&](std::uint32_t& seen) {
+            // Every missing vector read again, all the loads issued before any is looked at (a
+            // look waits for its load: one after each load would poll them one after another).
+            QR_UNROLL
+            for (int u = 0; u < U; ++u)
+              QR_UNROLL
+              for (int s = 0; s < W; ++s)
+                if (s != r && i0 + u * stride < hi && !detail::arrived(got[u][s]))
+                  got[u][s] = load_relaxed_v4<scope::system>(h.oneshot_buffer(r, parity, s) + 2 * (i0 + u * stride));
+            QR_UNROLL
+            for (int s = 0; s < W; ++s)
+              if (headers && s != r && !detail::arrived(header[s])) header[s] = load_relaxed_v4<scope::system>(h.oneshot_header(r, parity, s, b));
             late = -1;  // the first rank still missing: the one a timeout names
             QR_UNROLL
             for (int u = 0; u < U; ++u)
               QR_UNROLL
               for (int s = 0; s < W; ++s)
-                if (s != r && i0 + u * stride < hi && !detail::arrived(got[u][s])) {
-                  got[u][s] = load_relaxed_v4<scope::system>(h.oneshot_buffer(r, parity, s) + 2 * (i0 + u * stride));
-                  if (!detail::arrived(got[u][s]) && late < 0) {
-                    late = s;
-                    seen = got[u][s].x;
-                  }
+                if (s != r && i0 + u * stride < hi && late < 0 && !detail::arrived(got[u][s])) {
+                  late = s;
+                  seen = got[u][s].x;
                 }
+            QR_UNROLL
+            for (int s = 0; s < W; ++s)
+              if (headers && s != r && late < 0 && !detail::arrived(header[s])) {
+                late = s;
+                seen = header[s].x;
+              }
             return late < 0 ? 1 : 0;
           },
           late, oneshot_phase, 0u);
+    if (ok && headers)  // every peer's call is this rank's: else nothing of theirs is added
+      QR_UNROLL
+      for (int s = 0; s < W; ++s)
+        if (s != r) {
+          *reinterpret_cast<uint4*>(h.oneshot_header(r, parity, s, b)) = make_uint4(empty_word, empty_word, empty_word, empty_word);
+          const std::uint64_t theirs = detail::call_of(header[s]);
+          if (theirs != call && ok) {
+            record_fault(h, fault::call_mismatch, s, oneshot_phase, 0u, std::uint32_t(theirs), s, std::uint32_t(fault::call_mismatch), r,
+                         call_pair::of(call, theirs));
+            ok = false;
+          }
+        }
     if (!ok) break;
     QR_UNROLL
     for (int u = 0; u < U; ++u) {

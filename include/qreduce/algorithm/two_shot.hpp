@@ -59,43 +59,25 @@
 #include "../error.hpp"
 #include "../device/tile.hpp"
 #include "../transport/flags.hpp"
+#include "signature.hpp"
 #include "../transport/peer_memory.hpp"
 
 namespace qreduce::algorithm {
 
 // How a two-shot call is cut: K tiles per segment (at most what a segment slot holds of the codec's
 // tiles), and the grid. A pure function of the message, the codec and the communicator, so every
-// rank computes the same. With row_values > 0 (a row-wise epilogue), K is kept a multiple of the
-// smallest K0 for which a chunk (W * K0 tiles) holds whole rows, where a slot holds K0: each block
-// then finishes its rows itself, right after gathering them, and no barrier over the grid is needed.
+// rank computes the same.
 struct two_shot_plan {
   int tiles_per_segment = 1;
   int blocks = 0;
   std::size_t chunks = 0;
-  bool rows_in_chunks = false;
 };
 
-inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_bytes, std::size_t n, std::size_t row_values = 0) {
+inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_bytes, std::size_t n) {
   const std::size_t W = std::size_t(l.cfg.world);
-  std::size_t kmax = std::size_t(l.max_tiles_per_segment(tile_bytes));
+  const std::size_t kmax = std::size_t(l.max_tiles_per_segment(tile_bytes));
   two_shot_plan p;
-  // A row-wise epilogue: the smallest K0 with W * K0 tiles a whole number of rows, if a slot holds
-  // it. K then stays a multiple of K0, at most the largest one the slot holds, so that every chunk
-  // holds whole rows.
-  std::size_t k0 = 1;
-  if (row_values > 0) {
-    for (std::size_t k = 1; k <= kmax; ++k)
-      if (W * k * codec::tile_values % row_values == 0) {
-        k0 = k;
-        p.rows_in_chunks = true;
-        break;
-      }
-    if (p.rows_in_chunks) kmax = kmax / k0 * k0;
-  }
-  // Rows finished after a barrier over the grid need every block resident at once: then one block
-  // per multiprocessor (the one-shot's grid), as other kernels may share the GPU; otherwise the
-  // two-shot's full grid, whose blocks never wait for each other.
-  const std::size_t grid = row_values > 0 && !p.rows_in_chunks ? std::size_t(l.cfg.oneshot_blocks) : std::size_t(l.cfg.blocks);
+  const std::size_t grid = std::size_t(l.cfg.blocks);
   // The fewest rounds a block needs with full slots, then K as small as covers the message in that
   // many rounds: every block's share is then within one segment tile of the others'. (K = the slot's
   // size would leave some blocks a whole extra round where the chunks barely outnumber the blocks:
@@ -105,8 +87,8 @@ inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_b
   auto ceil_div = [](std::size_t a, std::size_t b) { return a / b + (a % b != 0 ? 1 : 0); };
   const std::size_t per_tile_round = grid * W * codec::tile_values;
   const std::size_t rounds = n > per_tile_round * kmax ? ceil_div(n, per_tile_round * kmax) : 1;
-  std::size_t k = ceil_div(ceil_div(n, per_tile_round * rounds), k0) * k0;
-  k = k < k0 ? k0 : (k > kmax ? kmax : k);
+  std::size_t k = ceil_div(n, per_tile_round * rounds);
+  k = k < 1 ? 1 : (k > kmax ? kmax : k);
   p.tiles_per_segment = int(k);
   p.chunks = ceil_div(n, W * k * codec::tile_values);
   p.blocks = int(p.chunks < grid ? p.chunks : grid);
@@ -118,15 +100,6 @@ inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_b
 #if !QR_BACKEND_HOST
 namespace qreduce::algorithm {
 
-// The row pass of a row-wise epilogue, called, not inlined: the two-shot kernels of one epilogue
-// type (every codec and world size) share one copy in the compiler's output. Inlined, it made up four
-// fifths of their device code and doubled compile times; called, the row pass is about a tenth
-// slower (prefill sizes). The one-shot kernel (decode sizes, where latency counts) inlines it.
-template <class Epilogue>
-__device__ QR_NOINLINE void finish_row(const Epilogue& ep, std::size_t row) {
-  ep.row(row);
-}
-
 // Tiles a step loads before decoding or encoding any, so that each thread keeps several loads in
 // flight: the scatter step the input of this many tiles, the reduce step the own input and the
 // peers' codes of this many, the gather step the peers' codes of this many. As many as the 80
@@ -137,14 +110,14 @@ template <int W>
 inline constexpr int tiles_in_flight = W == 2 ? 2 : 1;
 
 // The two-shot all-reduce of n values as a device function: every thread of every block of a grid of
-// plan.blocks blocks (block_threads threads each) calls it with the plan's K and rows_in_chunks. A
-// user kernel can call it (examples/03_custom_epilogue); two_shot_kernel is its __global__ wrapper.
+// plan.blocks blocks (block_threads threads each) calls it with the plan's K. A user kernel can call
+// it (examples/03_custom_epilogue); two_shot_kernel is its __global__ wrapper. It hands the epilogue
+// its values 8 at a time; a row-wise epilogue's rows are finished afterwards by rows_kernel.
 template <class Transport, codec::codec_type C, class T, int W, class Epilogue>
 __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* out, std::size_t n, int tiles_per_segment,
-                                        bool rotate, bool rows_in_chunks, const Epilogue& ep) {
+                                        bool rotate, const Epilogue& ep) {
   using namespace device;
   constexpr int TB = codec::tile_bytes<C>;
-  constexpr bool row_wise = requires { Epilogue::row_pass; };
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
   if (!block_may_start(h)) return;  // this rank or a peer gave up: no remote write
   if (gridDim.x > unsigned(h.layout.cfg.blocks) || tiles_per_segment < 1 ||
@@ -163,13 +136,21 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   // Round j of this call: its chunk, its number (what the flags carry) and its ring slot.
   auto chunk_of = [&](std::size_t j) { return std::size_t(b) + j * gridDim.x; };
   auto number = [&](std::size_t j) { return seq0 + 1u + std::uint32_t(j); };
-  auto ring = [&](std::size_t j) { return int((ring0 + j) % ring_slots); };
-  std::size_t done = 0;
+  // The ring slot of round i (consecutive rounds, consecutive slots), kept as the loop goes: those of
+  // rounds i - 1 and i - 2 are the two before it.
+  int ring_i = int(ring0 % ring_slots);
+  auto ring_back = [&](int d) { return (ring_i + ring_slots - d) % ring_slots; };
+  // What this rank was asked, sent with every scatter flag and compared by every receiver. Kept in
+  // shared memory: a register pair live across the loop made the kernels spill (ptxas -v).
+  __shared__ std::uint64_t call_shared;
+  __shared__ std::uint64_t peer_calls[W];  // the peers' signatures of the round being reduced (fetch_calls)
+  if (t == 0) call_shared = call_signature(n, dtype_of<T>, codec_id<C>, two_shot_id, epilogue_id<Epilogue>, rotate);
+  auto call = [&] { return *static_cast<volatile std::uint64_t*>(&call_shared); };
 
   for (std::size_t i = 0; i < rounds + 2; ++i) {
     if (i < rounds) {  // scatter(i): encode each segment into its owner's slot
       const std::size_t base = chunk_of(i) * chunk;
-      const int q = ring(i);
+      const int q = ring_i;
       // j = k * (W - 1) + o: tile k of the o-th peer's segment (the own segment is not sent)
       auto peer_of = [&](int j) { return (r + 1 + j % (W - 1)) % W; };
       constexpr int U = tiles_in_flight<W>;
@@ -194,7 +175,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
     }
     if (i >= 2) {  // gather(i - 2): decode every reduced segment and hand it to the epilogue
       const std::size_t j = i - 2, base = chunk_of(j) * chunk;
-      const int q = ring(j);
+      const int q = ring_back(2);
       if (!wait_flags<Transport, W>(h, gather_phase, number(j))) break;
       constexpr int U = tiles_in_flight<W>;
       for (int k0 = 0; k0 < K; k0 += U) {
@@ -216,21 +197,14 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
           }
         }
       }
-      if constexpr (row_wise) {
-        if (rows_in_chunks) {  // this block wrote these rows whole: finish them now
-          block_sync();
-          const std::size_t rv = ep.row_values(), end = base + chunk < n ? base + chunk : n;
-          for (std::size_t row = base / rv; row < end / rv; ++row) finish_row(ep, row);
-        }
-      }
-      done = j + 1;
     }
     if (i < rounds)  // scatter(i)'s flags, after the gather gave its stores time to land
-      signal_flags<Transport, W>(h, scatter_phase, number(i));
+      signal_flags<Transport, W>(h, scatter_phase, number(i), ring_i, call());
     if (i >= 1 && i <= rounds) {  // reduce(i - 1): the own segment in f32, encoded once, sent to every peer
       const std::size_t j = i - 1, own = chunk_of(j) * chunk + r * seg;
-      const int q = ring(j);
+      const int q = ring_back(1);
       if (!wait_flags<Transport, W>(h, scatter_phase, number(j))) break;
+      fetch_calls<W>(h, q, peer_calls);  // compared before the gather flag goes up
       constexpr int U = tiles_in_flight<W>;
       for (int k0 = 0; k0 < K; k0 += U) {
         lane_code<C> in_codes[U][W];  // [u][r] unused: the own contribution is read as it is
@@ -271,26 +245,40 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
           ep(out, n, own + std::size_t(k0 + u) * codec::tile_values + 8 * t, y);
         }
       }
-      signal_flags<Transport, W>(h, gather_phase, number(j));
+      // nothing of a peer whose call is unlike this rank's goes further than this rank's own output
+      if (!signal_flags<Transport, W>(h, gather_phase, number(j), -1, call(), peer_calls)) break;
     }
+    ring_i = ring_i + 1 == ring_slots ? 0 : ring_i + 1;
   }
   if (t == 0) {
     *h.seq(b) = seq0 + std::uint32_t(rounds);
     *h.ring_position(b) = std::uint32_t((ring0 + rounds) % ring_slots);
   }
-  if constexpr (row_wise) {
-    // rows that other blocks of this rank wrote: meet first
-    if (!rows_in_chunks && grid_barrier(h) && done == rounds)
-      for (std::size_t row = b, rows = n / ep.row_values(); row < rows; row += gridDim.x) finish_row(ep, row);
-  }
 }
 
 template <class Transport, codec::codec_type C, class T, int W, class Epilogue>
 __global__ void __launch_bounds__(block_threads, twoshot_blocks_per_sm)
-    two_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate,
-                    bool rows_in_chunks, Epilogue ep) {
-  two_shot<Transport, C, T, W>(h, in, out, n, tiles_per_segment, rotate, rows_in_chunks, ep);
+    two_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate, Epilogue ep) {
+  two_shot<Transport, C, T, W>(h, in, out, n, tiles_per_segment, rotate, ep);
 }
+
+// A row-wise epilogue's rows after the two-shot (epilogue/rmsnorm.hpp), launched after it on the same
+// stream: one block a row, the grid striding over the rows. Against finishing the rows inside the
+// two-shot (each block the rows of its own chunks, or every block after a barrier over its grid),
+// this made the fused residual + RMSNorm 1.2-1.6x faster from 256 to 16k tokens (docs/design.md).
+// It does not look at the abort word (a load before any work cost 5% at 256 tokens): after a fault
+// it finishes rows of what the all-reduce left, as the all-reduce itself leaves its output
+// unfinished; check() throws either way.
+template <class Epilogue>
+__global__ void __launch_bounds__(block_threads) rows_kernel(Epilogue ep, std::size_t rows) {
+  for (std::size_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    if constexpr (requires { ep.row_alone(row); }) ep.row_alone(row);  // a form for a kernel of its own
+    else ep.row(row);
+  }
+}
+
+// The grid of rows_kernel: a block a row, up to this many.
+inline constexpr std::size_t rows_kernel_max_blocks = std::size_t(1) << 20;
 
 }  // namespace qreduce::algorithm
 #endif

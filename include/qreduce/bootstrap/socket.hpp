@@ -1,19 +1,27 @@
 // qreduce/bootstrap/socket.hpp: a rendezvous over a local socket, for standalone processes.
 //
-// Rank 0 listens on an abstract-namespace Unix socket named after the effective user id and the
-// job name; the other ranks connect to it. Rank 0 admits a connection only when the kernel reports
-// (SO_PEERCRED) the same effective user id: other users' processes, and other hosts, cannot join.
-// Every step is bounded by the timeout: a rank that never comes makes the others fail with an error
-// naming it. All-gathers go through rank 0.
+// Rank 0 listens on a Unix socket file named after the job, in a directory only this user can enter:
+// $QREDUCE_BOOTSTRAP_DIR (default /tmp) / qreduce-<effective uid> / <name>. Every rank creates or
+// checks that directory (a directory, not a link, owned by this user, no access for anyone else)
+// before it listens or connects, so no other user can take the name or reach the socket; and both
+// sides check the other's credentials (SO_PEERCRED): rank 0 admits only processes of this user, and a
+// connecting rank talks only to a listener of this user. A connection that does not introduce
+// itself within a second is dropped, so a silent one cannot stall the others' admission. Rank 0
+// removes the socket file once every rank joined (or it failed); a file left by a crashed job (no
+// one listening) is replaced, a live job's is an error. Every step is bounded by the timeout: a rank
+// that never comes makes the others fail with an error naming it. All-gathers go through rank 0.
 #pragma once
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -25,13 +33,16 @@ namespace qreduce {
 
 class socket_bootstrap final : public bootstrap {
  public:
-  // name: the job's rendezvous name, the same on every rank (e.g. from an environment variable).
+  // name: the job's rendezvous name, the same on every rank (e.g. from an environment variable): 1 to
+  // 80 characters, no '/', not "." or "..".
   socket_bootstrap(int rank, int size, const std::string& name, std::chrono::milliseconds timeout = std::chrono::seconds(60))
       : rank_(rank), size_(size), timeout_(timeout) {
     if (size < 1 || rank < 0 || rank >= size)
       throw error(errc::invalid_argument, "socket_bootstrap: rank " + std::to_string(rank) + " outside world size " + std::to_string(size));
-    if (name.empty() || name.size() > 80) throw error(errc::invalid_argument, "socket_bootstrap: name must have 1 to 80 characters");
-    addr_ = make_address(name);
+    if (name.empty() || name.size() > 80 || name.find('/') != std::string::npos || name.find('\0') != std::string::npos || name == "." ||
+        name == "..")
+      throw error(errc::invalid_argument, "socket_bootstrap: name must have 1 to 80 characters, no '/', and not be \".\" or \"..\"");
+    addr_ = make_address(private_dir() + "/" + name);
     if (size_ == 1) return;
     if (rank_ == 0) listen_and_admit();
     else connect_to_root();
@@ -40,6 +51,27 @@ class socket_bootstrap final : public bootstrap {
     for (int fd : peers_)
       if (fd >= 0) ::close(fd);
     if (root_ >= 0) ::close(root_);
+  }
+
+  // The directory the rendezvous sockets of this user live in: created (mode 0700) if missing, and
+  // refused unless it is a directory (not a link) owned by this user with no access for anyone else.
+  static std::string private_dir() {
+    const char* base = std::getenv("QREDUCE_BOOTSTRAP_DIR");
+    const std::string dir = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/qreduce-" + std::to_string(::geteuid());
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+      throw error(errc::bootstrap, "socket_bootstrap: cannot create " + dir + ": " + std::strerror(errno));
+    struct stat st{};
+    if (::lstat(dir.c_str(), &st) != 0) throw error(errc::bootstrap, "socket_bootstrap: " + dir + ": " + std::strerror(errno));
+    if (!S_ISDIR(st.st_mode)) throw error(errc::bootstrap, "socket_bootstrap: " + dir + " is not a directory (a link or a file is refused)");
+    if (st.st_uid != ::geteuid())
+      throw error(errc::bootstrap, "socket_bootstrap: " + dir + " is owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " +
+                                       std::to_string(::geteuid()) + "): another user may have taken it; remove it or set QREDUCE_BOOTSTRAP_DIR");
+    if ((st.st_mode & 077) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%03o", unsigned(st.st_mode & 0777));
+      throw error(errc::bootstrap, "socket_bootstrap: " + dir + " has mode " + mode + ": other users can enter it (it must be 700)");
+    }
+    return dir;
   }
   socket_bootstrap(const socket_bootstrap&) = delete;
   socket_bootstrap& operator=(const socket_bootstrap&) = delete;
@@ -89,13 +121,25 @@ class socket_bootstrap final : public bootstrap {
   };
   static constexpr std::uint32_t magic = 0x71726564u;  // "qred"
 
-  sockaddr_un make_address(const std::string& name) {
+  sockaddr_un make_address(const std::string& path) {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
-    const std::string path = "qreduce." + std::to_string(::geteuid()) + "." + name;
-    std::memcpy(a.sun_path + 1, path.data(), path.size());  // sun_path[0] == 0: abstract namespace
-    addr_len_ = socklen_t(offsetof(sockaddr_un, sun_path) + 1 + path.size());
+    if (path.size() + 1 > sizeof a.sun_path)
+      throw error(errc::invalid_argument, "socket_bootstrap: " + path + " is longer than a socket path can be (" + std::to_string(sizeof a.sun_path - 1) +
+                                              " characters): a shorter name or QREDUCE_BOOTSTRAP_DIR");
+    std::memcpy(a.sun_path, path.data(), path.size());
+    addr_len_ = socklen_t(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+    path_ = path;
     return a;
+  }
+
+  // The uid of the process at the other end of a connected socket.
+  static bool peer_uid(int fd, uid_t& uid) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return false;
+    uid = cred.uid;
+    return true;
   }
 
   static int remaining_ms(clock::time_point deadline) {
@@ -168,15 +212,34 @@ class socket_bootstrap final : public bootstrap {
     throw error(c, "socket_bootstrap: " + msg);
   }
 
+  // Whether a process listens on the socket file (a live job), as opposed to a file a crashed job left.
+  bool someone_listens() const {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    const bool live = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr_), addr_len_) == 0;
+    ::close(fd);
+    return live;
+  }
+
   void listen_and_admit() {
     const int ls = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (ls < 0) throw error(errc::bootstrap, std::string("socket_bootstrap: socket: ") + std::strerror(errno));
-    if (::bind(ls, reinterpret_cast<const sockaddr*>(&addr_), addr_len_) != 0) {
+    int rc = ::bind(ls, reinterpret_cast<const sockaddr*>(&addr_), addr_len_);
+    if (rc != 0 && errno == EADDRINUSE && !someone_listens()) {  // left by a crashed job: replace it
+      ::unlink(path_.c_str());
+      rc = ::bind(ls, reinterpret_cast<const sockaddr*>(&addr_), addr_len_);
+    }
+    if (rc != 0) {
       const int e = errno;
       ::close(ls);
-      throw error(errc::bootstrap, std::string("socket_bootstrap: cannot listen (is another job using this name?): ") + std::strerror(e));
+      throw error(errc::bootstrap, "socket_bootstrap: cannot listen on " + path_ + (e == EADDRINUSE ? " (another job is using this name): " : ": ") +
+                                       std::strerror(e));
     }
     ::listen(ls, 64);
+    struct remove_file {  // nobody joins after admission: the socket file goes when it ends
+      const std::string& p;
+      ~remove_file() { ::unlink(p.c_str()); }
+    } remove{path_};
     peers_.assign(std::size_t(size_), -1);
     const auto deadline = clock::now() + timeout_;
     int joined = 1;
@@ -193,15 +256,15 @@ class socket_bootstrap final : public bootstrap {
         if (rc < 0) continue;
         const int fd = ::accept4(ls, nullptr, nullptr, SOCK_CLOEXEC);
         if (fd < 0) continue;
-        ucred cred{};
-        socklen_t len = sizeof cred;
-        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != ::geteuid()) {
+        uid_t uid = 0;
+        if (!peer_uid(fd, uid) || uid != ::geteuid()) {
           ::close(fd);  // another user: not admitted
           continue;
         }
         hello h{};
-        try {
-          read_all(fd, &h, sizeof h, deadline, -1);
+        try {  // a connection that does not introduce itself at once is dropped: it cannot stall the others
+          const auto hello_deadline = clock::now() + hello_timeout;
+          read_all(fd, &h, sizeof h, hello_deadline < deadline ? hello_deadline : deadline, -1);
         } catch (const error&) {
           ::close(fd);
           continue;
@@ -236,14 +299,24 @@ class socket_bootstrap final : public bootstrap {
       if (clock::now() > deadline) throw error(errc::timeout, "socket_bootstrap: rank 0 did not open the rendezvous within " + std::to_string(timeout_.count()) + " ms");
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    uid_t uid = 0;
+    if (!peer_uid(root_, uid) || uid != ::geteuid()) {
+      ::close(root_);
+      root_ = -1;
+      throw error(errc::bootstrap, "socket_bootstrap: the rendezvous " + path_ + " is held by uid " + std::to_string(uid) + ", not by this user (uid " +
+                                       std::to_string(::geteuid()) + "): nothing was sent to it");
+    }
     const hello h{magic, abi_version, rank_, size_};
     write_all(root_, &h, sizeof h, deadline, 0);
   }
+
+  static constexpr std::chrono::seconds hello_timeout{1};
 
   int rank_, size_;
   std::chrono::milliseconds timeout_;
   sockaddr_un addr_{};
   socklen_t addr_len_ = 0;
+  std::string path_;
   std::vector<int> peers_;
   int root_ = -1;
 };

@@ -2,10 +2,11 @@
 //
 //   atomic_load<order, scope>(p)   atomic_store<order, scope>(p, v)   atomic_fetch_add<order, scope>(p, v)
 //   atomic_cas<scope>(p, expected, desired)   (acq_rel on success, relaxed on failure)
+//   copy8_async(shared, p), wait_async_copies()   8 bytes into shared memory, without waiting where the target can
 //   load_relaxed_v4<scope>(p)   four 32-bit words, each read as a relaxed atomic (the 16 bytes as a
 //                               whole need not be: a reader may see some words of a store and not others)
 //
-// scope::gpu orders against the other blocks of this GPU (the grid barrier); scope::system also
+// scope::gpu orders against the other blocks of this GPU; scope::system also
 // against peers that map this memory over NVLink / XGMI / PCIe, across processes (the flags).
 // On CUDA these are the PTX forms `ld.acquire.sys`, `st.release.sys`, `atom.acq_rel.gpu` (written as
 // inline assembly so the machine-code check can find them); on HIP the __hip_atomic builtins, which
@@ -93,6 +94,26 @@ QR_DEVICE QR_FORCEINLINE uint4 load_relaxed_v4(const void* p) {
   const auto* w = static_cast<const std::uint32_t*>(p);
   return make_uint4(__hip_atomic_load(w, __ATOMIC_RELAXED, detail::hip_scope<S>), __hip_atomic_load(w + 1, __ATOMIC_RELAXED, detail::hip_scope<S>),
                     __hip_atomic_load(w + 2, __ATOMIC_RELAXED, detail::hip_scope<S>), __hip_atomic_load(w + 3, __ATOMIC_RELAXED, detail::hip_scope<S>));
+#endif
+}
+
+// Copies 8 bytes of global memory (8-byte aligned, two 32-bit words written by a peer before a
+// release this thread has acquired) into shared memory without waiting for them, where the target
+// can: cp.async on NVIDIA (its read is ordered after the thread's earlier acquire like any later
+// load). wait_async_copies() waits for this thread's copies. On AMD the copy is a plain
+// system-scope load and store, done at once.
+QR_DEVICE QR_FORCEINLINE void copy8_async(std::uint64_t* shared_dst, const std::uint32_t* src) {
+#if QR_BACKEND_CUDA
+  const auto dst = static_cast<std::uint32_t>(__cvta_generic_to_shared(shared_dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n\tcp.async.commit_group;" ::"r"(dst), "l"(src) : "memory");
+#else
+  *shared_dst = std::uint64_t(__hip_atomic_load(src, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_SYSTEM)) |
+                std::uint64_t(__hip_atomic_load(src + 1, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_SYSTEM)) << 32;
+#endif
+}
+QR_DEVICE QR_FORCEINLINE void wait_async_copies() {
+#if QR_BACKEND_CUDA
+  asm volatile("cp.async.wait_all;" ::: "memory");
 #endif
 }
 

@@ -5,11 +5,13 @@
 // see epilogue/rmsnorm.hpp.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include "../device/tile.hpp"
 
 namespace qreduce::epilogue {
 
 struct identity {
+  static constexpr std::uint32_t call_id = 0;  // its number in a call's signature (algorithm/signature.hpp)
 #if !QR_BACKEND_HOST
   template <class T>
   QR_DEVICE QR_FORCEINLINE void operator()(T* out, std::size_t n, std::size_t i, const float (&v)[8]) const {

@@ -4,11 +4,16 @@
 //   r' = allreduce(x) + r                        written to residual_out (may be r itself)
 //   y  = (1 / sqrt(mean(r'^2) + eps)) * (r' * g)  handed to the output (outputs.hpp): the tensor's
 //                                                 type, FP8 per token, MXFP4 or NVFP4
-// All in f32 inside. Phase 1 (inside the all-reduce's last step, per 8 values) adds the residual to
-// the f32 sum and stores r'. Phase 2 normalizes whole rows, one block a row: the sum of squares is a
-// fixed-order block reduction over the stored r', so every rank computes the same y. The algorithm
-// runs phase 2 (row()) right after a block has written whole rows itself (the one-shot always; the
-// two-shot when its chunks hold whole rows), else after a barrier over the rank's grid.
+// All in f32 inside. Phase 1 adds the residual to the sum and stores r'; phase 2 normalizes whole
+// rows, one block a row: the sum of squares is a fixed-order block reduction over the stored r', so
+// every rank computes the same y. Where they run:
+//   * the one-shot: phase 1 inside the all-reduce (the f32 sum, per 8 values), phase 2 in the same
+//     blocks, each right after writing its rows whole;
+//   * the two-shot with y in the tensor's type: the all-reduce writes its sums, rounded to T, into
+//     y, and a kernel of rows (algorithm::rows_kernel, a block a row) runs both phases (`sum` set:
+//     r' = round(sum) + r, rounded again, as an unfused all-reduce + add + RMSNorm computes it);
+//   * the two-shot with a quantized y (no room for the sums there): phase 1 inside the all-reduce,
+//     phase 2 in the kernel of rows.
 #pragma once
 #include <cstddef>
 #include "outputs.hpp"
@@ -21,12 +26,14 @@ namespace qreduce::epilogue {
 template <class T>
 struct residual_rmsnorm {
   static constexpr bool row_pass = true;
+  static constexpr std::uint32_t call_id = 1;  // its number in a call's signature (algorithm/signature.hpp)
   const T* residual;
   T* residual_out;
   const T* weight;
   any_output<T> out;
   std::size_t hidden;  // a multiple of 8 and of the output's group
   float eps;
+  const T* sum = nullptr;  // set: the all-reduce left its sums here (in T), and row() runs phase 1 too
 
   QR_HOST_DEVICE std::size_t row_values() const { return hidden; }
 
@@ -51,8 +58,32 @@ struct residual_rmsnorm {
     else row_streamed(row);
   }
 
+  // The same, in a kernel of rows (algorithm::rows_kernel): streamed, r' read a second time from L2
+  // instead of held in registers, so that many blocks share a multiprocessor (the register-cached
+  // row took 117 registers: 2 blocks of 256 threads, and 1.8x the time of an unfused add + RMSNorm).
+  QR_DEVICE QR_FORCEINLINE void row_alone(std::size_t row) const { row_streamed(row); }
+
+  // r' at [k, k+8) of a row (pointers at the row's start): stored by phase 1 in the all-reduce, or
+  // formed here from the sums (sum set) and stored, as the values stored read back.
+  QR_DEVICE QR_FORCEINLINE void residual_of(const T* sp, const T* rp, T* wp, std::size_t k, float (&x)[8]) const {
+    if (sum == nullptr) {
+      device::load8(rp, hidden, k, x);
+      return;
+    }
+    float r[8];
+    device::load8(sp, hidden, k, x);
+    device::load8(rp, hidden, k, r);
+    QR_UNROLL
+    for (int j = 0; j < 8; ++j) x[j] += r[j];
+    const uint4 bits = device::pack8<T>(x);
+    *reinterpret_cast<uint4*>(wp + k) = bits;  // hidden is a multiple of 8: never a partial vector
+    device::unpack8<T>(bits, x);
+  }
+
   QR_DEVICE QR_FORCEINLINE void row_cached(std::size_t row) const {
-    const T* rp = residual_out + row * hidden;
+    const T* rp = (sum != nullptr ? residual : residual_out) + row * hidden;
+    const T* sp = sum + row * hidden;
+    T* wp = residual_out + row * hidden;
     const std::size_t step = 8 * std::size_t(block_threads), k0 = 8 * std::size_t(threadIdx.x);
     const bool need_absmax = out.row_absmax();
     float x[cached_rounds][8];
@@ -60,7 +91,7 @@ struct residual_rmsnorm {
     for (int i = 0; i < cached_rounds; ++i) {
       const std::size_t k = k0 + std::size_t(i) * step;
       if (k < hidden) {
-        device::load8(rp, hidden, k, x[i]);
+        residual_of(sp, rp, wp, k, x[i]);
       } else {
         QR_UNROLL
         for (int j = 0; j < 8; ++j) x[i][j] = 0.0f;
@@ -90,13 +121,15 @@ struct residual_rmsnorm {
 
   QR_DEVICE QR_FORCEINLINE void row_streamed(std::size_t row) const {
     const T* rp = residual_out + row * hidden;
+    const T* sp = sum + row * hidden;
+    T* wp = residual_out + row * hidden;
     const std::size_t step = 8 * std::size_t(block_threads);
     const bool need_absmax = out.row_absmax();
     float ss = 0.0f;
     std::uint32_t am = 0u;
     for (std::size_t k = 8 * std::size_t(threadIdx.x); k < hidden; k += step) {
       float x[8];
-      device::load8(rp, hidden, k, x);
+      residual_of(sp, sum != nullptr ? residual + row * hidden : rp, wp, k, x);
       QR_UNROLL
       for (int j = 0; j < 8; ++j) ss += x[j] * x[j];
       if (need_absmax) {

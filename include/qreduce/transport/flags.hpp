@@ -11,9 +11,15 @@
 //   * Flags are per-block round numbers that only grow (compared modulo 2^32), held in device
 //     memory, so a captured graph replays with fresh values and never needs a reset between calls.
 //   * Every wait is bounded (h.timeout_ns); the first block to give up records why (timeout, a
-//     peer's flag too far ahead, or a peer's abort), which peer, in which phase, and what it saw,
-//     and raises every peer's abort word; every other block of the rank gives up after it, and
-//     every later kernel of this rank or of its peers stops at entry, before any remote write.
+//     peer's flag too far ahead, a peer's call unlike this rank's, or a peer's abort), which peer, in
+//     which phase, and what it saw, and raises every peer's abort word; every other block of the
+//     rank gives up after it, and every later kernel of this rank or of its peers stops at entry,
+//     before any remote write.
+//   * A call's signature (algorithm/signature.hpp) travels with the scatter flag of each round: the
+//     sender stores it into the receiver's call words of the round's ring slot before the release
+//     that raises the flag; the receiver starts reading it after the acquire that saw the flag
+//     (fetch_calls: asynchronously where the target can, so no load latency is added to the round)
+//     and compares it before it raises its next flag (signal_flags with the fetched words).
 #pragma once
 #include <cstdint>
 #include "../device/atomic.hpp"
@@ -28,11 +34,21 @@ QR_DEVICE QR_FORCEINLINE std::uint32_t abort_value(int reporter, int culprit, st
   return (std::uint32_t(reporter) + 1u) | ((std::uint32_t(culprit) + 1u) << 8) | (cause << 16);
 }
 
+// The two signatures of a call mismatch as the error record and the abort words carry them: the
+// finder's call (low, high word), then the culprit's.
+struct call_pair {
+  std::uint32_t w[4] = {};
+  QR_DEVICE static call_pair of(std::uint64_t finder, std::uint64_t culprit) {
+    return {{std::uint32_t(finder), std::uint32_t(finder >> 32), std::uint32_t(culprit), std::uint32_t(culprit >> 32)}};
+  }
+};
+
 // Records why this rank gives up (the first block to give up wins), then raises every rank's abort
 // word, its own included, so that every later kernel of any rank stops at entry, before writing
-// anything, and every block still waiting gives up.
+// anything, and every block still waiting gives up. A call mismatch's signatures (`calls`, with the
+// rank that compared them, `finder`) go into the record and, before the abort word, to every rank.
 QR_DEVICE inline void record_fault(const device_handle& h, fault why, int peer, int phase, std::uint32_t seq, std::uint32_t seen,
-                                   int culprit, std::uint32_t cause) {
+                                   int culprit, std::uint32_t cause, int finder = -1, const call_pair& calls = {}) {
   if (atomic_cas<scope::system>(&h.err->status, 0u, 2u)) {
     h.err->reason = std::uint32_t(why);
     h.err->peer = std::uint32_t(peer);
@@ -42,8 +58,15 @@ QR_DEVICE inline void record_fault(const device_handle& h, fault why, int peer, 
     h.err->seen = seen;
     h.err->culprit = std::uint32_t(culprit);
     h.err->cause = cause;
+    h.err->finder = std::uint32_t(finder);
+    for (int k = 0; k < 4; ++k) h.err->calls[k] = calls.w[k];
     atomic_store<order::release, scope::system>(&h.err->status, 1u);
-    for (int p = 0; p < h.layout.cfg.world; ++p) atomic_store<order::release, scope::system>(h.abort_word(p), abort_value(h.rank, culprit, cause));
+    const bool mismatch = fault(cause) == fault::call_mismatch && why != fault::aborted;
+    for (int p = 0; p < h.layout.cfg.world; ++p) {
+      if (mismatch)
+        for (int k = 0; k < 4; ++k) atomic_store<order::relaxed, scope::system>(h.abort_calls(p) + k, calls.w[k]);
+      atomic_store<order::release, scope::system>(h.abort_word(p), abort_value(h.rank, culprit, cause));
+    }
   }
 }
 QR_DEVICE inline void record_fault(const device_handle& h, fault why, int peer, int phase, std::uint32_t seq, std::uint32_t seen) {
@@ -57,7 +80,12 @@ QR_DEVICE inline bool healthy(const device_handle& h) {
   const std::uint32_t a = atomic_load<order::acquire, scope::system>(h.abort_word(h.rank));
   if (a == 0u) return true;
   const int reporter = int(a & 0xffu) - 1;
-  if (reporter != h.rank) record_fault(h, fault::aborted, reporter, 0, 0, 0, int((a >> 8) & 0xffu) - 1, a >> 16);
+  if (reporter != h.rank) {
+    call_pair calls;  // a call mismatch: the signatures the reporter stored before raising the word
+    if (fault(a >> 16) == fault::call_mismatch)
+      for (int k = 0; k < 4; ++k) calls.w[k] = atomic_load<order::relaxed, scope::system>(h.abort_calls(h.rank) + k);
+    record_fault(h, fault::aborted, reporter, 0, 0, 0, int((a >> 8) & 0xffu) - 1, a >> 16, reporter, calls);
+  }
   return false;
 }
 
@@ -100,9 +128,9 @@ QR_DEVICE inline bool wait_bounded(const device_handle& h, Ready ready, const in
 // the ranks' calls do not match.
 inline constexpr std::uint32_t max_flag_lead = ring_slots - 1;
 
-// The flag arrays (workspace.hpp), and the phase numbers an error record gives the one-shot's data
-// (which carries its own flag) and the grid barrier.
-inline constexpr int scatter_phase = 0, gather_phase = 1, oneshot_phase = 2, grid_barrier_phase = 3;
+// The flag arrays (workspace.hpp), and the phase number an error record gives the one-shot's data
+// (which carries its own flag).
+inline constexpr int scatter_phase = 0, gather_phase = 1, oneshot_phase = 2;
 
 // Waits until *flag reaches seq (modulo 2^32), observed through the transport (acquire). A flag
 // more than max_flag_lead rounds ahead is a desync: recorded, and the wait fails.
@@ -122,12 +150,51 @@ QR_DEVICE inline bool wait_flag(const device_handle& h, const std::uint32_t* fla
 }
 
 // Raises this block's flag for `phase` to `seq` on every rank (release, after the block's data
-// stores: the block synchronizes first); every thread calls it.
+// stores: the block synchronizes first); every thread calls it. With ring >= 0, the call's signature
+// is stored into every rank's call words of that ring slot first, and the same release publishes it.
+// With `fetched` (the peers' signatures fetch_calls read), each must be `call` first: the first unlike
+// one is recorded (fault::call_mismatch, both signatures), no flag is raised, and every thread gets
+// false.
 template <class Transport, int W>
-QR_DEVICE inline void signal_flags(const device_handle& h, int phase, std::uint32_t seq) {
+QR_DEVICE inline bool signal_flags(const device_handle& h, int phase, std::uint32_t seq, int ring = -1, std::uint64_t call = 0,
+                                   const std::uint64_t* fetched = nullptr) {
+  __shared__ int unlike[W];  // thread t's verdict on peer t (each writes its own: no reset needed)
   const int t = threadIdx.x;
+  if (fetched != nullptr && t < W) {
+    int u = 0;
+    if (t != h.rank) {
+      wait_async_copies();
+      const std::uint64_t theirs = *static_cast<const volatile std::uint64_t*>(fetched + t);
+      if (theirs != call) {
+        record_fault(h, fault::call_mismatch, t, scatter_phase, seq, std::uint32_t(theirs), t, std::uint32_t(fault::call_mismatch), h.rank,
+                     call_pair::of(call, theirs));
+        u = 1;
+      }
+    }
+    unlike[t] = u;
+  }
   block_sync();
-  if (t < W) Transport::signal(h.flag(t, phase, blockIdx.x, h.rank), seq);
+  bool ok = true;
+  if (fetched != nullptr)
+    for (int s = 0; s < W; ++s) ok = ok && unlike[s] == 0;
+  if (ok && t < W) {
+    if (ring >= 0) {
+      std::uint32_t* w = h.call_words(t, ring, blockIdx.x, h.rank);
+      atomic_store<order::relaxed, scope::system>(w, std::uint32_t(call));
+      atomic_store<order::relaxed, scope::system>(w + 1, std::uint32_t(call >> 32));
+    }
+    Transport::signal(h.flag(t, phase, blockIdx.x, h.rank), seq);
+  }
+  return ok;
+}
+
+// Starts reading each peer's call signature of ring slot `ring` into got[peer] (shared memory),
+// right after wait_flags saw the peers' flags: thread t < W, which acquired peer t's flag, reads peer
+// t's words (copy8_async: no wait where the target copies asynchronously; signal_flags waits).
+template <int W>
+QR_DEVICE inline void fetch_calls(const device_handle& h, int ring, std::uint64_t* got) {
+  const int t = threadIdx.x;
+  if (t < W && t != h.rank) copy8_async(got + t, h.call_words(h.rank, ring, blockIdx.x, t));
 }
 
 // Waits until every rank's flag for `phase` of this block reached `seq` (acquire); every thread
@@ -145,35 +212,6 @@ QR_DEVICE inline bool wait_flags(const device_handle& h, int phase, std::uint32_
   const bool ok = give_up == 0;
   block_sync();  // nobody resets give_up (next call) before everyone read it
   return ok;
-}
-
-// Barrier over this rank's grid (all its blocks must be resident: the grids that use it are at most
-// one block per multiprocessor, plan_two_shot). Arrivals count up with acquire-release atomics; the last block resets the count
-// and releases a new generation; the state lives in the workspace, so graphs replay it. Every thread
-// of the block calls it; returns false on timeout.
-QR_DEVICE inline bool grid_barrier(const device_handle& h) {
-  __shared__ int ok;
-  block_sync();
-  if (threadIdx.x == 0) {
-    std::uint32_t* count = h.grid_barrier();
-    std::uint32_t* gen = count + 1;
-    const std::uint32_t g = atomic_load<order::acquire, scope::gpu>(gen);
-    ok = 1;
-    if (atomic_fetch_add<order::acq_rel, scope::gpu>(count, 1u) == gridDim.x - 1) {
-      *count = 0u;
-      atomic_store<order::release, scope::gpu>(gen, g + 1u);
-    } else {
-      ok = wait_bounded(
-          h,
-          [&](std::uint32_t& seen) {
-            seen = atomic_load<order::acquire, scope::gpu>(gen);
-            return seen != g ? 1 : 0;
-          },
-          h.rank, grid_barrier_phase, g + 1u);
-    }
-  }
-  block_sync();
-  return ok != 0;
 }
 
 }  // namespace qreduce::device

@@ -10,13 +10,17 @@
 //                                                             rounds, one-shot calls (whose parity picks
 //                                                             the one-shot slots), and the two-shot's next
 //                                                             ring position (kept mod ring_slots)
-//   barrier  uint32 [2]                                       this rank's grid barrier (arrivals, generation)
-//   abort    uint32                                           raised by the rank that gave up, on every rank (who, on whom, why)
+//   abort    uint32, then uint32 [4]                          raised by the rank that gave up, on every rank (who, on whom, why),
+//                                                             after the two call signatures of a call mismatch (its own, the other's)
+//   calls    uint32 [ring_slots][blocks][world][2]            two-shot: the signature of the call whose round holds that ring
+//                                                             slot, stored by the sender named by the third index beside its
+//                                                             scatter flag (algorithm/signature.hpp)
 //   scatter  [ring_slots][blocks][world] slots of segment_bytes  two-shot reduce-scatter: the owner receives here
 //   gather   [ring_slots][blocks][world] slots of segment_bytes  two-shot all-gather: reduced segments arrive here
 //   oneshot  [2 parities][world] buffers of oneshot_buffer_bytes  one-shot inputs, value i of a call at
-//                                                             byte 2i whichever block moves it; the flag is in
-//                                                             the data: -0.0 marks an empty value (one_shot.hpp)
+//                                                             byte 2i whichever block moves it, then a 16-byte
+//                                                             header per block (the call's signature); the flag
+//                                                             is in the data: -0.0 marks an empty value (one_shot.hpp)
 //
 // `blocks` is the two-shot's grid (several blocks per multiprocessor), `oneshot_blocks` the
 // one-shot's (one per multiprocessor, at most `blocks`). Each algorithm has its own counters (the
@@ -57,7 +61,8 @@ struct workspace_config {
 struct workspace_layout {
   workspace_config cfg{};
   std::size_t segment_bytes = 0, oneshot_buffer_bytes = 0;
-  std::size_t flags_off = 0, seq_off = 0, barrier_off = 0, abort_off = 0, scatter_off = 0, gather_off = 0, oneshot_off = 0, total = 0;
+  std::size_t flags_off = 0, seq_off = 0, abort_off = 0, calls_off = 0, scatter_off = 0, gather_off = 0, oneshot_off = 0,
+              total = 0;
 
   static constexpr std::size_t align(std::size_t x) { return (x + 255) / 256 * 256; }
 
@@ -66,12 +71,14 @@ struct workspace_layout {
     l.cfg = c;
     const auto W = std::size_t(c.world), B = std::size_t(c.blocks);
     l.segment_bytes = c.round_bytes / W / 256 * 256;
-    l.oneshot_buffer_bytes = std::size_t(c.oneshot_blocks) * std::size_t(c.oneshot_values_per_block) * 2;
+    // the values, then a 16-byte header per block; whole 256-byte units, so that every buffer starts
+    // on a line (64 bytes off made the one-shot 0.4 us slower on 2x H200)
+    l.oneshot_buffer_bytes = align(std::size_t(c.oneshot_blocks) * (std::size_t(c.oneshot_values_per_block) * 2 + 16));
     l.flags_off = 0;
     l.seq_off = align(l.flags_off + 2 * B * W * 4);
-    l.barrier_off = align(l.seq_off + 3 * B * 4);
-    l.abort_off = align(l.barrier_off + 8);
-    l.scatter_off = align(l.abort_off + 4);
+    l.abort_off = align(l.seq_off + 3 * B * 4);
+    l.calls_off = align(l.abort_off + 5 * 4);
+    l.scatter_off = align(l.calls_off + ring_slots * B * W * 8);
     l.gather_off = align(l.scatter_off + ring_slots * B * W * l.segment_bytes);
     l.oneshot_off = align(l.gather_off + ring_slots * B * W * l.segment_bytes);
     l.total = align(l.oneshot_off + l.oneshot_bytes());
@@ -80,7 +87,7 @@ struct workspace_layout {
   // Bytes each two-shot block adds to the workspace: how the communicator fits its grid into a budget.
   static constexpr std::size_t bytes_per_block(const workspace_config& c) {
     return 2 * std::size_t(ring_slots) * std::size_t(c.world) * (c.round_bytes / std::size_t(c.world) / 256 * 256) +
-           2 * std::size_t(c.world) * 4 + 3 * 4;  // its slots, its flags, its counters
+           2 * std::size_t(c.world) * 4 + 3 * 4 + std::size_t(ring_slots) * std::size_t(c.world) * 8;  // its slots, flags, counters, call words
   }
   // Bytes of the one-shot slots (both parities).
   QR_HOST_DEVICE constexpr std::size_t oneshot_bytes() const { return 2 * std::size_t(cfg.world) * oneshot_buffer_bytes; }
@@ -98,6 +105,7 @@ enum class fault : std::uint32_t {
   desync = 2,   // a peer's flag ran further ahead than any matching sequence of calls allows
   aborted = 3,  // a peer gave up and raised this rank's abort word
   bad_launch = 4,  // a kernel ran an algorithm with a grid or a slot use its workspace does not hold
+  call_mismatch = 5,  // a peer's call signature is unlike this rank's (different counts, types, codecs, ...)
 };
 
 // Written by the first block of a rank that gives up; read by the host. Lives in host-mapped memory.
@@ -105,12 +113,14 @@ struct error_record {
   std::uint32_t status;  // 0: fine, 2: being written, 1: written
   std::uint32_t reason;  // a fault
   std::uint32_t peer;    // the rank it waited for (timeout, desync) or that aborted (aborted)
-  std::uint32_t phase;   // what was waited for: 0 two-shot scatter flags, 1 two-shot gather flags, 2 one-shot data, 3 grid barrier
+  std::uint32_t phase;   // what was waited for: 0 two-shot scatter flags, 1 two-shot gather flags, 2 one-shot data
   std::uint32_t block;
   std::uint32_t seq;     // the round (per-block sequence number) it waited for
   std::uint32_t seen;    // the flag's value when it gave up (the peer's last round)
   std::uint32_t culprit; // the rank at the root: `peer`, or for `aborted` the one the aborting peer gave up on
   std::uint32_t cause;   // the fault at the root: `reason`, or for `aborted` the aborting peer's reason
+  std::uint32_t finder;  // call_mismatch at the root: the rank that compared the signatures
+  std::uint32_t calls[4];  // and the two signatures (low, high words): the finder's call, then `culprit`'s
 };
 
 // What a kernel needs, passed by value.
@@ -135,11 +145,16 @@ struct device_handle {
   QR_HOST_DEVICE std::uint32_t* ring_position(int block) const {
     return reinterpret_cast<std::uint32_t*>(peer[rank] + layout.seq_off) + 2 * layout.cfg.blocks + block;
   }
-  QR_HOST_DEVICE std::uint32_t* grid_barrier() const {
-    return reinterpret_cast<std::uint32_t*>(peer[rank] + layout.barrier_off);
-  }
   QR_HOST_DEVICE std::uint32_t* abort_word(int r) const {
     return reinterpret_cast<std::uint32_t*>(peer[r] + layout.abort_off);
+  }
+  // The two call signatures (4 words) a rank that found a call mismatch stores on rank r before
+  // raising its abort word.
+  QR_HOST_DEVICE std::uint32_t* abort_calls(int r) const { return abort_word(r) + 1; }
+  // Rank r's call signature words (2) of ring position `ring` of `block`, stored by `src`.
+  QR_HOST_DEVICE std::uint32_t* call_words(int r, int ring, int block, int src) const {
+    return reinterpret_cast<std::uint32_t*>(peer[r] + layout.calls_off) +
+           ((std::size_t(ring) * layout.cfg.blocks + block) * layout.cfg.world + src) * 2;
   }
   // Rank r's slot in ring position `ring` of `block`, written by `src`.
   QR_HOST_DEVICE std::byte* scatter_slot(int r, int ring, int block, int src) const {
@@ -151,6 +166,11 @@ struct device_handle {
   // Rank r's one-shot buffer of `parity` written by `src`: value i of a call at byte 2i.
   QR_HOST_DEVICE std::byte* oneshot_buffer(int r, int parity, int src) const {
     return peer[r] + layout.oneshot_off + (std::size_t(parity) * layout.cfg.world + src) * layout.oneshot_buffer_bytes;
+  }
+  // The 16-byte header of `block` in that buffer, after the values: the call's signature.
+  QR_HOST_DEVICE std::byte* oneshot_header(int r, int parity, int src, int block) const {
+    return oneshot_buffer(r, parity, src) + std::size_t(layout.cfg.oneshot_blocks) * std::size_t(layout.cfg.oneshot_values_per_block) * 2 +
+           16 * std::size_t(block);
   }
 };
 
