@@ -192,7 +192,7 @@ class basic_communicator {
           // The two-shot writes its sums into y and a kernel of rows does the rest (rmsnorm.hpp): no
           // residual loads inside the two-shot's steps (1.1-1.3x faster from 256 tokens, docs/design.md).
           ep.sum = ep.out.y;
-          launch(c, static_cast<const T*>(x), ep.out.y, n, opts.rotate, stream, epilogue::identity{});
+          launch(c, static_cast<const T*>(x), ep.out.y, n, opts.rotate, stream, epilogue::identity{}, algorithm::epilogue_id<decltype(ep)>);
           launch_rows(ep, rows, stream);
         } else {
           launch(c, static_cast<const T*>(x), static_cast<T*>(residual_out), n, opts.rotate, stream, ep);
@@ -411,13 +411,15 @@ class basic_communicator {
     per_type(std::type_identity<bf16>{});
   }
 
+  // call_epilogue: the epilogue its signature names (algorithm/signature.hpp), when not ep's own.
   template <class T, class Ep>
-  void launch(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s, const Ep& ep) {
-    Worlds::visit(world_, [&](auto w) { launch_w<T, decltype(w)::value>(c, in, out, n, rotate, s, ep); });
+  void launch(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s, const Ep& ep,
+              std::uint32_t call_epilogue = algorithm::epilogue_id<Ep>) {
+    Worlds::visit(world_, [&](auto w) { launch_w<T, decltype(w)::value>(c, in, out, n, rotate, s, ep, call_epilogue); });
   }
 
   template <class T, int W, class Ep>
-  void launch_w(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s, const Ep& ep) {
+  void launch_w(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s, const Ep& ep, std::uint32_t call_epilogue) {
     constexpr bool row_wise = requires { Ep::row_pass; };
     std::size_t row_values = 0;
     if constexpr (row_wise) row_values = ep.row_values();
@@ -430,7 +432,8 @@ class basic_communicator {
     visit_codec<codecs>(c.codec, [&](auto tag) {
       using C = typename decltype(tag)::type;
       const auto p = algorithm::plan_two_shot(h_.layout, codec::tile_bytes<C>, n);
-      algorithm::two_shot_kernel<Transport, C, T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate, ep);
+      algorithm::two_shot_kernel<Transport, C, T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate, ep,
+                                                                                                          call_epilogue);
     });
     rt::check_launch("two_shot_kernel");
     if constexpr (row_wise) launch_rows(ep, n / row_values, s);

@@ -3,12 +3,16 @@
 // Every kernel of a call computes, from its own arguments, a 64-bit signature of what its rank was
 // asked: the count (its low 40 bits), the element type, the codec, the algorithm, the epilogue and
 // whether rotation is on. The two-shot stores it beside each scatter flag (one word pair per ring
-// slot, published by the flag's release), the one-shot beside its data (a header vector per block
-// and buffer). A receiver that finds a peer's signature unlike its own records fault::call_mismatch
-// with both signatures before it adds anything of that peer's, and stops every rank (flags.hpp). So
-// ranks that call with different counts, codecs, types, epilogues or algorithms get an error naming
-// both calls on every rank, never a sum of unlike data, and never a result on one rank and a timeout
-// on another.
+// slot, published by the flag's release), the one-shot beside its data (a header exchanged by the
+// grid's last block). A receiver that finds a peer's signature unlike its own records
+// fault::call_mismatch with both signatures and stops every rank (flags.hpp): the two-shot before it
+// raises its gather flag, so a peer's unlike data reaches no further than this rank's own output;
+// the one-shot's other blocks do not wait for the comparison. So ranks that call the same algorithm
+// with different counts, codecs, types, epilogues or rotation get an error describing both calls on
+// every rank, never a silent sum of unlike data; that call's outputs are undefined. Not covered:
+// calls whose algorithms differ (`auto` picks per rank, from the count and the codec) meet in no
+// buffer and time out, naming the rank each waited for; the row length of a row-wise epilogue is not
+// in the signature.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -113,9 +113,12 @@ inline constexpr int tiles_in_flight = W == 2 ? 2 : 1;
 // plan.blocks blocks (block_threads threads each) calls it with the plan's K. A user kernel can call
 // it (examples/03_custom_epilogue); two_shot_kernel is its __global__ wrapper. It hands the epilogue
 // its values 8 at a time; a row-wise epilogue's rows are finished afterwards by rows_kernel.
+// call_epilogue: the epilogue field of the call's signature (algorithm/signature.hpp), where the
+// caller runs a different epilogue than the one it was asked for (the fused RMSNorm's two-shot hands
+// its sums to a kernel of rows and runs the plain epilogue itself).
 template <class Transport, codec::codec_type C, class T, int W, class Epilogue>
 __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* out, std::size_t n, int tiles_per_segment,
-                                        bool rotate, const Epilogue& ep) {
+                                        bool rotate, const Epilogue& ep, std::uint32_t call_epilogue = epilogue_id<Epilogue>) {
   using namespace device;
   constexpr int TB = codec::tile_bytes<C>;
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
@@ -144,7 +147,8 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   // shared memory: a register pair live across the loop made the kernels spill (ptxas -v).
   __shared__ std::uint64_t call_shared;
   __shared__ std::uint64_t peer_calls[W];  // the peers' signatures of the round being reduced (fetch_calls)
-  if (t == 0) call_shared = call_signature(n, dtype_of<T>, codec_id<C>, two_shot_id, epilogue_id<Epilogue>, rotate);
+  if (t == 0) call_shared = call_signature(n, dtype_of<T>, codec_id<C>, two_shot_id, call_epilogue, rotate);
+  block_sync();  // read by threads 1..W-1 before signal_flags' own barrier
   auto call = [&] { return *static_cast<volatile std::uint64_t*>(&call_shared); };
 
   for (std::size_t i = 0; i < rounds + 2; ++i) {
@@ -258,8 +262,9 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
 
 template <class Transport, codec::codec_type C, class T, int W, class Epilogue>
 __global__ void __launch_bounds__(block_threads, twoshot_blocks_per_sm)
-    two_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate, Epilogue ep) {
-  two_shot<Transport, C, T, W>(h, in, out, n, tiles_per_segment, rotate, ep);
+    two_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate, Epilogue ep,
+                    std::uint32_t call_epilogue) {
+  two_shot<Transport, C, T, W>(h, in, out, n, tiles_per_segment, rotate, ep, call_epilogue);
 }
 
 // A row-wise epilogue's rows after the two-shot (epilogue/rmsnorm.hpp), launched after it on the same

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 #include "../config.hpp"
 #include "bootstrap.hpp"
@@ -42,16 +43,17 @@ class socket_bootstrap final : public bootstrap {
     if (name.empty() || name.size() > 80 || name.find('/') != std::string::npos || name.find('\0') != std::string::npos || name == "." ||
         name == "..")
       throw error(errc::invalid_argument, "socket_bootstrap: name must have 1 to 80 characters, no '/', and not be \".\" or \"..\"");
-    addr_ = make_address(private_dir() + "/" + name);
     if (size_ == 1) return;
-    if (rank_ == 0) listen_and_admit();
-    else connect_to_root();
+    addr_ = make_address(private_dir() + "/" + name);
+    try {
+      if (rank_ == 0) listen_and_admit();
+      else connect_to_root();
+    } catch (...) {  // the destructor does not run for a constructor that throws
+      close_all();
+      throw;
+    }
   }
-  ~socket_bootstrap() override {
-    for (int fd : peers_)
-      if (fd >= 0) ::close(fd);
-    if (root_ >= 0) ::close(root_);
-  }
+  ~socket_bootstrap() override { close_all(); }
 
   // The directory the rendezvous sockets of this user live in: created (mode 0700) if missing, and
   // refused unless it is a directory (not a link) owned by this user with no access for anyone else.
@@ -133,6 +135,12 @@ class socket_bootstrap final : public bootstrap {
     return a;
   }
 
+  void close_all() {
+    for (int& fd : peers_)
+      if (fd >= 0) ::close(std::exchange(fd, -1));
+    if (root_ >= 0) ::close(std::exchange(root_, -1));
+  }
+
   // The uid of the process at the other end of a connected socket.
   static bool peer_uid(int fd, uid_t& uid) {
     ucred cred{};
@@ -212,13 +220,19 @@ class socket_bootstrap final : public bootstrap {
     throw error(c, "socket_bootstrap: " + msg);
   }
 
-  // Whether a process listens on the socket file (a live job), as opposed to a file a crashed job left.
+  // Whether a process listens on the socket file (a live job), as opposed to a file a crashed job
+  // left. Asked twice, 50 ms apart: a job that has just bound the name listens a moment later.
   bool someone_listens() const {
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
-    const bool live = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr_), addr_len_) == 0;
-    ::close(fd);
-    return live;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+      if (fd < 0) return false;
+      const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr_), addr_len_);
+      const bool live = rc == 0 || errno == EAGAIN;  // EAGAIN: listening, its backlog full
+      ::close(fd);
+      if (live) return true;
+    }
+    return false;
   }
 
   void listen_and_admit() {
@@ -235,11 +249,19 @@ class socket_bootstrap final : public bootstrap {
       throw error(errc::bootstrap, "socket_bootstrap: cannot listen on " + path_ + (e == EADDRINUSE ? " (another job is using this name): " : ": ") +
                                        std::strerror(e));
     }
-    ::listen(ls, 64);
-    struct remove_file {  // nobody joins after admission: the socket file goes when it ends
-      const std::string& p;
-      ~remove_file() { ::unlink(p.c_str()); }
-    } remove{path_};
+    struct stat bound{};
+    if (::listen(ls, 64) != 0 || ::stat(path_.c_str(), &bound) != 0) {
+      const int e = errno;
+      ::close(ls);
+      throw error(errc::bootstrap, "socket_bootstrap: cannot listen on " + path_ + ": " + std::strerror(e));
+    }
+    // Nobody joins after admission: the socket file goes when it ends (success or not), before the
+    // socket closes, and only if it is still this job's (a job that replaced it keeps its own).
+    const auto close_listener = [&] {
+      struct stat now{};
+      if (::stat(path_.c_str(), &now) == 0 && now.st_ino == bound.st_ino && now.st_dev == bound.st_dev) ::unlink(path_.c_str());
+      ::close(ls);
+    };
     peers_.assign(std::size_t(size_), -1);
     const auto deadline = clock::now() + timeout_;
     int joined = 1;
@@ -282,10 +304,10 @@ class socket_bootstrap final : public bootstrap {
         ++joined;
       }
     } catch (...) {
-      ::close(ls);
+      close_listener();
       throw;
     }
-    ::close(ls);
+    close_listener();
   }
 
   void connect_to_root() {

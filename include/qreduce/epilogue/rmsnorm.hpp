@@ -54,7 +54,7 @@ struct residual_rmsnorm {
 
   QR_DEVICE QR_FORCEINLINE void row(std::size_t row) const {
     const std::size_t step = 8 * std::size_t(block_threads);
-    if (hidden <= cached_rounds * step) row_cached(row);
+    if (sum == nullptr && hidden <= cached_rounds * step) row_cached(row);
     else row_streamed(row);
   }
 
@@ -80,10 +80,9 @@ struct residual_rmsnorm {
     device::unpack8<T>(bits, x);
   }
 
+  // r' stored by phase 1 (sum unset), every round's loads issued before any is used.
   QR_DEVICE QR_FORCEINLINE void row_cached(std::size_t row) const {
-    const T* rp = (sum != nullptr ? residual : residual_out) + row * hidden;
-    const T* sp = sum + row * hidden;
-    T* wp = residual_out + row * hidden;
+    const T* rp = residual_out + row * hidden;
     const std::size_t step = 8 * std::size_t(block_threads), k0 = 8 * std::size_t(threadIdx.x);
     const bool need_absmax = out.row_absmax();
     float x[cached_rounds][8];
@@ -91,7 +90,7 @@ struct residual_rmsnorm {
     for (int i = 0; i < cached_rounds; ++i) {
       const std::size_t k = k0 + std::size_t(i) * step;
       if (k < hidden) {
-        residual_of(sp, rp, wp, k, x[i]);
+        device::load8(rp, hidden, k, x[i]);
       } else {
         QR_UNROLL
         for (int j = 0; j < 8; ++j) x[i][j] = 0.0f;
@@ -121,7 +120,7 @@ struct residual_rmsnorm {
 
   QR_DEVICE QR_FORCEINLINE void row_streamed(std::size_t row) const {
     const T* rp = residual_out + row * hidden;
-    const T* sp = sum + row * hidden;
+    const T* sp = sum != nullptr ? sum + row * hidden : nullptr;
     T* wp = residual_out + row * hidden;
     const std::size_t step = 8 * std::size_t(block_threads);
     const bool need_absmax = out.row_absmax();
