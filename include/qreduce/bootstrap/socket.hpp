@@ -126,7 +126,7 @@ class socket_bootstrap final : public bootstrap {
   sockaddr_un make_address(const std::string& path) {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
-    if (path.size() + 1 > sizeof a.sun_path)
+    if (path.size() >= sizeof a.sun_path)
       throw error(errc::invalid_argument, "socket_bootstrap: " + path + " is longer than a socket path can be (" + std::to_string(sizeof a.sun_path - 1) +
                                               " characters): a shorter name or QREDUCE_BOOTSTRAP_DIR");
     std::memcpy(a.sun_path, path.data(), path.size());
