@@ -213,8 +213,10 @@ class basic_communicator {
   //   __device__ void operator()(T* out, std::size_t n, std::size_t i, const float (&v)[8]) const
   // called with the f32 sums of values [i, i+8) (and, if it declares `row_pass`, a
   // `std::size_t row_values() const` and a `__device__ void row(std::size_t r) const` that finishes
-  // row r once all its values were handed over, called by every thread of one block; see
-  // epilogue/rmsnorm.hpp). Its kernels load on first use: ranks that share one device need
+  // row r once all its values were handed over, called by every thread of one block: the one-shot
+  // calls it in its own blocks, after the two-shot a kernel of rows does, calling
+  // `row_alone(r)` instead where the epilogue has one; see epilogue/rmsnorm.hpp). Its kernels load
+  // on first use: ranks that share one device need
   // CUDA_MODULE_LOADING=EAGER (or a first call before any peer spins), see docs/design.md.
   template <class T, class Ep>
   algorithm_kind all_reduce_with(const T* in, T* out, std::size_t count, const Ep& ep, allreduce_options opts = {},
