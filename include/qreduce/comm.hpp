@@ -178,6 +178,14 @@ class basic_communicator {
       throw error(errc::invalid_argument, "all_reduce_rmsnorm: residual: " + *why);
     std::vector<const void*> tensors = {x, residual, weight, residual_out};
     if (auto why = check_output(out, type, tensors)) throw error(errc::invalid_argument, "all_reduce_rmsnorm: " + *why);
+    if constexpr (requires { out.y; }) {  // y is written while the residual is still read (rmsnorm.hpp)
+      const auto overlaps = [&](const void* p) {
+        const auto a = reinterpret_cast<std::uintptr_t>(out.y), b = reinterpret_cast<std::uintptr_t>(p);
+        return a < b + 2 * n && b < a + 2 * n;
+      };
+      if (overlaps(residual) || overlaps(residual_out))
+        throw error(errc::invalid_argument, "all_reduce_rmsnorm: y overlaps residual or residual_out (y may be x; residual_out may be residual)");
+    }
     if (weight == nullptr || reinterpret_cast<std::uintptr_t>(weight) % 16 != 0)
       throw error(errc::invalid_argument, "all_reduce_rmsnorm: weight must be a 16-byte aligned device pointer");
     const auto prepared = prepare("all_reduce_rmsnorm", {x, x, n, type, opts}, tensors, true, stream);

@@ -345,6 +345,10 @@ void rmsnorm(ctx& c) {
   };
   auto* qa = static_cast<std::uint8_t*>(c.a);
   refused("hidden 100", [&] { c.comm->all_reduce_rmsnorm(c.a, c.b, c.b, c.b, c.a, 2, 100, 1e-6f, dtype::bf16, {}, c.stream); });
+  refused("y overlapping the residual", [&] {
+    c.comm->all_reduce_rmsnorm(c.a, c.b, c.b, static_cast<std::byte*>(c.b) + 8192 * 2, static_cast<std::byte*>(c.b) + 4096, 2, 4096, 1e-6f,
+                               dtype::bf16, {}, c.stream);
+  });
   refused("mxfp4 with hidden 2888", [&] {
     c.comm->all_reduce_rmsnorm(c.a, c.b, c.b, c.b, epilogue::out_mxfp4{qa, qa}, 2, 2888, 1e-6f, dtype::bf16, {}, c.stream);
   });
