@@ -134,8 +134,7 @@ QR_DEVICE inline bool compare_calls(const device_handle& h, int parity, std::uin
     *reinterpret_cast<uint4*>(h.oneshot_header(r, parity, s, b)) = make_uint4(empty_word, empty_word, empty_word, empty_word);
     const std::uint64_t theirs = call_of(got);
     if (theirs != call) {
-      device::record_fault(h, fault::call_mismatch, s, device::oneshot_phase, 0u, std::uint32_t(theirs), s, std::uint32_t(fault::call_mismatch), r,
-                           device::call_pair::of(call, theirs));
+      device::record_call_mismatch(h, s, device::oneshot_phase, 0u, call, theirs);
       return false;
     }
   }
@@ -280,8 +279,7 @@ __global__ void __launch_bounds__(block_threads)
           *reinterpret_cast<uint4*>(h.oneshot_header(r, parity, s, b)) = make_uint4(empty_word, empty_word, empty_word, empty_word);
           const std::uint64_t theirs = detail::call_of(header[s]);
           if (theirs != call && ok) {
-            record_fault(h, fault::call_mismatch, s, oneshot_phase, 0u, std::uint32_t(theirs), s, std::uint32_t(fault::call_mismatch), r,
-                         call_pair::of(call, theirs));
+            record_call_mismatch(h, s, oneshot_phase, 0u, call, theirs);
             ok = false;
           }
         }

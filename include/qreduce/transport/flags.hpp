@@ -72,6 +72,11 @@ QR_DEVICE inline void record_fault(const device_handle& h, fault why, int peer, 
 QR_DEVICE inline void record_fault(const device_handle& h, fault why, int peer, int phase, std::uint32_t seq, std::uint32_t seen) {
   record_fault(h, why, peer, phase, seq, seen, peer, std::uint32_t(why));
 }
+// Records that `peer`'s call (theirs) is unlike this rank's (mine), this rank being the finder.
+QR_DEVICE inline void record_call_mismatch(const device_handle& h, int peer, int phase, std::uint32_t seq, std::uint64_t mine, std::uint64_t theirs) {
+  record_fault(h, fault::call_mismatch, peer, phase, seq, std::uint32_t(theirs), peer, std::uint32_t(fault::call_mismatch), h.rank,
+               call_pair::of(mine, theirs));
+}
 
 // Whether this rank may go on: its abort word is down. Read by one thread. The word is in device
 // memory (the host-mapped error record is only written, and read by the host): a kernel's entry
@@ -166,8 +171,7 @@ QR_DEVICE inline bool signal_flags(const device_handle& h, int phase, std::uint3
       wait_async_copies();
       const std::uint64_t theirs = *static_cast<const volatile std::uint64_t*>(fetched + t);
       if (theirs != call) {
-        record_fault(h, fault::call_mismatch, t, scatter_phase, seq, std::uint32_t(theirs), t, std::uint32_t(fault::call_mismatch), h.rank,
-                     call_pair::of(call, theirs));
+        record_call_mismatch(h, t, scatter_phase, seq, call, theirs);
         u = 1;
       }
     }
