@@ -43,7 +43,7 @@ struct comm_config {
   int max_blocks = 0;                  // cap on both grids; 0: the device's multiprocessor count for the
                                        // one-shot, twoshot_blocks_per_sm times it for the two-shot
   std::size_t round_bytes = 0;         // two-shot: encoded bytes a block sends per phase per round;
-                                       // 0: 24 KiB at 2 ranks; else 16 KiB, or 4 KiB a rank where
+                                       // 0: 32 KiB at 2 ranks; else 16 KiB, or 4 KiB a rank where
                                        // that is more (8 ranks)
   std::size_t max_workspace_bytes = std::size_t(64) << 20;  // the two-shot grid shrinks to fit
   int oneshot_values_per_block = 4096; // one-shot capacity per block (multiple of 2048)
@@ -94,7 +94,7 @@ inline comm_config config_from_env(comm_config c = {}) {
 // The two-shot's round size for `world` ranks: the configured one, or the default.
 inline std::size_t round_bytes_for(const comm_config& c, int world) {
   if (c.round_bytes != 0) return c.round_bytes;
-  if (world == 2) return 24576;  // 2x H100: 1 GiB 1-7% faster than 16 KiB, each codec timed (docs/design.md)
+  if (world == 2) return 32768;  // 2x H200: 1 GiB 1-4% faster than 24 KiB, each codec timed (docs/design.md)
   const std::size_t per_rank = std::size_t(world) * codec::tile_bytes<codec::passthrough>;
   return per_rank > 16384 ? per_rank : 16384;
 }

@@ -6,6 +6,31 @@
 
 using namespace qreduce;
 
+// The scales' reciprocals as the device computes them (scale.hpp: an approximate reciprocal and a
+// Newton step on NVIDIA), for every bf16 scale from_absmax can make with qmax >= 4: 2^-126 up to
+// FLT_MAX / 4 rounded down (0x7e7f; above it the reciprocal is subnormal, which the fast path flushes).
+__global__ void scale_reciprocal_kernel(std::uint32_t* out) {
+  const std::uint32_t s = 0x0080u + blockIdx.x * blockDim.x + threadIdx.x;
+  if (s <= 0x7e7fu) out[s - 0x0080u] = numeric::float_bits(codec::scale_bf16::reciprocal(std::uint16_t(s)));
+}
+
+void check_scale_reciprocals() {
+  constexpr std::uint32_t count = 0x7e7fu - 0x0080u + 1u;
+  std::uint32_t* d;
+  QR_CUDA(cudaMalloc(&d, count * 4));
+  scale_reciprocal_kernel<<<(count + 255) / 256, 256>>>(d);
+  QR_CUDA(cudaGetLastError());
+  std::vector<std::uint32_t> got(count);
+  QR_CUDA(cudaMemcpy(got.data(), d, count * 4, cudaMemcpyDeviceToHost));
+  QR_CUDA(cudaFree(d));
+  std::uint32_t differ = 0, first = 0;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::uint16_t s = std::uint16_t(0x0080u + i);
+    if (got[i] != numeric::float_bits(1.0f / codec::scale_bf16::to_float(s)) && differ++ == 0) first = s;
+  }
+  QR_EXPECT(differ == 0, "scale_bf16::reciprocal: %u of %u scales differ from 1 / scale on the device (first 0x%04x)", differ, count, first);
+}
+
 template <class C, class T>
 __global__ void encode_kernel(const T* in, std::size_t n, std::byte* out, bool rotate) {
   const std::size_t tile = blockIdx.x;
@@ -252,6 +277,7 @@ int main() {
   check_native<numeric::e2m1>("e2m1");
   check_native<numeric::e4m3fn>("e4m3fn");
   check_native<numeric::e4m3fnuz>("e4m3fnuz");
+  check_scale_reciprocals();
   check_codecs(all_codecs_set{});
   check_outputs();
   return qrtest::finish("test_codecs_device");

@@ -6,6 +6,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -217,6 +218,63 @@ TEST_CASE("int4m: the group exponent is ceil(log2(absmax / 7.5)), clamped, for e
     CHECK(int(int4m::group_exponent(b - 1)) == std::clamp(127 + k, int4m::min_exponent, int4m::max_exponent));
   }
   CHECK(int4m::max_exponent == int(scale_e8m0::from_absmax(3.4028234e38f, 7.5f)));  // 7.5 * 2^125 is the largest finite
+}
+
+// The scales as defined (scale.hpp): from the IEEE quotient absmax / qmax.
+std::uint32_t bf16_scale_of_quotient(float q) {
+  std::uint32_t b = std::bit_cast<std::uint32_t>(q);
+  if (b & 0xffffu) b += 0x10000u;
+  b &= 0xffff0000u;
+  return b < 0x00800000u ? 0x00800000u : b;  // the upper clamp acts on both sides alike
+}
+int e8m0_exponent_of_quotient(float q) {
+  const std::uint32_t b = std::bit_cast<std::uint32_t>(q);
+  int e = int((b >> 23) & 0xffu) - 127;
+  if (e == -127) return (b & 0x7fffffu) ? -126 : -127;
+  return (b & 0x7fffffu) ? e + 1 : e;
+}
+
+TEST_CASE("scales: the quotient without a division gives the scale of the IEEE quotient for every finite absmax") {
+  // Every 61st finite absmax pattern (all of them with QREDUCE_EXHAUSTIVE=1 set: about a minute, run
+  // when absmax_quotient changes), and every pattern whose quotient lies within a factor 4 of the
+  // smallest normal, where the two may differ.
+  const bool all = std::getenv("QREDUCE_EXHAUSTIVE") != nullptr;
+  // every qmax a codec divides by: fp4/mxfp4, int4, int6, int8, fp8, fp8_fnuz
+  for (const float qmax : {numeric::e2m1::max, 7.0f, 31.0f, 127.0f, numeric::e4m3fn::max, numeric::e4m3fnuz::max}) {
+    std::uint64_t checked = 0, subnormal = 0, bf16_differ = 0, e8m0_differ = 0, quotient_differ = 0, normal_differ = 0;
+    const auto check = [&](std::uint32_t b) {
+      const float a = std::bit_cast<float>(b);
+      const float fast = absmax_quotient(a, qmax), ieee = a / qmax;
+      ++checked;
+      subnormal += ieee < 1.17549435e-38f;
+      if (std::bit_cast<std::uint32_t>(fast) == std::bit_cast<std::uint32_t>(ieee)) return;
+      ++quotient_differ;
+      normal_differ += ieee >= 1.17549435e-38f;  // expected only where the quotient is subnormal
+      bf16_differ += bf16_scale_of_quotient(fast) != bf16_scale_of_quotient(ieee);
+      e8m0_differ += e8m0_exponent_of_quotient(fast) != e8m0_exponent_of_quotient(ieee);
+    };
+    for (std::uint32_t b = 0; b <= 0x7f7fffffu; b += all ? 1u : 61u) check(b);
+    if (!all) {
+      const std::uint32_t lo = std::bit_cast<std::uint32_t>(qmax * 2.93873588e-39f), hi = std::bit_cast<std::uint32_t>(qmax * 4.70197740e-38f);
+      for (std::uint32_t b = lo; b <= hi; ++b) check(b);  // quotients in [2^-128, 2^-124]
+    }
+    INFO("qmax " << qmax << ": " << checked << " absmax checked, " << quotient_differ << " quotients an ulp apart");
+    CHECK(normal_differ == 0);
+    CHECK(bf16_differ == 0);
+    CHECK(e8m0_differ == 0);
+    CHECK(subnormal > (std::uint64_t(1) << 23));  // the region where they may differ was covered
+  }
+  // the scales themselves where their clamps act
+  CHECK(scale_bf16::from_absmax(0.0f, 6.0f) == 0x0080u);
+  CHECK(scale_bf16::from_absmax(3.4028234e38f, 6.0f) == std::uint16_t(std::bit_cast<std::uint32_t>(3.4028234e38f / 6.0f) >> 16));
+  CHECK(scale_e8m0::from_absmax(0.0f, 6.0f) == 0u);
+}
+
+TEST_CASE("scales: the reciprocal of every scale is the IEEE quotient 1 / scale") {
+  for (std::uint32_t s = 0x0080u; s <= 0x7e7fu; ++s)  // every bf16 scale from_absmax can make with qmax >= 4
+    CHECK(std::bit_cast<std::uint32_t>(scale_bf16::reciprocal(std::uint16_t(s))) == std::bit_cast<std::uint32_t>(1.0f / scale_bf16::to_float(std::uint16_t(s))));
+  for (std::uint32_t s = 0; s <= 253u; ++s)
+    CHECK(std::bit_cast<std::uint32_t>(scale_e8m0::reciprocal(std::uint8_t(s))) == std::bit_cast<std::uint32_t>(1.0f / scale_e8m0::to_float(std::uint8_t(s))));
 }
 
 TEST_CASE_TEMPLATE("round-trip error stays inside the bound on Gaussian and heavy-tailed data", C, ALL_CODECS) {

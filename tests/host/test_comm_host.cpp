@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -60,7 +61,7 @@ TEST_CASE("validate_config: world sizes and limits") {
   c.timeout_ms = 0;
   CHECK(code_of([&] { validate_config(c, 2); }) == errc::invalid_argument);
   c = {};
-  CHECK(round_bytes_for(c, 2) == 24576);  // the defaults
+  CHECK(round_bytes_for(c, 2) == 32768);  // the defaults
   CHECK(round_bytes_for(c, 4) == 16384);
   CHECK(round_bytes_for(c, 8) == 32768);  // 4 KiB a segment: one unquantized tile
   c.round_bytes = 16384;  // 2 KiB a segment at 8 ranks: no room for an unquantized tile
@@ -177,8 +178,8 @@ TEST_CASE("workspace layout: regions in order, aligned, independent of any messa
   CHECK(l.seq_off < l.abort_off);
   CHECK(l.abort_off < l.calls_off);
   CHECK(l.calls_off < l.scatter_off);
-  CHECK(l.gather_off == l.scatter_off + ring_slots * 264 * 8 * l.segment_bytes);
-  CHECK(l.oneshot_off == l.gather_off + ring_slots * 264 * 8 * l.segment_bytes);
+  CHECK(l.gather_off == l.scatter_off + ring_slots * 264 * 7 * l.segment_bytes);  // a slot per peer
+  CHECK(l.oneshot_off == l.gather_off + ring_slots * 264 * 7 * l.segment_bytes);
   for (auto off : {l.seq_off, l.abort_off, l.calls_off, l.scatter_off, l.gather_off, l.oneshot_off, l.total}) CHECK(off % 256 == 0);
   CHECK(l.segment_bytes * 8 == c.round_bytes);
   // a segment slot holds at least one tile of every codec, and more of the smaller ones
@@ -190,6 +191,20 @@ TEST_CASE("workspace layout: regions in order, aligned, independent of any messa
   h.layout = l;
   h.peer[0] = ws.data();
   CHECK(std::size_t(h.gather_slot(0, ring_slots - 1, 263, 7) - ws.data()) + l.segment_bytes == l.oneshot_off);
+  // the peers of a block's ring position take consecutive slots, from the rank after the owner on
+  for (auto& p : h.peer) p = ws.data();  // every rank's workspace laid out alike: addresses seen in one
+  CHECK(h.scatter_slot(0, 0, 0, 1) == ws.data() + l.scatter_off);
+  CHECK(std::size_t(h.scatter_slot(3, 1, 5, 2) - ws.data()) == l.scatter_off + ((264 + 5) * 7 + 6) * l.segment_bytes);
+  CHECK(std::size_t(h.gather_slot(5, 2, 263, 6) - ws.data()) == l.gather_off + ((2 * 264 + 263) * 7 + 0) * l.segment_bytes);
+  for (int r = 0; r < 8; ++r) {  // every (owner, peer) pair of a position has its own slot
+    std::vector<std::size_t> seen;
+    for (int src = 0; src < 8; ++src)
+      if (src != r) seen.push_back(h.slot_index(r, 1, 7, src));
+    std::sort(seen.begin(), seen.end());
+    CHECK(std::adjacent_find(seen.begin(), seen.end()) == seen.end());
+    CHECK(seen.front() == (264 + 7) * 7);
+    CHECK(seen.back() == (264 + 7) * 7 + 6);
+  }
   CHECK(std::size_t(h.oneshot_buffer(0, 1, 7) - ws.data()) + l.oneshot_buffer_bytes == l.total);
   CHECK(l.oneshot_buffer_bytes % 256 == 0);  // every buffer starts on a line
   CHECK(h.oneshot_header(0, 0, 0, 0) == h.oneshot_buffer(0, 0, 0) + 2 * l.one_shot_max_values());  // the values, then a header per block

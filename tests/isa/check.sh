@@ -87,12 +87,20 @@ expect_not_in_kernel "$out/sm_90.ptx" 'isa_(en|de)code.*codec4int[468]' 'cvt\.(r
 expect "$out/sm_90.ptx" 'st\.release\.sys\.global\.u32' "sm_90: flags raised with st.release.sys"
 expect "$out/sm_90.ptx" 'ld\.acquire\.sys\.global\.u32' "sm_90: flags read with ld.acquire.sys"
 expect_two_shot_occupancy "$out/sm_90.ptx" "sm_90: two-shot kernel compiled for $blocks_per_sm blocks per multiprocessor"
+expect_in_kernel "$out/sm_90.ptx" 'isa_encode.*3fp4' 'rcp\.approx\.ftz\.f32' \
+  "sm_90: the scale's reciprocal is an approximate reciprocal and a Newton step (codec/scale.hpp)"
 for arch in sm_90 sm_100a; do
   expect_in_kernel "$out/$arch.ptx" 'isa_encode.*5int4m' 'prmt\.b32' "$arch: int4m packs its codes with byte gathers (prmt)"
   expect_in_kernel "$out/$arch.ptx" 'one_shot_kernel' 'ld\.relaxed\.sys\.global\.v4\.b32' \
     "$arch: the one-shot polls its slots with 16-byte relaxed system-scope loads (its flag is in the data)"
   expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel' 'cp\.async\.ca\.shared\.global' \
     "$arch: the two-shot fetches its peers' call signatures with cp.async (no load latency in a round)"
+  expect_not_in_kernel "$out/$arch.ptx" 'isa_encode.*codec(3fp4|5mxfp4|4int[468]|3fp8|8fp8_fnuz)E|two_shot_kernel' 'div\.rn\.f32|rcp\.rn\.f32' \
+    "$arch: the scaled codecs' encode and the two-shot derive scales without an IEEE division"
+  expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*4int6' 'ld\.shared\.v4\.u32' \
+    "$arch: the INT6 two-shot copies its staged tiles out of shared memory 16 bytes at a time"
+  expect_not_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*3fp4' 'ld\.shared\.v4\.u32' \
+    "$arch: the FP4 two-shot stores its lanes directly (no staging)"
 done
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e2m1x2\.f32' "sm_100a: fp4 encode uses cvt.rn.satfinite.e2m1x2"
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e4m3x2\.f32' "sm_100a: fp8 encode uses cvt.rn.satfinite.e4m3x2"
@@ -102,6 +110,7 @@ if command -v cuobjdump >/dev/null 2>&1; then
   cuobjdump --dump-sass "$out/kernels.o" > "$out/sass.txt"
   expect "$out/sass.txt" 'F2FP\.SATFINITE\.E4M3' "SASS: E4M3 conversion instruction"
   expect "$out/sass.txt" 'F2FP\.SATFINITE\.E2M1' "SASS (sm_100a): E2M1 conversion instruction"
+  expect "$out/sass.txt" 'MUFU\.RCP' "SASS: the scale's reciprocal on the multifunction unit (MUFU.RCP)"
 else
   echo "  (no cuobjdump here: SASS not checked; the GPU machine checks it)"
 fi

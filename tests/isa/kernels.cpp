@@ -1,7 +1,7 @@
 // Machine-code check source: compiled for sm_90, sm_100a (PTX checked) and gfx942, gfx950 (assembly
 // checked) by tests/isa/check.sh, which fails when a fast path is missing from its target.
 // It instantiates, for every codec, the device encode/decode of a tile (the code the all-reduce
-// runs) and one two-shot kernel. It includes the algorithms, not the communicator (which would
+// runs), a two-shot kernel that stores its tiles directly and one that stages them. It includes the algorithms, not the communicator (which would
 // instantiate every kernel it can launch).
 #include "qreduce/algorithm/one_shot.hpp"
 #include "qreduce/algorithm/two_shot.hpp"
@@ -35,5 +35,6 @@ void instantiate() {
 void instantiate_all() {
   for (codec_kind k : all_codecs) visit_codec(k, [](auto tag) { instantiate<typename decltype(tag)::type>(); });
   (void)&algorithm::two_shot_kernel<transport::default_transport, codec::fp4, bf16, 8, epilogue::identity>;
+  (void)&algorithm::two_shot_kernel<transport::default_transport, codec::int6, bf16, 2, epilogue::identity>;  // stages its tiles
   (void)&algorithm::one_shot_kernel<transport::default_transport, bf16, 8, epilogue::identity>;
 }

@@ -50,10 +50,11 @@
 // order, so the argument holds across calls and graph replays; one-shot calls in between use
 // buffers and counters of their own.
 //
-// Sizing (Little's law): a rank keeps up to 3 rounds x blocks x round_bytes of encoded data in flight
-// per phase, 3 x 396 x 24 KiB = 28 MiB on an H100 with the defaults at 2 ranks; NVLink 4 at about
-// 370 GB/s per direction and a round life of about 10 us needs about 3.7 MB. The margin goes to the
-// HBM side, where the same rounds must hide the latency of the loads and of the system-scope releases.
+// Sizing (Little's law): a rank keeps up to 3 rounds x blocks x (W - 1) segments of encoded data in
+// flight per phase, 3 x 528 x 16 KiB = 25 MiB on an H100 or H200 with the defaults at 2 ranks;
+// NVLink 4 at about 370 GB/s per direction and a round life of about 10 us needs about 3.7 MB. The
+// margin goes to the HBM side, where the same rounds must hide the latency of the loads and of the
+// system-scope releases.
 #pragma once
 #include <cstddef>
 #include "../error.hpp"
@@ -109,6 +110,33 @@ namespace qreduce::algorithm {
 template <int W>
 inline constexpr int tiles_in_flight = W == 2 ? 2 : 1;
 
+// A codec whose group payload is not a power of two bytes (INT6: 24) sends its encoded tiles through
+// shared memory: every thread writes its lane's payload and scale into an image of the tile there (the
+// codec's own store functions), and after a barrier the block copies the image to the peer's slot in
+// 16-byte pieces. Stored directly, INT6's lanes write 4 and 2 bytes at places interleaved through
+// every line, and its two-shot ran at 0.41 of its model's limit; staged, 1 GiB on 2x H200 took 1703
+// against 2952 us. For the codecs whose lanes write whole aligned runs (FP4, FP8, INT8: 4 or 8 bytes a
+// lane, and 2-byte scales) the same staging was 0-8% slower (its barriers and spills), so they store
+// directly (docs/design.md).
+template <codec::codec_type C>
+inline constexpr bool stages_tiles = (C::payload_bytes & (C::payload_bytes - 1)) != 0;
+
+// Tile images a block keeps in shared memory: U a step's tiles at a time, two sets used in turn, so
+// that one barrier a set orders both its writes before its copies and the copies of the set before
+// it before this set's writes.
+template <codec::codec_type C, int U>
+struct tile_stage {
+  alignas(16) std::byte image[2][U][codec::tile_bytes<C>];
+};
+
+// Copies a tile image (tile_bytes, a multiple of 16) to `dst` with the block's threads, 16 bytes each.
+template <codec::codec_type C>
+QR_DEVICE QR_FORCEINLINE void copy_tile(std::byte* dst, const std::byte* image, int t) {
+  constexpr int pieces = codec::tile_bytes<C> / 16;
+  QR_UNROLL
+  for (int i = t; i < pieces; i += block_threads) reinterpret_cast<uint4*>(dst)[i] = reinterpret_cast<const uint4*>(image)[i];
+}
+
 // The two-shot all-reduce of n values as a device function: every thread of every block of a grid of
 // plan.blocks blocks (block_threads threads each) calls it with the plan's K. A user kernel can call
 // it (examples/03_custom_epilogue); two_shot_kernel is its __global__ wrapper. It hands the epilogue
@@ -150,6 +178,8 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   if (t == 0) call_shared = call_signature(n, dtype_of<T>, codec_id<C>, two_shot_id, call_epilogue, rotate);
   block_sync();  // read by threads 1..W-1 before signal_flags' own barrier
   auto call = [&] { return *static_cast<volatile std::uint64_t*>(&call_shared); };
+  __shared__ tile_stage<C, tiles_in_flight<W>> stage;
+  int set = 0;  // the stage's set of images the next staged step writes
 
   for (std::size_t i = 0; i < rounds + 2; ++i) {
     if (i < rounds) {  // scatter(i): encode each segment into its owner's slot
@@ -172,8 +202,18 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
             float x[8];
             unpack8<T>(v[u], x);
             if (rotate) device::rotate<C>(x, t);
-            store_lane<C>(h.scatter_slot(s, q, b, r) + k * TB, t, encode_lane<C, T>(x));
+            if constexpr (stages_tiles<C>) store_lane<C>(stage.image[set][u], t, encode_lane<C, T>(x));
+            else store_lane<C>(h.scatter_slot(s, q, b, r) + k * TB, t, encode_lane<C, T>(x));
           }
+        }
+        if constexpr (stages_tiles<C>) {
+          block_sync();
+          QR_UNROLL
+          for (int u = 0; u < U; ++u) {
+            const int j = j0 + u, k = j / (W - 1), s = peer_of(j);
+            if (j < K * (W - 1)) copy_tile<C>(h.scatter_slot(s, q, b, r) + k * TB, stage.image[set][u], t);
+          }
+          set ^= 1;
         }
       }
     }
@@ -238,15 +278,30 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
             for (int e = 0; e < 8; ++e) acc[e] += y[e];
           }
           const auto code = encode_lane<C, T>(acc);
-          QR_UNROLL
-          for (int p = 0; p < W; ++p)
-            if (p != r) store_lane<C>(h.gather_slot(p, q, b, r) + (k0 + u) * TB, t, code);
+          if constexpr (stages_tiles<C>) {
+            store_lane<C>(stage.image[set][u], t, code);
+          } else {
+            QR_UNROLL
+            for (int p = 0; p < W; ++p)
+              if (p != r) store_lane<C>(h.gather_slot(p, q, b, r) + (k0 + u) * TB, t, code);
+          }
           // The own reduced segment goes to the output from here, decoded as the peers decode its
           // stored bytes: no store to and load from this rank's own gather slot.
           float y[8];
           decode_code<C, T>(as_stored<C>(code, t), y);
           if (rotate) device::unrotate<C>(y, t);
           ep(out, n, own + std::size_t(k0 + u) * codec::tile_values + 8 * t, y);
+        }
+        if constexpr (stages_tiles<C>) {
+          block_sync();
+          QR_UNROLL
+          for (int u = 0; u < U; ++u) {
+            if (k0 + u >= K) break;
+            QR_UNROLL
+            for (int p = 0; p < W; ++p)
+              if (p != r) copy_tile<C>(h.gather_slot(p, q, b, r) + (k0 + u) * TB, stage.image[set][u], t);
+          }
+          set ^= 1;
         }
       }
       // nothing of a peer whose call is unlike this rank's goes further than this rank's own output

@@ -81,11 +81,12 @@ struct scaled_codec {
   static constexpr int scale_bytes = Scale::bytes;
   static constexpr bool needs_absmax = true;
   static constexpr float qmax = Format::max;
+  static_assert(qmax >= 4.0f, "the scales' reciprocals need qmax >= 4 (scale.hpp)");
 
   QR_HOST_DEVICE static QR_FORCEINLINE state make_state(std::uint32_t absmax_bits) {
     if (!numeric::is_finite_bits(absmax_bits)) return state{Scale::nan, 0.0f, false};
     const auto s = Scale::from_absmax(numeric::bits_float(absmax_bits), qmax);
-    return state{s, 1.0f / Scale::to_float(s), true};
+    return state{s, Scale::reciprocal(s), true};
   }
 
   template <class T>

@@ -15,8 +15,10 @@
 //   calls    uint32 [ring_slots][blocks][world][2]            two-shot: the signature of the call whose round holds that ring
 //                                                             slot, stored by the sender named by the third index beside its
 //                                                             scatter flag (algorithm/signature.hpp)
-//   scatter  [ring_slots][blocks][world] slots of segment_bytes  two-shot reduce-scatter: the owner receives here
-//   gather   [ring_slots][blocks][world] slots of segment_bytes  two-shot all-gather: reduced segments arrive here
+//   scatter  [ring_slots][blocks][world - 1] slots of segment_bytes  two-shot reduce-scatter: the owner receives
+//                                                             here, a slot per peer (the own segment is never sent)
+//   gather   [ring_slots][blocks][world - 1] slots of segment_bytes  two-shot all-gather: the peers' reduced
+//                                                             segments arrive here
 //   oneshot  [2 parities][world] buffers of oneshot_buffer_bytes  one-shot inputs, value i of a call at
 //                                                             byte 2i whichever block moves it, then a 16-byte
 //                                                             header per block (the call's signature); the flag
@@ -44,11 +46,11 @@ inline constexpr int max_world = 8;
 inline constexpr int block_threads = 256;  // one codec tile (2048 values, 8 per thread) per pass
 inline constexpr int ring_slots = 3;       // two-shot rounds a block keeps in flight per phase
 // Two-shot blocks per multiprocessor: the default grid, and the occupancy its kernels are compiled
-// for (__launch_bounds__: at most 80 registers a thread on NVIDIA; on CDNA the second argument asks
-// for 3 waves per SIMD, the same 768 threads a compute unit). Measured on 2x H100 against 2 and 4
-// (docs/design.md, "Two-shot and one-shot"): the codecs' arithmetic needs the resident warps, and 3
-// spills less than 4 for the same speed.
-inline constexpr int twoshot_blocks_per_sm = 3;
+// for (__launch_bounds__: at most 64 registers a thread on NVIDIA; on CDNA the second argument asks
+// for 4 waves per SIMD, the same 1024 threads a compute unit). The codecs' arithmetic waits on its
+// own dependency chains and needs the resident warps: on 2x H200, 4 against 3 made the 4-bit codecs
+// 8-9% and FP8 6.5% faster at 1 GiB (docs/design.md, "Two-shot and one-shot").
+inline constexpr int twoshot_blocks_per_sm = 4;
 
 struct workspace_config {
   int world = 0;
@@ -79,14 +81,14 @@ struct workspace_layout {
     l.abort_off = align(l.seq_off + 3 * B * 4);
     l.calls_off = align(l.abort_off + 5 * 4);
     l.scatter_off = align(l.calls_off + ring_slots * B * W * 8);
-    l.gather_off = align(l.scatter_off + ring_slots * B * W * l.segment_bytes);
-    l.oneshot_off = align(l.gather_off + ring_slots * B * W * l.segment_bytes);
+    l.gather_off = align(l.scatter_off + ring_slots * B * (W - 1) * l.segment_bytes);
+    l.oneshot_off = align(l.gather_off + ring_slots * B * (W - 1) * l.segment_bytes);
     l.total = align(l.oneshot_off + l.oneshot_bytes());
     return l;
   }
   // Bytes each two-shot block adds to the workspace: how the communicator fits its grid into a budget.
   static constexpr std::size_t bytes_per_block(const workspace_config& c) {
-    return 2 * std::size_t(ring_slots) * std::size_t(c.world) * (c.round_bytes / std::size_t(c.world) / 256 * 256) +
+    return 2 * std::size_t(ring_slots) * std::size_t(c.world - 1) * (c.round_bytes / std::size_t(c.world) / 256 * 256) +
            2 * std::size_t(c.world) * 4 + 3 * 4 + std::size_t(ring_slots) * std::size_t(c.world) * 8;  // its slots, flags, counters, call words
   }
   // Bytes of the one-shot slots (both parities).
@@ -156,12 +158,17 @@ struct device_handle {
     return reinterpret_cast<std::uint32_t*>(peer[r] + layout.calls_off) +
            ((std::size_t(ring) * layout.cfg.blocks + block) * layout.cfg.world + src) * 2;
   }
-  // Rank r's slot in ring position `ring` of `block`, written by `src`.
+  // Rank r's slot in ring position `ring` of `block`, written by `src` (a peer: src != r). The slots of
+  // a block's ring position hold its peers in the order r + 1, r + 2, ... (mod world).
   QR_HOST_DEVICE std::byte* scatter_slot(int r, int ring, int block, int src) const {
-    return peer[r] + layout.scatter_off + ((std::size_t(ring) * layout.cfg.blocks + block) * layout.cfg.world + src) * layout.segment_bytes;
+    return peer[r] + layout.scatter_off + slot_index(r, ring, block, src) * layout.segment_bytes;
   }
   QR_HOST_DEVICE std::byte* gather_slot(int r, int ring, int block, int src) const {
-    return peer[r] + layout.gather_off + ((std::size_t(ring) * layout.cfg.blocks + block) * layout.cfg.world + src) * layout.segment_bytes;
+    return peer[r] + layout.gather_off + slot_index(r, ring, block, src) * layout.segment_bytes;
+  }
+  QR_HOST_DEVICE std::size_t slot_index(int r, int ring, int block, int src) const {
+    const int W = layout.cfg.world, o = src > r ? src - r - 1 : src - r - 1 + W;
+    return (std::size_t(ring) * layout.cfg.blocks + block) * std::size_t(W - 1) + std::size_t(o);
   }
   // Rank r's one-shot buffer of `parity` written by `src`: value i of a call at byte 2i.
   QR_HOST_DEVICE std::byte* oneshot_buffer(int r, int parity, int src) const {
