@@ -41,10 +41,9 @@ struct allreduce_options {
 
 struct comm_config {
   int max_blocks = 0;                  // cap on both grids; 0: the device's multiprocessor count for the
-                                       // one-shot, twoshot_blocks_per_sm times it for the two-shot
+                                       // one-shot, twoshot_blocks_per_sm(world) times it for the two-shot
   std::size_t round_bytes = 0;         // two-shot: encoded bytes a block sends per phase per round;
-                                       // 0: 32 KiB at 2 ranks; else 16 KiB, or 4 KiB a rank where
-                                       // that is more (8 ranks)
+                                       // 0: 16 KiB, or 4 KiB a rank where that is more (8 ranks)
   std::size_t max_workspace_bytes = std::size_t(64) << 20;  // the two-shot grid shrinks to fit
   int oneshot_values_per_block = 4096; // one-shot capacity per block (multiple of 2048)
   std::uint64_t timeout_ms = 10000;    // bound on every wait for a peer
@@ -91,10 +90,12 @@ inline comm_config config_from_env(comm_config c = {}) {
   return c;
 }
 
-// The two-shot's round size for `world` ranks: the configured one, or the default.
+// The two-shot's round size for `world` ranks: the configured one, or the default. 16 KiB at 2
+// ranks: with 8 blocks a multiprocessor the grid holds the rounds in flight that larger rounds gave
+// fewer blocks (on 2x H200 16 KiB against 24 KiB at 6 blocks: 64 MiB 1-9% faster, 1 GiB mixed;
+// docs/design.md), and 1056 blocks fit the 64 MiB budget.
 inline std::size_t round_bytes_for(const comm_config& c, int world) {
   if (c.round_bytes != 0) return c.round_bytes;
-  if (world == 2) return 32768;  // 2x H200: 1 GiB 1-4% faster than 24 KiB, each codec timed (docs/design.md)
   const std::size_t per_rank = std::size_t(world) * codec::tile_bytes<codec::passthrough>;
   return per_rank > 16384 ? per_rank : 16384;
 }
@@ -133,7 +134,7 @@ inline void validate_config(const comm_config& c, int world) {
 }
 
 // The grids a rank proposes: the one-shot's (one block per multiprocessor) and the two-shot's
-// (twoshot_blocks_per_sm per multiprocessor, as many as max_workspace_bytes holds), both capped by
+// (twoshot_blocks_per_sm(world) per multiprocessor, as many as max_workspace_bytes holds), both capped by
 // max_blocks. Throws errc::invalid_argument if the budget holds not even one two-shot block.
 struct grids {
   std::int32_t two_shot = 0, one_shot = 0;
@@ -153,9 +154,13 @@ inline grids propose_grids(const comm_config& c, int world, int multiprocessors)
     wc.oneshot_blocks = g.one_shot;
     const std::size_t fixed = workspace_layout::make(wc).total + 5 * 256, per = workspace_layout::bytes_per_block(wc);
     const std::size_t fit = c.max_workspace_bytes > fixed ? (c.max_workspace_bytes - fixed) / per : 0;
-    std::size_t want = std::size_t(multiprocessors) * twoshot_blocks_per_sm;
+    const std::size_t mp = std::size_t(multiprocessors);
+    std::size_t want = mp * std::size_t(twoshot_blocks_per_sm(world));
     if (want > std::size_t(cap)) want = std::size_t(cap);
-    if (fit < want) want = fit;
+    // Where the budget binds, whole blocks per multiprocessor: an uneven grid leaves some
+    // multiprocessors a block more than others, and the call waits for the slowest (425 blocks on
+    // 132 multiprocessors ran 4-10% slower than 396; docs/design.md).
+    if (fit < want) want = fit >= mp ? fit / mp * mp : fit;
     if (want < 1)
       throw error(errc::invalid_argument, "max_workspace_bytes " + std::to_string(c.max_workspace_bytes) + " holds no two-shot block: it needs at least " +
                                               std::to_string(fixed + per) + " bytes with round_bytes " + std::to_string(wc.round_bytes));

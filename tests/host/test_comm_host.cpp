@@ -61,7 +61,7 @@ TEST_CASE("validate_config: world sizes and limits") {
   c.timeout_ms = 0;
   CHECK(code_of([&] { validate_config(c, 2); }) == errc::invalid_argument);
   c = {};
-  CHECK(round_bytes_for(c, 2) == 32768);  // the defaults
+  CHECK(round_bytes_for(c, 2) == 16384);  // the defaults
   CHECK(round_bytes_for(c, 4) == 16384);
   CHECK(round_bytes_for(c, 8) == 32768);  // 4 KiB a segment: one unquantized tile
   c.round_bytes = 16384;  // 2 KiB a segment at 8 ranks: no room for an unquantized tile
@@ -76,8 +76,9 @@ TEST_CASE("propose_grids: blocks per multiprocessor, capped, and within the work
   for (int w : {2, 4, 8}) {
     const grids g = propose_grids(c, w, 132);
     CHECK(g.one_shot == 132);
-    CHECK(g.two_shot <= 132 * twoshot_blocks_per_sm);
-    CHECK(g.two_shot >= 132 * (w == 8 ? 1 : twoshot_blocks_per_sm));  // the budget binds at 8 ranks only
+    CHECK(g.two_shot <= 132 * twoshot_blocks_per_sm(w));
+    CHECK(g.two_shot >= 132 * (w == 8 ? 1 : twoshot_blocks_per_sm(w)));  // the budget binds at 8 ranks only
+    CHECK(g.two_shot % 132 == 0);  // whole blocks per multiprocessor, where the budget binds too
     workspace_config wc;
     wc.world = w;
     wc.blocks = g.two_shot;

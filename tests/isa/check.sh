@@ -18,20 +18,21 @@ expect() {  # file, pattern, meaning
   if grep -qE "$2" "$1"; then pass=$((pass + 1)); echo "  ok    $3"
   else fail=$((fail + 1)); echo "  FAIL  $3: '$2' not found in $(basename "$1")"; fi
 }
-# The two-shot kernel is compiled for twoshot_blocks_per_sm resident blocks per multiprocessor (the
-# header's number): NVIDIA, the PTX entry carries .minnctapersm with it; AMD, the assembler's
-# occupancy note for the kernel says at least that many waves per SIMD (one per block of 256 threads
-# on a compute unit of 4 SIMDs).
-blocks_per_sm=$(sed -n 's/^inline constexpr int twoshot_blocks_per_sm = \([0-9]*\);.*/\1/p' "$root/include/qreduce/transport/workspace.hpp")
-[ -n "$blocks_per_sm" ] || { echo "check: twoshot_blocks_per_sm not found in transport/workspace.hpp" >&2; exit 1; }
-expect_two_shot_occupancy() {  # file (ptx or .s), meaning
+# The two-shot kernels are compiled for twoshot_blocks_per_sm(world) resident blocks per
+# multiprocessor (the header's numbers: 2 ranks, then the others): NVIDIA, the PTX entry carries
+# .minnctapersm with it; AMD, the assembler's occupancy note for the kernel says at least that many
+# waves per SIMD (one per block of 256 threads on a compute unit of 4 SIMDs).
+read -r blocks_w2 blocks_wn < <(sed -n 's/.*twoshot_blocks_per_sm(int world) { return world == 2 ? \([0-9]*\) : \([0-9]*\); }.*/\1 \2/p' \
+  "$root/include/qreduce/transport/workspace.hpp")
+[ -n "${blocks_wn:-}" ] || { echo "check: twoshot_blocks_per_sm not found in transport/workspace.hpp" >&2; exit 1; }
+expect_two_shot_occupancy() {  # file (ptx or .s), world size (the kernel's mangled Li<W>E), blocks, meaning
   local got
   case "$1" in
-    *.ptx) got=$(awk '/\.entry _ZN7qreduce9algorithm15two_shot_kernel/ {k = 1} k && /^\.minnctapersm/ {print $2; exit}' "$1") ;;
-    *) got=$(awk '/^_ZN7qreduce9algorithm15two_shot_kernel.*:/ {k = 1} k && /; Occupancy:/ {print $3; exit}' "$1") ;;
+    *.ptx) got=$(awk -v w="Li$2E" '/\.entry _ZN7qreduce9algorithm15two_shot_kernel/ && index($0, w) {k = 1} k && /^\.minnctapersm/ {print $2; exit}' "$1") ;;
+    *) got=$(awk -v w="Li$2E" '/^_ZN7qreduce9algorithm15two_shot_kernel.*:/ && index($0, w) {k = 1} k && /; Occupancy:/ {print $3; exit}' "$1") ;;
   esac
-  if [ -n "$got" ] && [ "$got" -ge "$blocks_per_sm" ]; then pass=$((pass + 1)); echo "  ok    $2 ($got)"
-  else fail=$((fail + 1)); echo "  FAIL  $2: found '${got:-nothing}'"; fi
+  if [ -n "$got" ] && [ "$got" -ge "$3" ]; then pass=$((pass + 1)); echo "  ok    $4 ($got)"
+  else fail=$((fail + 1)); echo "  FAIL  $4: found '${got:-nothing}'"; fi
 }
 # Every system-scope L2 write-back belongs to a release: the next instruction after it (waits and nops aside) is
 # the flag's system-scope store or atomic; and there is at least one such pair.
@@ -86,7 +87,8 @@ expect_not_in_kernel "$out/sm_90.ptx" 'isa_(en|de)code.*codec4int[468]' 'cvt\.(r
   "sm_90: int4/int6/int8 encode and decode without conversion instructions (the float's own rounding)"
 expect "$out/sm_90.ptx" 'st\.release\.sys\.global\.u32' "sm_90: flags raised with st.release.sys"
 expect "$out/sm_90.ptx" 'ld\.acquire\.sys\.global\.u32' "sm_90: flags read with ld.acquire.sys"
-expect_two_shot_occupancy "$out/sm_90.ptx" "sm_90: two-shot kernel compiled for $blocks_per_sm blocks per multiprocessor"
+expect_two_shot_occupancy "$out/sm_90.ptx" 2 "$blocks_w2" "sm_90: 2-rank two-shot kernel compiled for $blocks_w2 blocks per multiprocessor"
+expect_two_shot_occupancy "$out/sm_90.ptx" 8 "$blocks_wn" "sm_90: 8-rank two-shot kernel compiled for $blocks_wn blocks per multiprocessor"
 expect_in_kernel "$out/sm_90.ptx" 'isa_encode.*3fp4' 'rcp\.approx\.ftz\.f32' \
   "sm_90: the scale's reciprocal is an approximate reciprocal and a Newton step (codec/scale.hpp)"
 for arch in sm_90 sm_100a; do
@@ -135,7 +137,8 @@ expect "$out/gfx942.s" 'v_cvt_pk_fp8_f32' "gfx942: fp8_fnuz encode uses v_cvt_pk
 expect_not "$out/gfx942.s" 'v_cvt_scalef32' "gfx942: no gfx950-only conversions"
 for arch in gfx942 gfx950; do
   expect_release_pairs "$out/$arch.s" "$arch: each system-scope release writes back L2 right before its flag store"
-  expect_two_shot_occupancy "$out/$arch.s" "$arch: two-shot kernel at $blocks_per_sm waves per SIMD"
+  expect_two_shot_occupancy "$out/$arch.s" 2 "$blocks_w2" "$arch: 2-rank two-shot kernel at $blocks_w2 waves per SIMD"
+  expect_two_shot_occupancy "$out/$arch.s" 8 "$blocks_wn" "$arch: 8-rank two-shot kernel at $blocks_wn waves per SIMD"
   expect_in_amd_kernel "$out/$arch.s" 'one_shot_kernel' 'global_load_dword .*offset:12 sc0 sc1' \
     "$arch: the one-shot polls its slots with system-scope (sc0 sc1) word loads (its flag is in the data)"
 done

@@ -51,7 +51,7 @@
 // buffers and counters of their own.
 //
 // Sizing (Little's law): a rank keeps up to 3 rounds x blocks x (W - 1) segments of encoded data in
-// flight per phase, 3 x 528 x 16 KiB = 25 MiB on an H100 or H200 with the defaults at 2 ranks;
+// flight per phase, 3 x 1056 x 8 KiB = 25 MiB on an H100 or H200 with the defaults at 2 ranks;
 // NVLink 4 at about 370 GB/s per direction and a round life of about 10 us needs about 3.7 MB. The
 // margin goes to the HBM side, where the same rounds must hide the latency of the loads and of the
 // system-scope releases.
@@ -101,23 +101,22 @@ inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_b
 #if !QR_BACKEND_HOST
 namespace qreduce::algorithm {
 
-// Tiles a step loads before decoding or encoding any, so that each thread keeps several loads in
-// flight: the scatter step the input of this many tiles, the reduce step the own input and the
-// peers' codes of this many, the gather step the peers' codes of this many. As many as the 80
-// registers a thread has at 3 blocks a multiprocessor hold without spilling (ptxas -v, sm_90): 2 at
-// 2 ranks, 1 at 4 and 8, whose W - 1 codes a tile take more. Measured on 2x H200, 16 MiB-1 GiB: 4
-// tiles (50-300 bytes of spills a thread) ran 3-8% slower than 2 (docs/design.md).
-template <int W>
-inline constexpr int tiles_in_flight = W == 2 ? 2 : 1;
+// Tiles a step loads before decoding or encoding any: the scatter step the input of this many tiles,
+// the reduce step the own input and the peers' codes of this many, the gather step the peers' codes
+// of this many. Loads in flight come from resident warps instead: one tile a step keeps a thread at
+// the 32 registers that 8 blocks a multiprocessor allow at 2 ranks (twoshot_blocks_per_sm), and on
+// 2x H200 that beat 2 tiles at 4 blocks for every codec from 64 MiB up and all but FP8 and `none`
+// (within 1%) at 1 GiB, by up to 13% (INT6) (docs/design.md).
+inline constexpr int tiles_in_flight = 1;
 
 // A codec whose group payload is not a power of two bytes (INT6: 24) sends its encoded tiles through
 // shared memory: every thread writes its lane's payload and scale into an image of the tile there (the
 // codec's own store functions), and after a barrier the block copies the image to the peer's slot in
 // 16-byte pieces. Stored directly, INT6's lanes write 4 and 2 bytes at places interleaved through
 // every line, and its two-shot ran at 0.41 of its model's limit; staged, 1 GiB on 2x H200 took 1703
-// against 2952 us. For the codecs whose lanes write whole aligned runs (FP4, FP8, INT8: 4 or 8 bytes a
-// lane, and 2-byte scales) the same staging was 0-8% slower (its barriers and spills), so they store
-// directly (docs/design.md).
+// against 2952 us (4 blocks a multiprocessor, 2 tiles a step). For the codecs whose lanes write whole
+// aligned runs (FP4, FP8, INT8: 4 or 8 bytes a lane, and 2-byte scales) the same staging was 0-8%
+// slower there (its barriers and spills), so they store directly (docs/design.md).
 template <codec::codec_type C>
 inline constexpr bool stages_tiles = (C::payload_bytes & (C::payload_bytes - 1)) != 0;
 
@@ -178,7 +177,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   if (t == 0) call_shared = call_signature(n, dtype_of<T>, codec_id<C>, two_shot_id, call_epilogue, rotate);
   block_sync();  // read by threads 1..W-1 before signal_flags' own barrier
   auto call = [&] { return *static_cast<volatile std::uint64_t*>(&call_shared); };
-  __shared__ tile_stage<C, tiles_in_flight<W>> stage;
+  __shared__ tile_stage<C, tiles_in_flight> stage;
   int set = 0;  // the stage's set of images the next staged step writes
 
   for (std::size_t i = 0; i < rounds + 2; ++i) {
@@ -187,7 +186,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
       const int q = ring_i;
       // j = k * (W - 1) + o: tile k of the o-th peer's segment (the own segment is not sent)
       auto peer_of = [&](int j) { return (r + 1 + j % (W - 1)) % W; };
-      constexpr int U = tiles_in_flight<W>;
+      constexpr int U = tiles_in_flight;
       for (int j0 = 0; j0 < K * (W - 1); j0 += U) {
         uint4 v[U];
         QR_UNROLL
@@ -221,7 +220,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
       const std::size_t j = i - 2, base = chunk_of(j) * chunk;
       const int q = ring_back(2);
       if (!wait_flags<Transport, W>(h, gather_phase, number(j))) break;
-      constexpr int U = tiles_in_flight<W>;
+      constexpr int U = tiles_in_flight;
       for (int k0 = 0; k0 < K; k0 += U) {
         lane_code<C> sums[U][W - 1];  // [u][o]: the segment of the o-th peer after this rank
         QR_UNROLL
@@ -249,7 +248,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
       const int q = ring_back(1);
       if (!wait_flags<Transport, W>(h, scatter_phase, number(j))) break;
       fetch_calls<W>(h, q, peer_calls);  // compared before the gather flag goes up
-      constexpr int U = tiles_in_flight<W>;
+      constexpr int U = tiles_in_flight;
       for (int k0 = 0; k0 < K; k0 += U) {
         lane_code<C> in_codes[U][W];  // [u][r] unused: the own contribution is read as it is
         uint4 mine[U];
@@ -316,7 +315,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
 }
 
 template <class Transport, codec::codec_type C, class T, int W, class Epilogue>
-__global__ void __launch_bounds__(block_threads, twoshot_blocks_per_sm)
+__global__ void __launch_bounds__(block_threads, twoshot_blocks_per_sm(W))
     two_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate, Epilogue ep,
                     std::uint32_t call_epilogue) {
   two_shot<Transport, C, T, W>(h, in, out, n, tiles_per_segment, rotate, ep, call_epilogue);

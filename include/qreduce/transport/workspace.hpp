@@ -45,12 +45,15 @@ namespace qreduce {
 inline constexpr int max_world = 8;
 inline constexpr int block_threads = 256;  // one codec tile (2048 values, 8 per thread) per pass
 inline constexpr int ring_slots = 3;       // two-shot rounds a block keeps in flight per phase
-// Two-shot blocks per multiprocessor: the default grid, and the occupancy its kernels are compiled
-// for (__launch_bounds__: at most 64 registers a thread on NVIDIA; on CDNA the second argument asks
-// for 4 waves per SIMD, the same 1024 threads a compute unit). The codecs' arithmetic waits on its
-// own dependency chains and needs the resident warps: on 2x H200, 4 against 3 made the 4-bit codecs
-// 8-9% and FP8 6.5% faster at 1 GiB (docs/design.md, "Two-shot and one-shot").
-inline constexpr int twoshot_blocks_per_sm = 4;
+// Two-shot blocks per multiprocessor for `world` ranks: the default grid, and the occupancy the
+// kernels of that world size are compiled for (__launch_bounds__; on CDNA the second argument asks
+// for as many waves per SIMD). The codecs' arithmetic waits on its own dependency chains and needs
+// resident warps: at 2 ranks, 8 blocks (32 registers a thread, a full multiprocessor of 2048
+// threads) with one tile a step in flight made, on 2x H200 against 4 blocks with two, INT4 8% and
+// INT6 13% faster at 1 GiB and every codec 2-15% faster at 64 MiB (docs/design.md, "Two-shot and
+// one-shot"). At 4 and 8 ranks a tile's W - 1 codes need more registers (at 32 the kernels spill
+// 150-900 bytes a thread), and no link measurement has tuned them: 3 blocks, 80 registers.
+constexpr int twoshot_blocks_per_sm(int world) { return world == 2 ? 8 : 3; }
 
 struct workspace_config {
   int world = 0;
