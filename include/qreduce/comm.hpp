@@ -44,28 +44,38 @@ class basic_communicator {
   using worlds = Worlds;
   using fallback_fn = std::function<void(const void* in, void* out, std::size_t count, dtype t, rt::stream_t s)>;
 
+  // Collective: every rank of the bootstrap constructs together, and a failure on any rank (a bad
+  // configuration, an allocation, a peer's mapping) is thrown on every rank, naming that rank: each
+  // creation all-gather carries the failures before it (creation_status), so no rank waits for one
+  // that gave up.
   explicit basic_communicator(bootstrap& bs, comm_config cfg = config_from_env()) : rank_(bs.rank()), world_(bs.size()) {
-    validate_config(cfg, world_);
-    if (!Worlds::contains(world_))
-      throw error(errc::unsupported, "world size " + std::to_string(world_) + ": this communicator is compiled for " + Worlds::names() + " ranks");
-    device_ = rt::get_device();
-    arch_ = rt::device_arch(device_);
-    overrides_ = dispatch_overrides::from_env();
-
+    std::exception_ptr failure;  // this rank's, carried by the next all-gather
     rank_info mine;
+    try {
+      validate_config(cfg, world_);
+      if (!Worlds::contains(world_))
+        throw error(errc::unsupported, "world size " + std::to_string(world_) + ": this communicator is compiled for " + Worlds::names() + " ranks");
+      device_ = rt::get_device();
+      arch_ = rt::device_arch(device_);
+      overrides_ = dispatch_overrides::from_env();
+      mine.proposed = propose_grids(cfg, world_, rt::multiprocessor_count(device_));
+      mine.round_bytes = round_bytes_for(cfg, world_);
+      mine.oneshot_values_per_block = cfg.oneshot_values_per_block;
+      mine.timeout_ms = cfg.timeout_ms;
+      mine.arch = arch_;
+      if (overrides_.codec) mine.codec_override = std::uint8_t(*overrides_.codec);
+      if (overrides_.algorithm) mine.algorithm_override = std::uint8_t(*overrides_.algorithm);
+      mine.quant_min_bytes = overrides_.quant_min_bytes;
+      mine.quant_max_bytes = overrides_.quant_max_bytes;
+    } catch (...) {
+      failure = std::current_exception();
+      mine.status = creation_status::of(failure);
+    }
     mine.rank = rank_;
     mine.world = world_;
-    mine.proposed = propose_grids(cfg, world_, rt::multiprocessor_count(device_));
-    mine.round_bytes = round_bytes_for(cfg, world_);
-    mine.oneshot_values_per_block = cfg.oneshot_values_per_block;
-    mine.timeout_ms = cfg.timeout_ms;
-    mine.arch = arch_;
-    if (overrides_.codec) mine.codec_override = std::uint8_t(*overrides_.codec);
-    if (overrides_.algorithm) mine.algorithm_override = std::uint8_t(*overrides_.algorithm);
-    mine.quant_min_bytes = overrides_.quant_min_bytes;
-    mine.quant_max_bytes = overrides_.quant_max_bytes;
     std::vector<rank_info> all(static_cast<std::size_t>(world_));
     bs.allgather(&mine, all.data(), sizeof mine);
+    throw_first_failure(all.data(), world_, rank_, failure);
     const grids g = check_agreement(all.data(), world_);
     // after the agreement: every rank has the same override, so every rank throws here or none does
     if (overrides_.codec && !set_contains<codecs>(*overrides_.codec))
@@ -92,7 +102,11 @@ class basic_communicator {
       h_.err = static_cast<error_record*>(rt::host_device_pointer(err_host_));
       preload_kernels();
       rt::device_synchronize();
-      map_peers(bs);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    try {
+      map_peers(bs, failure);
     } catch (...) {
       release();
       throw;
@@ -326,6 +340,7 @@ class basic_communicator {
     std::int32_t device;
     typename Transport::shared_handle handle;
     std::byte* ptr;
+    creation_status status;  // this rank's failure before this all-gather
   };
 
   // Argument checks of the RMSNorm outputs; their tensors join `tensors` for the device check.
@@ -367,26 +382,45 @@ class basic_communicator {
     return id.data();
   }
 
-  void map_peers(bootstrap& bs) {
-    peer_info mine{{process_identity()[0], process_identity()[1]}, device_, Transport::share(workspace_), workspace_};
+  // Exchanges the workspaces and maps the peers' (both all-gathers joined whatever failed before:
+  // `failure` is this rank's, from the allocation); throws the first failure of any rank.
+  void map_peers(bootstrap& bs, std::exception_ptr failure) {
+    peer_info mine{};
+    if (failure) {
+      mine.status = creation_status::of(failure);
+    } else {
+      try {
+        mine = {{process_identity()[0], process_identity()[1]}, device_, Transport::share(workspace_), workspace_, {}};
+      } catch (...) {
+        failure = std::current_exception();
+        mine.status = creation_status::of(failure);
+      }
+    }
     std::vector<peer_info> all(static_cast<std::size_t>(world_));
     bs.allgather(&mine, all.data(), sizeof mine);
-    for (int r = 0; r < world_; ++r) {
-      const peer_info& p = all[std::size_t(r)];
-      if (r == rank_) {
-        h_.peer[r] = workspace_;
-      } else if (p.process[0] == mine.process[0] && p.process[1] == mine.process[1]) {
-        rt::enable_peer_access(p.device);  // same process: the pointer is valid here
-        h_.peer[r] = p.ptr;
-      } else {
-        h_.peer[r] = static_cast<std::byte*>(Transport::open(p.handle));
-        opened_.push_back(h_.peer[r]);
+    throw_first_failure(all.data(), world_, rank_, failure);
+    try {
+      for (int r = 0; r < world_; ++r) {
+        const peer_info& p = all[std::size_t(r)];
+        if (r == rank_) {
+          h_.peer[r] = workspace_;
+        } else if (p.process[0] == mine.process[0] && p.process[1] == mine.process[1]) {
+          rt::enable_peer_access(p.device);  // same process: the pointer is valid here
+          h_.peer[r] = p.ptr;
+        } else {
+          h_.peer[r] = static_cast<std::byte*>(Transport::open(p.handle));
+          opened_.push_back(h_.peer[r]);
+        }
       }
+    } catch (...) {
+      failure = std::current_exception();
     }
     // Nobody launches before every rank has mapped every workspace.
     std::vector<rank_info> barrier(static_cast<std::size_t>(world_));
     rank_info token;
+    if (failure) token.status = creation_status::of(failure);
     bs.allgather(&token, barrier.data(), sizeof token);
+    throw_first_failure(barrier.data(), world_, rank_, failure);
   }
 
   // Loads every kernel this communicator can launch. With lazy module loading (CUDA's default) the

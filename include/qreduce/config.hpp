@@ -127,6 +127,6 @@ inline constexpr int version_major = 0;
 inline constexpr int version_minor = 1;
 inline constexpr int version_patch = 0;
 // Ranks of one communicator must agree on this exactly (wire format and workspace layout).
-inline constexpr std::uint32_t abi_version = 2;  // 2: pipelined two-shot, abort word, own one-shot flags
+inline constexpr std::uint32_t abi_version = 3;  // 3: a slot per peer, failures carried by the creation all-gathers
 
 }  // namespace qreduce

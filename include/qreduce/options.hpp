@@ -5,6 +5,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -171,6 +172,50 @@ inline grids propose_grids(const comm_config& c, int world, int multiprocessors)
   return g;
 }
 
+// A rank that fails while creating a communicator still joins every creation all-gather, carrying
+// its failure, so that every rank throws the same error naming it instead of waiting for an
+// all-gather the failed rank never joins (a bad environment on one rank, an allocation that fails).
+struct creation_status {
+  std::int32_t code = -1;  // -1: fine; else the errc of the failure
+  char what[236] = {};     // its message, truncated
+
+  bool failed() const { return code >= 0; }
+  static creation_status of(errc c, const std::string& message) {
+    creation_status s;
+    s.code = std::int32_t(c);
+    message.copy(s.what, sizeof s.what - 1);
+    return s;
+  }
+  static creation_status of(const std::exception_ptr& e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const error& x) {
+      return of(x.code(), x.what());
+    } catch (const std::exception& x) {
+      return of(errc::runtime, x.what());
+    } catch (...) {
+      return of(errc::runtime, "an exception that is not a std::exception");
+    }
+  }
+};
+
+// Throws, on every rank alike, the first failure among the ranks' statuses (all[r] for rank r):
+// the failed rank's own error where that is this rank (`own`), else an error of the same category
+// naming the rank that failed.
+template <class Info>
+void throw_first_failure(const Info* all, int world, int rank, const std::exception_ptr& own) {
+  for (int r = 0; r < world; ++r) {
+    const creation_status& st = all[r].status;
+    if (!st.failed()) continue;
+    if (r == rank && own) std::rethrow_exception(own);
+    std::size_t len = 0;
+    while (len < sizeof st.what && st.what[len] != '\0') ++len;
+    std::string what(st.what, len);
+    if (what.rfind("qreduce: ", 0) == 0) what.erase(0, 9);
+    throw error(errc(st.code), "rank " + std::to_string(r) + " could not create the communicator: " + what);
+  }
+}
+
 // What each rank publishes at creation; all ranks must agree on everything but rank and the grids.
 struct rank_info {
   std::uint32_t magic = 0x71726564u;
@@ -186,6 +231,7 @@ struct rank_info {
   std::int32_t arch = 0;
   std::uint8_t codec_override = 0xff, algorithm_override = 0xff;
   std::uint64_t quant_min_bytes = 0, quant_max_bytes = 0;
+  creation_status status;  // a failure of this rank before the all-gather that carries this record
 };
 
 // Throws errc::mismatch with a message naming the first disagreement; returns the agreed grids.

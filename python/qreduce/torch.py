@@ -48,6 +48,27 @@ class Communicator:
 
     def __init__(self, group: Optional[dist.ProcessGroup] = None, device: Optional[torch.device] = None,
                  max_blocks: int = 0, timeout_ms: int = 0):
+        self._setup(group, device)
+        self._connect(max_blocks, timeout_ms)
+
+    @classmethod
+    def prepare(cls, group: Optional[dist.ProcessGroup] = None, device: Optional[torch.device] = None,
+                max_blocks: int = 0, timeout_ms: int = 0):
+        """Checks what this rank can check alone (the group's size, the device; raises ValueError) and
+        returns the function that creates the communicator, which every rank of the group must call
+        together. Creation then fails on every rank alike, naming the rank that failed; a rank that
+        fails here has not joined any collective, so its peers must learn it from it (the vLLM-style
+        class votes on it) before they call the function."""
+        self = cls.__new__(cls)
+        self._setup(group, device)
+
+        def create():
+            self._connect(max_blocks, timeout_ms)
+            return self
+        return create
+
+    def _setup(self, group, device):
+        self.id = 0
         self.group = group or dist.group.WORLD
         self.rank = dist.get_rank(self.group)
         self.world = dist.get_world_size(self.group)
@@ -59,6 +80,7 @@ class Communicator:
         if self.device.index is None:  # "cuda": the current device, as torch means it
             self.device = torch.device("cuda", torch.cuda.current_device())
 
+    def _connect(self, max_blocks, timeout_ms):
         def allgather(blob: bytes) -> bytes:
             out = [None] * self.world
             dist.all_gather_object(out, blob, group=self.group)

@@ -14,18 +14,76 @@ from .config import EnvConfig
 _DTYPES = ("torch.float16", "torch.bfloat16")
 
 
+def _torch_gather(group):
+    """An all-gather of one Python object per rank over `group`, or None without torch.distributed
+    (then there are no peers to agree with)."""
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return None
+    if not dist.is_available() or not dist.is_initialized():
+        return None
+
+    def gather(obj):
+        out = [None] * dist.get_world_size(group)
+        dist.all_gather_object(out, obj, group=group)
+        return out
+    return gather
+
+
+def _torch_factory(group, device):
+    """What creating a qreduce communicator needs on this rank, checked before any collective (the
+    extension imports, the group's size, the device): returns the function that creates it
+    (collectively)."""
+    from .torch import Communicator
+    return Communicator.prepare(group, device)
+
+
 class QuickReduceCommunicator:
-    def __init__(self, group, device, config: Optional[EnvConfig] = None, comm=None):
+    """Created on every rank of `group` together, and disabled on every rank together: a rank that
+    cannot create it (no extension, an unsupported world size, no GPU, a failed allocation) disables
+    it on all ranks, whose `disabled_reason` names that rank, instead of leaving them waiting in a
+    collective it never joins."""
+
+    def __init__(self, group, device, config: Optional[EnvConfig] = None, comm=None, *, _gather=None, _factory=None):
         self.config = config or EnvConfig.from_env()
         self.disabled = self.config.disabled
+        self.disabled_reason = "QREDUCE_DISABLE=1" if self.disabled else None
         self.comm = comm
         if self.comm is None and not self.disabled:
-            try:
-                from .torch import Communicator
-                self.comm = Communicator(group, device)
-            except (ImportError, ValueError, RuntimeError):
-                # no extension, an unsupported world size, or no GPU: stay out of the way
-                self.disabled = True
+            gather = _gather if _gather is not None else _torch_gather(group)
+            factory = _factory or _torch_factory
+            self.disabled_reason = self._create(group, device, gather, factory)
+            self.disabled = self.disabled_reason is not None
+
+    def _create(self, group, device, gather, factory):
+        """Two votes over the group: on what each rank can check alone, then on the creation itself
+        (collective). Returns why qreduce is disabled, or None."""
+        def vote(error):
+            if gather is None:  # no peers to agree with
+                return error
+            for rank, theirs in enumerate(gather(error)):
+                if theirs is not None:
+                    return f"rank {rank}: {theirs}"
+            return None
+
+        create, error = None, None
+        try:
+            create = factory(group, device)
+        except Exception as e:  # whatever stops this rank stops every rank: the vote below
+            error = f"{type(e).__name__}: {e}"
+        reason = vote(error)
+        if reason is not None:
+            return reason
+        try:
+            self.comm = create()
+        except Exception as e:  # whatever stops this rank stops every rank: the vote below
+            error = f"{type(e).__name__}: {e}"
+        reason = vote(error)
+        if reason is not None and self.comm is not None:
+            self.comm.close()
+            self.comm = None
+        return reason
 
     def should_use(self, tensor) -> bool:
         """True when qreduce takes this tensor: fp16/bf16, contiguous, on the communicator's device,

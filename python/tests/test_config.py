@@ -56,6 +56,98 @@ class ConfigTest(unittest.TestCase):
             EnvConfig.from_env({"QREDUCE_MIN_SIZE_BYTES": str(2 << 20), "QREDUCE_MAX_SIZE_MB": "1"})
 
 
+class FakeGroup:
+    """Ranks as threads: gather(obj) returns every rank's obj once all have called it, as
+    torch.distributed.all_gather_object does; a rank that never calls it leaves the others waiting
+    (until `timeout`, then they raise)."""
+
+    def __init__(self, world, timeout=5.0):
+        import threading
+        self.world, self.timeout = world, timeout
+        self.cv = threading.Condition()
+        self.rounds = {}
+        self.calls = [0] * world
+
+    def gather_for(self, rank):
+        def gather(obj):
+            with self.cv:
+                k = self.calls[rank]
+                self.calls[rank] += 1
+                box = self.rounds.setdefault(k, {})
+                box[rank] = obj
+                self.cv.notify_all()
+                if not self.cv.wait_for(lambda: len(box) == self.world, timeout=self.timeout):
+                    raise TimeoutError(f"rank {rank}: all-gather {k} still waits for its peers")
+                return [box[r] for r in range(self.world)]
+        return gather
+
+
+def run_ranks(world, body):
+    import threading
+    out, errors = [None] * world, []
+
+    def run(r):
+        try:
+            out[r] = body(r)
+        except Exception as e:  # noqa: BLE001: reported by the test
+            errors.append(e)
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out, errors
+
+
+class CollectiveCreationTest(unittest.TestCase):
+    """The vLLM-style class is created, or disabled, on every rank together."""
+
+    def make(self, group, rank, factory):
+        return QuickReduceCommunicator(None, "cuda:0", EnvConfig.from_env({}), _gather=group.gather_for(rank),
+                                       _factory=factory)
+
+    def test_a_rank_without_the_extension_disables_every_rank(self):
+        group, created = FakeGroup(4), []
+
+        def factory(rank):
+            def prepare(_group, _device):
+                if rank == 2:
+                    raise ImportError("no module named qreduce._C")
+                return lambda: created.append(rank) or FakeComm()
+            return prepare
+        out, errors = run_ranks(4, lambda r: self.make(group, r, factory(r)))
+        self.assertEqual(errors, [])
+        self.assertTrue(all(qr.disabled for qr in out))
+        self.assertTrue(all(qr.disabled_reason.startswith("rank 2: ImportError") for qr in out))
+        self.assertEqual(created, [])  # nobody entered the collective creation
+
+    def test_a_failed_creation_disables_every_rank_and_closes_the_others(self):
+        group, closed = FakeGroup(2), []
+
+        class Closing(FakeComm):
+            def __init__(self, rank): super().__init__(); self.rank = rank
+            def close(self): closed.append(self.rank)
+
+        def factory(rank):
+            def create():
+                if rank == 0:
+                    raise RuntimeError("qreduce: out of memory")
+                return Closing(rank)
+            return lambda _group, _device: create
+        out, errors = run_ranks(2, lambda r: self.make(group, r, factory(r)))
+        self.assertEqual(errors, [])
+        self.assertTrue(all(qr.disabled and qr.comm is None for qr in out))
+        self.assertEqual([qr.disabled_reason for qr in out], ["rank 0: RuntimeError: qreduce: out of memory"] * 2)
+        self.assertEqual(closed, [1])
+
+    def test_every_rank_creates(self):
+        group = FakeGroup(2)
+        out, errors = run_ranks(2, lambda r: self.make(group, r, lambda _g, _d: FakeComm))
+        self.assertEqual(errors, [])
+        self.assertTrue(all(not qr.disabled and isinstance(qr.comm, FakeComm) for qr in out))
+        self.assertEqual(group.calls, [2, 2])  # the two votes
+
+
 class QuickReduceTest(unittest.TestCase):
     def make(self, **env):
         return QuickReduceCommunicator(None, "cuda:0", EnvConfig.from_env(env), comm=FakeComm())

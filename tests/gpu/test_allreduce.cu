@@ -812,6 +812,47 @@ int main(int argc, char** argv) {
       for (auto& t : th5) t.join();
     }
 
+    // Creation is collective: a rank that fails while creating (a configuration only it has, before
+    // the first all-gather; an allocation that fails on its device, after the agreement) makes every
+    // rank throw, naming it, where the others used to wait in an all-gather it never joined.
+    for (const bool late : {false, true}) {
+      if (late && (world != 2 || ndev < 2)) continue;  // the full device must be the failing rank's alone
+      std::vector<std::thread> th6;
+      auto group6 = std::make_shared<thread_group>(world);
+      const int bad = world - 1;
+      for (int r = 0; r < world; ++r)
+        th6.emplace_back([&, r] {
+          thread_bootstrap bs(group6, r);
+          rt::set_device(r % ndev);
+          comm_config mine = cfg;
+          std::vector<void*> hog;  // the failing rank's device, filled up
+          if (r == bad && !late) mine.timeout_ms = 0;
+          if (r == bad && late) {
+            std::size_t free_b = 0, total_b = 0;
+            QR_CUDA(cudaMemGetInfo(&free_b, &total_b));
+            for (std::size_t chunk = std::size_t(1) << 30; chunk >= (std::size_t(1) << 20); chunk /= 2)
+              for (void* p; cudaMalloc(&p, chunk) == cudaSuccess;) hog.push_back(p);
+            (void)cudaGetLastError();
+          }
+          try {
+            communicator comm(bs, mine);
+            std::lock_guard l(mu);
+            QR_EXPECT(false, "rank %d: created a communicator while rank %d failed (%s)", r, bad, late ? "allocation" : "configuration");
+          } catch (const error& e) {
+            std::lock_guard l(mu);
+            const std::string named = "rank " + std::to_string(bad) + " could not create the communicator";
+            if (r == bad)
+              QR_EXPECT(late ? e.code() == errc::runtime : (e.code() == errc::invalid_argument && std::strstr(e.what(), "timeout_ms")),
+                        "rank %d: its own failure (%s): %s", r, late ? "allocation" : "configuration", e.what());
+            else
+              QR_EXPECT(e.code() == (late ? errc::runtime : errc::invalid_argument) && std::strstr(e.what(), named.c_str()),
+                        "rank %d: expected an error naming rank %d (%s), got: %s", r, bad, late ? "allocation" : "configuration", e.what());
+          }
+          for (void* p : hog) QR_CUDA(cudaFree(p));
+        });
+      for (auto& t : th6) t.join();
+    }
+
     // A communicator compiled for one codec and two ranks: other codecs are refused with the list of
     // its codecs and nothing written; other world sizes are refused at creation, on every rank.
     using int8_pair = basic_communicator<transport::default_transport, codec_set<codec::int8>, world_set<2>>;
