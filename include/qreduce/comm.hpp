@@ -23,6 +23,7 @@
 #include "algorithm/one_shot.hpp"
 #include "algorithm/two_shot.hpp"
 #include "bootstrap/bootstrap.hpp"
+#include "bootstrap/process.hpp"
 #include "dispatch.hpp"
 #include "epilogue/identity.hpp"
 #include "epilogue/rmsnorm.hpp"
@@ -282,10 +283,60 @@ class basic_communicator {
                                       algorithm::describe_call(sig(0)) + "; " + culprit + " with " + algorithm::describe_call(sig(2)) +
                                       (int(e.finder) == rank_ ? std::string() : " (found by rank " + std::to_string(e.finder) + ")") + after);
     }
+    if (fault(e.cause) == fault::host_abort)
+      throw error(errc::failed_state, me + culprit + " aborted the communicator (communicator::abort())" +
+                                          (fault(e.reason) == fault::aborted ? " (seen by this rank's kernels)" : "") + after);
+    if (fault(e.cause) == fault::timeout && e.culprit < procs_.size() && process_liveness(procs_[e.culprit]) == liveness::exited)
+      throw error(errc::timeout, me + culprit + "'s process (pid " + std::to_string(procs_[e.culprit].pid) + ") has exited" + seen_by + after);
     if (fault(e.cause) == fault::desync)
       throw error(errc::mismatch, me + culprit + " ran ahead of the calls it was waited for" + seen_by +
                                       ": the ranks made different calls (counts, algorithms, codecs) or a call was missed" + after);
     throw error(errc::timeout, me + culprit + " did not arrive within " + std::to_string(h_.timeout_ns / 1000000ull) + " ms" + seen_by + after);
+  }
+
+  // The ranks whose processes have exited, as this host can tell: peers in this pid namespace of this
+  // boot (bootstrap/process.hpp); ranks of this process, or elsewhere, never show. For a watchdog:
+  // a kernel waiting for a dead rank would otherwise wait for the timeout; abort() stops it now.
+  std::vector<int> dead_peers() const {
+    std::vector<int> dead;
+    for (int r = 0; r < int(procs_.size()); ++r)
+      if (r != rank_ && process_liveness(procs_[std::size_t(r)]) == liveness::exited) dead.push_back(r);
+    return dead;
+  }
+
+  // Stops this communicator on every rank, from the host: raises every rank's abort word, so that
+  // kernels waiting for a peer give up within microseconds instead of at the timeout and every later
+  // kernel of any rank stops at entry, before any remote write. check() then throws
+  // errc::failed_state naming this rank, on every rank (on a rank whose kernels were all idle, after
+  // its next call). For a watchdog that found a dead peer (dead_peers()), or a shutdown that cannot
+  // wait. To go on: destroy the communicator and create a new one on every rank (collectively).
+  // Safe while calls of this communicator are in flight on any stream; not against close().
+  void abort() {
+    if (closed_) throw error(errc::failed_state, "abort() after close()");
+    std::uint32_t clean = 0;  // this rank's record, unless one of its kernels gave up first
+    if (__atomic_compare_exchange_n(&err_host_->status, &clean, 2u, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+      error_record r{};
+      r.reason = r.cause = std::uint32_t(fault::host_abort);
+      r.peer = r.culprit = std::uint32_t(rank_);
+      r.finder = ~0u;
+      r.status = 2u;
+      *err_host_ = r;
+      __atomic_store_n(&err_host_->status, 1u, __ATOMIC_RELEASE);
+    }
+    const std::uint32_t word = abort_value(rank_, rank_, std::uint32_t(fault::host_abort));
+    const int was = rt::get_device();
+    rt::set_device(device_);
+    std::string unreached;
+    for (int p = 0; p < world_; ++p) {  // own word first; a peer whose memory is gone does not stop the rest
+      const int r = (rank_ + p) % world_;
+      try {
+        rt::memcpy_beside(h_.peer[r] + h_.layout.abort_off, &word, sizeof word);
+      } catch (const error& e) {
+        unreached += " rank " + std::to_string(r) + " (" + e.what() + ")";
+      }
+    }
+    rt::set_device(was);
+    if (!unreached.empty()) throw error(errc::runtime, "abort(): the abort word of" + unreached + " could not be raised");
   }
 
   // Frees the workspace and the mappings (after the device finished using them); later calls throw.
@@ -340,6 +391,7 @@ class basic_communicator {
     std::int32_t device;
     typename Transport::shared_handle handle;
     std::byte* ptr;
+    process_id proc;         // which process this rank is, to tell one that exited (dead_peers)
     creation_status status;  // this rank's failure before this all-gather
   };
 
@@ -390,7 +442,7 @@ class basic_communicator {
       mine.status = creation_status::of(failure);
     } else {
       try {
-        mine = {{process_identity()[0], process_identity()[1]}, device_, Transport::share(workspace_), workspace_, {}};
+        mine = {{process_identity()[0], process_identity()[1]}, device_, Transport::share(workspace_), workspace_, process_id::self(), {}};
       } catch (...) {
         failure = std::current_exception();
         mine.status = creation_status::of(failure);
@@ -399,6 +451,7 @@ class basic_communicator {
     std::vector<peer_info> all(static_cast<std::size_t>(world_));
     bs.allgather(&mine, all.data(), sizeof mine);
     throw_first_failure(all.data(), world_, rank_, failure);
+    for (const peer_info& p : all) procs_.push_back(p.proc);
     try {
       for (int r = 0; r < world_; ++r) {
         const peer_info& p = all[std::size_t(r)];
@@ -508,6 +561,7 @@ class basic_communicator {
   std::byte* workspace_ = nullptr;
   error_record* err_host_ = nullptr;
   std::vector<void*> opened_;
+  std::vector<process_id> procs_;  // every rank's process, as it said at creation
   fallback_fn fallback_;
   dispatch_overrides overrides_;
   bool closed_ = false;

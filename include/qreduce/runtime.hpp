@@ -109,6 +109,17 @@ inline void memset_device(void* p, int v, std::size_t n) { check(QR_RT(Memset)(p
 inline void memcpy_sync(void* dst, const void* src, std::size_t n) {
   check(QR_RT(Memcpy)(dst, src, n, QR_RT(MemcpyDefault)), "Memcpy");
 }
+// Copies n bytes on a stream of its own that waits for no other stream, so the copy runs beside
+// kernels in flight (which may be waiting for it), and waits for that copy only.
+inline void memcpy_beside(void* dst, const void* src, std::size_t n) {
+  stream_t s = nullptr;
+  check(QR_RT(StreamCreateWithFlags)(&s, QR_RT(StreamNonBlocking)), "StreamCreateWithFlags");
+  const status_t c = QR_RT(MemcpyAsync)(dst, src, n, QR_RT(MemcpyDefault), s);
+  const status_t w = c == success ? QR_RT(StreamSynchronize)(s) : c;
+  (void)QR_RT(StreamDestroy)(s);
+  check(c, "MemcpyAsync");
+  check(w, "StreamSynchronize");
+}
 inline void device_synchronize() { check(QR_RT(DeviceSynchronize)(), "DeviceSynchronize"); }
 inline void stream_synchronize(stream_t s) { check(QR_RT(StreamSynchronize)(s), "StreamSynchronize"); }
 inline void check_launch(const char* kernel) { check(QR_RT(GetLastError)(), kernel); }

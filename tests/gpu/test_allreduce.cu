@@ -853,6 +853,69 @@ int main(int argc, char** argv) {
       for (auto& t : th6) t.join();
     }
 
+    // abort() from one rank's host stops every rank's kernels at once (not at the 20 s timeout), every
+    // rank's check() names the aborting rank, and a new communicator created collectively works.
+    {
+      std::vector<std::thread> th7;
+      auto group7 = std::make_shared<thread_group>(world);
+      for (int r = 0; r < world; ++r)
+        th7.emplace_back([&, r] {
+          thread_bootstrap bs(group7, r);
+          rt::set_device(r % ndev);
+          const std::size_t n = 100000;
+          f16* d;
+          QR_CUDA(cudaMalloc(&d, n * 2));
+          cudaStream_t s;
+          QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+          int token = r;
+          std::vector<int> all(static_cast<std::size_t>(world));
+          {
+            communicator comm(bs, cfg);  // timeout 20 s
+            const auto t0 = std::chrono::steady_clock::now();
+            if (r != world - 1) {  // the last rank does not call: the others wait for it
+              comm.all_reduce<f16>(d, d, n, {codec_kind::fp4, algorithm_kind::two_shot}, s);
+              if (r == 0) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(300));
+                comm.abort();
+              }
+              QR_CUDA(cudaStreamSynchronize(s));
+            }
+            bs.allgather(&token, all.data(), sizeof token);  // every rank's kernels have stopped
+            if (r == world - 1) {  // idle through the abort: its next call stops at entry
+              comm.all_reduce<f16>(d, d, n, {codec_kind::fp4, algorithm_kind::two_shot}, s);
+              QR_CUDA(cudaStreamSynchronize(s));
+            }
+            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            try {
+              comm.check();
+              std::lock_guard l(mu);
+              QR_EXPECT(false, "rank %d: check() passed after rank 0's abort()", r);
+            } catch (const error& e) {
+              std::lock_guard l(mu);
+              QR_EXPECT(e.code() == errc::failed_state && std::strstr(e.what(), "rank 0 aborted the communicator"),
+                        "rank %d: after rank 0's abort(): %s", r, e.what());
+            }
+            std::lock_guard l(mu);
+            QR_EXPECT(secs < 5.0, "rank %d: the aborted call took %.1f s (timeout 20 s)", r, secs);
+            QR_EXPECT(comm.dead_peers().empty(), "rank %d: ranks of this process reported dead", r);
+          }
+          // recovery: a new communicator, created on every rank together, sums correctly
+          communicator again(bs, cfg);
+          std::vector<std::uint16_t> ones(n, 0x3c00);  // 1.0
+          QR_CUDA(cudaMemcpy(d, ones.data(), n * 2, cudaMemcpyHostToDevice));
+          again.all_reduce<f16>(d, d, n, {codec_kind::none, algorithm_kind::two_shot}, s);
+          QR_CUDA(cudaStreamSynchronize(s));
+          again.check();
+          QR_CUDA(cudaMemcpy(ones.data(), d, n * 2, cudaMemcpyDeviceToHost));
+          std::lock_guard l(mu);
+          QR_EXPECT(numeric::to_float(f16{ones[0]}) == float(world) && numeric::to_float(f16{ones[n - 1]}) == float(world),
+                    "rank %d: after recreating, the sum is %g, want %d", r, numeric::to_float(f16{ones[0]}), world);
+          QR_CUDA(cudaStreamDestroy(s));
+          QR_CUDA(cudaFree(d));
+        });
+      for (auto& t : th7) t.join();
+    }
+
     // A communicator compiled for one codec and two ranks: other codecs are refused with the list of
     // its codecs and nothing written; other world sizes are refused at creation, on every rank.
     using int8_pair = basic_communicator<transport::default_transport, codec_set<codec::int8>, world_set<2>>;
@@ -928,5 +991,66 @@ int main(int argc, char** argv) {
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) ++failed_ranks;
   }
   QR_EXPECT(failed_ranks == 0, "%d of %d rank processes failed", failed_ranks, world);
+
+  // A peer whose process dies after creation: the others' host sees it (dead_peers), and their call
+  // that waited for it fails naming its exited process, not a late rank.
+  const std::string dead_name = "dead-" + std::to_string(::getpid());
+  std::vector<pid_t> kids2;
+  for (int r = 0; r < world; ++r) {
+    const pid_t p = ::fork();
+    if (p == 0) {
+      if (rt::device_count() == 0) std::_Exit(0);
+      int failures = 0;
+      try {
+        socket_bootstrap bs(r, world, dead_name, std::chrono::seconds(120));
+        rt::set_device(r % rt::device_count());
+        comm_config short_cfg = cfg;
+        short_cfg.timeout_ms = 2000;
+        communicator comm(bs, short_cfg);
+        int token = r;
+        std::vector<int> all(static_cast<std::size_t>(world));
+        bs.allgather(&token, all.data(), sizeof token);  // every rank created it
+        if (r == world - 1) std::_Exit(0);               // dies without closing anything
+        for (int i = 0; i < 400 && comm.dead_peers().empty(); ++i) ::usleep(5000);
+        const std::vector<int> dead = comm.dead_peers();
+        if (dead.size() != 1 || dead[0] != world - 1) {
+          std::printf("rank %d: FAIL dead_peers() did not name rank %d alone\n", r, world - 1);
+          ++failures;
+        }
+        f16* d;
+        QR_CUDA(cudaMalloc(&d, 1 << 20));
+        cudaStream_t s;
+        QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+        comm.all_reduce<f16>(d, d, 4096, {codec_kind::none, algorithm_kind::one_shot}, s);
+        QR_CUDA(cudaStreamSynchronize(s));
+        try {
+          comm.check();
+          std::printf("rank %d: FAIL a call with rank %d dead passed\n", r, world - 1);
+          ++failures;
+        } catch (const error& e) {
+          const std::string want = "rank " + std::to_string(world - 1) + "'s process (pid ";
+          if (e.code() != errc::timeout || !std::strstr(e.what(), want.c_str()) || !std::strstr(e.what(), ") has exited")) {
+            std::printf("rank %d: FAIL expected a timeout naming rank %d's exited process, got: %s\n", r, world - 1, e.what());
+            ++failures;
+          }
+        }
+      } catch (const std::exception& e) {
+        std::printf("rank %d: FAIL threw: %s\n", r, e.what());
+        ++failures;
+      }
+      failures += qrtest::failures.load();
+      std::printf("rank %d: dead peer: %s\n", r, failures == 0 ? "passed" : "FAILED");
+      std::fflush(stdout);
+      std::_Exit(failures == 0 ? 0 : 1);
+    }
+    kids2.push_back(p);
+  }
+  int failed2 = 0;
+  for (pid_t p : kids2) {
+    int st = 0;
+    ::waitpid(p, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) ++failed2;
+  }
+  QR_EXPECT(failed2 == 0, "a dead peer: %d of %d rank processes failed", failed2, world);
   return qrtest::finish("test_allreduce");
 }

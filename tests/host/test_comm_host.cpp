@@ -21,6 +21,7 @@
 #include "qreduce/algorithm/signature.hpp"
 #include "qreduce/algorithm/two_shot.hpp"
 #include "qreduce/bootstrap/bootstrap.hpp"
+#include "qreduce/bootstrap/process.hpp"
 #include "qreduce/bootstrap/socket.hpp"
 #include "qreduce/dispatch.hpp"
 #include "qreduce/epilogue/identity.hpp"
@@ -426,6 +427,51 @@ TEST_CASE("environment variables parse strictly and name themselves when wrong")
 
 TEST_CASE("the dispatch table says where it came from") {
   CHECK(std::string(dispatch_table::provenance).size() > 10);
+}
+
+TEST_CASE("process liveness: a peer's process that exited is told from one that runs, a reused pid too") {
+  const process_id me = process_id::self();
+  REQUIRE(me.pid == ::getpid());
+  if (me.pid_ns == 0 || me.boot_id[0] == '\0') {
+    MESSAGE("no /proc pid namespace or boot id here: liveness is unknown, as the library says");
+    CHECK(process_liveness(me) == liveness::unknown);
+    return;
+  }
+  CHECK(me.start > 0);
+  CHECK(process_liveness(me) == liveness::alive);
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {  // a peer that runs until it is killed
+    char c = 1;
+    (void)!::write(ready[1], &c, 1);
+    for (;;) ::pause();
+  }
+  char c = 0;
+  REQUIRE(::read(ready[0], &c, 1) == 1);
+  process_id peer = me;  // the same namespace and boot: a peer on this host
+  const process_id now = process_id::of_pid(std::int32_t(child));
+  peer.pid = now.pid;
+  peer.start = now.start;
+  CHECK(process_liveness(peer) == liveness::alive);
+  process_id reused = peer;  // the same pid, started at another time: not the peer
+  reused.start += 1;
+  CHECK(process_liveness(reused) == liveness::exited);
+  process_id elsewhere = peer;  // another boot (or host): its pid means nothing here
+  elsewhere.boot_id[0] = elsewhere.boot_id[0] == 'x' ? 'y' : 'x';
+  CHECK(process_liveness(elsewhere) == liveness::unknown);
+  process_id other_ns = peer;
+  other_ns.pid_ns += 1;
+  CHECK(process_liveness(other_ns) == liveness::unknown);
+  REQUIRE(::kill(child, SIGKILL) == 0);
+  for (int i = 0; i < 200 && process_liveness(peer) == liveness::alive; ++i) ::usleep(5000);
+  CHECK(process_liveness(peer) == liveness::exited);  // a zombie, not reaped yet
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(process_liveness(peer) == liveness::exited);  // gone
+  ::close(ready[0]);
+  ::close(ready[1]);
 }
 
 TEST_CASE("thread bootstrap: all-gather among threads, twice") {

@@ -29,11 +29,6 @@
 #if !QR_BACKEND_HOST
 namespace qreduce::device {
 
-// The abort word a rank raises on every rank when it gives up: who gave up, on whom, and why.
-QR_DEVICE QR_FORCEINLINE std::uint32_t abort_value(int reporter, int culprit, std::uint32_t cause) {
-  return (std::uint32_t(reporter) + 1u) | ((std::uint32_t(culprit) + 1u) << 8) | (cause << 16);
-}
-
 // The two signatures of a call mismatch as the error record and the abort words carry them: the
 // finder's call (low, high word), then the culprit's.
 struct call_pair {

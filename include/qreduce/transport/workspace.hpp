@@ -111,7 +111,13 @@ enum class fault : std::uint32_t {
   aborted = 3,  // a peer gave up and raised this rank's abort word
   bad_launch = 4,  // a kernel ran an algorithm with a grid or a slot use its workspace does not hold
   call_mismatch = 5,  // a peer's call signature is unlike this rank's (different counts, types, codecs, ...)
+  host_abort = 6,  // the host of a rank called communicator::abort()
 };
+
+// The abort word a rank raises on every rank when it gives up: who gave up, on whom, and why.
+QR_HOST_DEVICE QR_FORCEINLINE std::uint32_t abort_value(int reporter, int culprit, std::uint32_t cause) {
+  return (std::uint32_t(reporter) + 1u) | ((std::uint32_t(culprit) + 1u) << 8) | (cause << 16);
+}
 
 // Written by the first block of a rank that gives up; read by the host. Lives in host-mapped memory.
 struct error_record {
