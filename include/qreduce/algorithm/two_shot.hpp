@@ -109,16 +109,15 @@ namespace qreduce::algorithm {
 // (within 1%) at 1 GiB, by up to 13% (INT6) (docs/design.md).
 inline constexpr int tiles_in_flight = 1;
 
-// A codec whose group payload is not a power of two bytes (INT6: 24) sends its encoded tiles through
-// shared memory: every thread writes its lane's payload and scale into an image of the tile there (the
-// codec's own store functions), and after a barrier the block copies the image to the peer's slot in
-// 16-byte pieces. Stored directly, INT6's lanes write 4 and 2 bytes at places interleaved through
-// every line, and its two-shot ran at 0.41 of its model's limit; staged, 1 GiB on 2x H200 took 1703
-// against 2952 us (4 blocks a multiprocessor, 2 tiles a step). For the codecs whose lanes write whole
-// aligned runs (FP4, FP8, INT8: 4 or 8 bytes a lane, and 2-byte scales) the same staging was 0-8%
-// slower there (its barriers and spills), so they store directly (docs/design.md).
+// The codecs whose lanes carry more than 4 bytes of a group's payload (INT6: 4 + 2 at places
+// interleaved through every line; FP8, INT8: 8) send their encoded tiles through shared memory: every
+// thread writes its lane's payload and scale into an image of the tile there (the codec's own store
+// functions), and after a barrier the block copies the image to the peer's slot in 16-byte pieces,
+// whole lines. Measured on 2x H200 at 1 GiB (docs/design.md): INT6 2952 -> 1703 us (4 blocks a
+// multiprocessor), FP8 1772 -> 1703 and INT8 1837 -> 1788 (8 blocks); the 4-bit codecs, whose lanes
+// write 4 bytes (a warp one whole line), were 2-5% slower staged (one more barrier a step).
 template <codec::codec_type C>
-inline constexpr bool stages_tiles = (C::payload_bytes & (C::payload_bytes - 1)) != 0;
+inline constexpr bool stages_tiles = C::scale_bytes > 0 && C::payload_bytes > 16;
 
 // Tile images a block keeps in shared memory: U a step's tiles at a time, two sets used in turn, so
 // that one barrier a set orders both its writes before its copies and the copies of the set before
