@@ -46,7 +46,7 @@ __global__ void compress_kernel(const f16* in, std::size_t n, std::byte* out) {
 // the launch bounds keep the registers the communicator's own kernels use) on the stream of the
 // communicator's other calls; every rank launches it with the same plan.
 template <int W>
-__global__ void __launch_bounds__(qreduce::block_threads, qreduce::twoshot_blocks_per_sm)
+__global__ void __launch_bounds__(qreduce::block_threads, qreduce::twoshot_blocks_per_sm(W))
     my_all_reduce(qreduce::device_handle h, const f16* in, f16* out, std::size_t n, int tiles_per_segment, bias_gelu ep) {
   qreduce::algorithm::two_shot<qreduce::transport::default_transport, qreduce::codec::int8, f16, W>(h, in, out, n, tiles_per_segment,
                                                                                                     /*rotate=*/false,  // int8 rotates anyway
