@@ -340,6 +340,9 @@ class basic_communicator {
   }
 
   // Frees the workspace and the mappings (after the device finished using them); later calls throw.
+  // Collective, like creation: close (or destroy) on every rank once every rank's calls have ended
+  // (a barrier of the bootstrap's, for example): until then a peer's kernel may still write into this
+  // rank's workspace, if only to raise its abort word when it gives up.
   void close() {
     if (!closed_) release();
   }

@@ -885,6 +885,9 @@ int main(int argc, char** argv) {
               comm.all_reduce<f16>(d, d, n, {codec_kind::fp4, algorithm_kind::two_shot}, s);
               QR_CUDA(cudaStreamSynchronize(s));
             }
+            // That call, stopping, raises every rank's abort word: no rank frees its workspace before
+            // it is done (destroying a communicator is collective, after every rank's calls ended).
+            bs.allgather(&token, all.data(), sizeof token);
             const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             try {
               comm.check();
