@@ -49,10 +49,17 @@ class basic_communicator {
   // configuration, an allocation, a peer's mapping) is thrown on every rank, naming that rank: each
   // creation all-gather carries the failures before it (creation_status), so no rank waits for one
   // that gave up.
-  explicit basic_communicator(bootstrap& bs, comm_config cfg = config_from_env()) : rank_(bs.rank()), world_(bs.size()) {
+  // Configured by `cfg`; by the environment (config_from_env) when none is given; or by `configure`,
+  // called inside the collective creation, so that what it throws (a malformed variable on one rank)
+  // fails every rank like any other creation failure.
+  explicit basic_communicator(bootstrap& bs) : basic_communicator(bs, std::function<comm_config()>([] { return config_from_env(); })) {}
+  basic_communicator(bootstrap& bs, comm_config cfg) : basic_communicator(bs, std::function<comm_config()>([cfg] { return cfg; })) {}
+  basic_communicator(bootstrap& bs, const std::function<comm_config()>& configure) : rank_(bs.rank()), world_(bs.size()) {
     std::exception_ptr failure;  // this rank's, carried by the next all-gather
     rank_info mine;
+    comm_config cfg;
     try {
+      cfg = configure();
       validate_config(cfg, world_);
       if (!Worlds::contains(world_))
         throw error(errc::unsupported, "world size " + std::to_string(world_) + ": this communicator is compiled for " + Worlds::names() + " ranks");

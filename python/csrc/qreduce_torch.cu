@@ -8,6 +8,7 @@
 
 #include <map>
 #include <memory>
+#include <functional>
 #include <mutex>
 #include "qreduce/qreduce.hpp"
 
@@ -47,10 +48,15 @@ int64_t create(int64_t rank, int64_t world, int64_t device, py::object allgather
     TORCH_CHECK(s.size() == bytes * std::size_t(world), "qreduce: the all-gather returned ", s.size(), " bytes, expected ", bytes * world);
     std::memcpy(recv, s.data(), s.size());
   });
-  qreduce::comm_config cfg = qreduce::config_from_env();
-  if (max_blocks > 0) cfg.max_blocks = int(max_blocks);
-  if (timeout_ms > 0) cfg.timeout_ms = std::uint64_t(timeout_ms);
-  auto c = std::make_shared<qreduce::communicator>(bs, cfg);
+  // The environment is read inside the collective creation: a malformed variable on one rank fails
+  // every rank, naming it.
+  const std::function<qreduce::comm_config()> configure = [&] {
+    qreduce::comm_config cfg = qreduce::config_from_env();
+    if (max_blocks > 0) cfg.max_blocks = int(max_blocks);
+    if (timeout_ms > 0) cfg.timeout_ms = std::uint64_t(timeout_ms);
+    return cfg;
+  };
+  auto c = std::make_shared<qreduce::communicator>(bs, configure);
   std::lock_guard l(registry_mu);
   registry[next_id] = std::move(c);
   return next_id++;

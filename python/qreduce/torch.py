@@ -79,6 +79,8 @@ class Communicator:
             raise ValueError(f"qreduce: {self.device} is not a CUDA device")
         if self.device.index is None:  # "cuda": the current device, as torch means it
             self.device = torch.device("cuda", torch.cuda.current_device())
+        if not 0 <= self.device.index < torch.cuda.device_count():
+            raise ValueError(f"qreduce: {self.device} does not exist here ({torch.cuda.device_count()} CUDA devices)")
 
     def _connect(self, max_blocks, timeout_ms):
         def allgather(blob: bytes) -> bytes:
@@ -90,14 +92,23 @@ class Communicator:
         self.max_oneshot_bytes = _C.max_oneshot_bytes(self.id)
 
     def close(self):
+        """Collective, like creation: every rank of the group calls it. It waits until every rank's
+        calls have ended before freeing (a peer's kernel that gives up still writes this rank's
+        workspace, to stop it)."""
         if self.id:
             torch.cuda.synchronize(self.device)
+            dist.all_gather_object([None] * self.world, None, group=self.group)
             _C.destroy(self.id)
             self.id = 0
 
     def __del__(self):
+        # Not collective (garbage collection runs on each rank at its own time): frees without waiting
+        # for the peers; call close() on every rank first.
         try:
-            self.close()
+            if self.id:
+                torch.cuda.synchronize(self.device)
+                _C.destroy(self.id)
+                self.id = 0
         except Exception:
             pass
 

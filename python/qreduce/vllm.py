@@ -46,19 +46,26 @@ class QuickReduceCommunicator:
     collective it never joins."""
 
     def __init__(self, group, device, config: Optional[EnvConfig] = None, comm=None, *, _gather=None, _factory=None):
-        self.config = config or EnvConfig.from_env()
-        self.disabled = self.config.disabled
-        self.disabled_reason = "QREDUCE_DISABLE=1" if self.disabled else None
         self.comm = comm
-        if self.comm is None and not self.disabled:
-            gather = _gather if _gather is not None else _torch_gather(group)
-            factory = _factory or _torch_factory
-            self.disabled_reason = self._create(group, device, gather, factory)
-            self.disabled = self.disabled_reason is not None
+        error = None
+        try:
+            self.config = config or EnvConfig.from_env()
+        except ValueError as e:  # a malformed variable on this rank: every rank learns it in the vote
+            self.config, error = EnvConfig.from_env({"QREDUCE_DISABLE": "1"}), f"ValueError: {e}"
+        if error is None and self.config.disabled:
+            error = "QREDUCE_DISABLE=1"
+        if self.comm is not None:  # given: nothing to create or agree on
+            self.disabled, self.disabled_reason = error is not None, error
+            return
+        gather = _gather if _gather is not None else _torch_gather(group)
+        factory = _factory or _torch_factory
+        self.disabled_reason = self._create(group, device, gather, factory, error)
+        self.disabled = self.disabled_reason is not None
 
-    def _create(self, group, device, gather, factory):
-        """Two votes over the group: on what each rank can check alone, then on the creation itself
-        (collective). Returns why qreduce is disabled, or None."""
+    def _create(self, group, device, gather, factory, error):
+        """Two votes over the group: on what each rank can check alone (its configuration, the
+        extension, the group's size, the device), then on the creation itself (collective). Returns
+        why qreduce is disabled, or None."""
         def vote(error):
             if gather is None:  # no peers to agree with
                 return error
@@ -67,11 +74,12 @@ class QuickReduceCommunicator:
                     return f"rank {rank}: {theirs}"
             return None
 
-        create, error = None, None
-        try:
-            create = factory(group, device)
-        except Exception as e:  # whatever stops this rank stops every rank: the vote below
-            error = f"{type(e).__name__}: {e}"
+        create = None
+        if error is None:
+            try:
+                create = factory(group, device)
+            except Exception as e:  # whatever stops this rank stops every rank: the vote below
+                error = f"{type(e).__name__}: {e}"
         reason = vote(error)
         if reason is not None:
             return reason

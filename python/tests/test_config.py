@@ -140,6 +140,18 @@ class CollectiveCreationTest(unittest.TestCase):
         self.assertEqual([qr.disabled_reason for qr in out], ["rank 0: RuntimeError: qreduce: out of memory"] * 2)
         self.assertEqual(closed, [1])
 
+    def test_a_rank_disabled_by_its_environment_disables_every_rank(self):
+        group, created = FakeGroup(2), []
+
+        def make(r):
+            env = {"QREDUCE_DISABLE": "1"} if r == 1 else {}
+            return QuickReduceCommunicator(None, "cuda:0", EnvConfig.from_env(env), _gather=group.gather_for(r),
+                                           _factory=lambda _g, _d: (lambda: created.append(r) or FakeComm()))
+        out, errors = run_ranks(2, make)
+        self.assertEqual(errors, [])
+        self.assertEqual([qr.disabled_reason for qr in out], ["rank 1: QREDUCE_DISABLE=1"] * 2)
+        self.assertEqual(created, [])
+
     def test_every_rank_creates(self):
         group = FakeGroup(2)
         out, errors = run_ranks(2, lambda r: self.make(group, r, lambda _g, _d: FakeComm))
