@@ -120,7 +120,6 @@ std::vector<float> quickreduce_model(const std::vector<std::vector<float>>& in) 
   return out;
 }
 
-
 struct point {
   std::string codec;
   bool rotated, reference, plotted;  // reference: a QuickReduce model
@@ -142,7 +141,8 @@ void write_svg(std::ostream& f, const std::vector<point>& pts, int world, std::s
     << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
     << "<text x=\"" << ml << "\" y=\"18\" font-size=\"14\">Relative L2 error against bits per value: " << world << "-rank two-shot, " << n
     << " fp16 values per rank, vs the fp64 sum</text>\n"
-    << "<text x=\"" << ml << "\" y=\"34\">CPU, the exact arithmetic of the device kernels. Dots: qreduce codecs as configured by default "
+    << "<text x=\"" << ml
+    << "\" y=\"34\">CPU, the exact arithmetic of the device kernels. Dots: qreduce codecs as configured by default "
        "(blue: 4-4.5 bits); red crosses: the QuickReduce model.</text>\n";
   for (int k = 0; k < 3; ++k) {
     const double px = X(k, 4.0);
@@ -154,9 +154,10 @@ void write_svg(std::ostream& f, const std::vector<point>& pts, int world, std::s
         << "<text x=\"" << X(k, b) << "\" y=\"" << mt + ph + 17 << "\" text-anchor=\"middle\">" << b << "</text>\n";
     for (double e = y0; e <= y1; e += 1)
       f << "<line x1=\"" << px << "\" y1=\"" << Y(std::pow(10, e)) << "\" x2=\"" << px + pw << "\" y2=\"" << Y(std::pow(10, e))
-        << "\" stroke=\"#eee\"/>" << (k == 0 ? "<text x=\"" + std::to_string(int(px) - 5) + "\" y=\"" + std::to_string(int(Y(std::pow(10, e))) + 4) +
-                                                   "\" text-anchor=\"end\">1e" + std::to_string(int(e)) + "</text>"
-                                             : "")
+        << "\" stroke=\"#eee\"/>"
+        << (k == 0 ? "<text x=\"" + std::to_string(int(px) - 5) + "\" y=\"" + std::to_string(int(Y(std::pow(10, e))) + 4) +
+                         "\" text-anchor=\"end\">1e" + std::to_string(int(e)) + "</text>"
+                   : "")
         << "\n";
     // labels to the right of their points; points of equal bits (the 4.5-bit cluster) get their labels
     // stacked top to bottom, a line to each moved label
@@ -164,17 +165,14 @@ void write_svg(std::ostream& f, const std::vector<point>& pts, int world, std::s
     for (const auto& p : pts)
       if (p.data == kinds[k] && p.rel_l2 > 0 && p.plotted) panel.push_back(&p);
     // a cluster: the points of one whole number of bits (4.25 and 4.5 together)
-    std::sort(panel.begin(), panel.end(), [](const point* a, const point* b) {
-      return std::floor(a->bits) != std::floor(b->bits) ? a->bits < b->bits : a->rel_l2 > b->rel_l2;
-    });
+    std::sort(panel.begin(), panel.end(),
+              [](const point* a, const point* b) { return std::floor(a->bits) != std::floor(b->bits) ? a->bits < b->bits : a->rel_l2 > b->rel_l2; });
     double last_bits = -1, last_y = -1e9;
     for (const point* p : panel) {
       const double x = X(k, p->bits), y = Y(p->rel_l2);
       const char* color = p->reference ? "#c0392b" : p->bits < 5 ? "#1f6fb2" : "#333";
-      if (p->reference)
-        f << "<path d=\"M" << x - 4 << "," << y - 4 << "l8,8m-8,0l8,-8\" stroke=\"" << color << "\" stroke-width=\"2\"/>";
-      else
-        f << "<circle cx=\"" << x << "\" cy=\"" << y << "\" r=\"3.5\" fill=\"" << color << "\"/>";
+      if (p->reference) f << "<path d=\"M" << x - 4 << "," << y - 4 << "l8,8m-8,0l8,-8\" stroke=\"" << color << "\" stroke-width=\"2\"/>";
+      else f << "<circle cx=\"" << x << "\" cy=\"" << y << "\" r=\"3.5\" fill=\"" << color << "\"/>";
       const double ly = std::floor(p->bits) == std::floor(last_bits) ? std::max(y, last_y + 12) : y;
       const double lx = ly != y ? X(k, std::floor(p->bits)) + 40 : x + 7;
       if (ly != y) f << "<line x1=\"" << x + 4 << "\" y1=\"" << y << "\" x2=\"" << lx - 2 << "\" y2=\"" << ly - 4 << "\" stroke=\"#bbb\"/>";
@@ -299,8 +297,9 @@ int main(int argc, char** argv) {
       }
     std::printf("  %-16s %s%s %.4f vs %s %.4f: %.2fx lower\n", data_name(d), ours->codec.c_str(), ours->rotated ? " +rot" : "", ours->rel_l2,
                 theirs->codec.c_str(), theirs->rel_l2, theirs->rel_l2 / ours->rel_l2);
-    if (fm) fm << "\n4.5-bit class, " << data_name(d) << ": " << ours->codec << (ours->rotated ? " +rot" : "") << " " << ours->rel_l2 << " vs "
-               << theirs->codec << " " << theirs->rel_l2 << ": " << theirs->rel_l2 / ours->rel_l2 << "x lower\n";
+    if (fm)
+      fm << "\n4.5-bit class, " << data_name(d) << ": " << ours->codec << (ours->rotated ? " +rot" : "") << " " << ours->rel_l2 << " vs "
+         << theirs->codec << " " << theirs->rel_l2 << ": " << theirs->rel_l2 / ours->rel_l2 << "x lower\n";
   }
   if (fs) write_svg(fs, pts, world, n);
   return 0;

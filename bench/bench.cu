@@ -83,7 +83,8 @@ __global__ void fill_kernel(T* x, std::size_t n, int rank, std::uint32_t seed) {
 std::size_t parse_size(const std::string& opt, const std::string& s, std::uint64_t lo = 1, std::uint64_t hi = std::uint64_t(1) << 40) {
   const auto v = parse_unsigned(s, true);
   if (!v || *v < lo || *v > hi)
-    throw std::runtime_error(opt + " " + s + ": expected a size in bytes in [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (K, M, G suffixes allowed)");
+    throw std::runtime_error(opt + " " + s + ": expected a size in bytes in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                             "] (K, M, G suffixes allowed)");
   return std::size_t(*v);
 }
 int parse_count(const std::string& opt, const std::string& s, int lo, int hi) {
@@ -112,13 +113,13 @@ struct options {
   std::vector<std::size_t> sizes;
   std::size_t max_size = std::size_t(1) << 30;
   std::vector<dtype> dtypes = {dtype::f16, dtype::bf16};
-  std::vector<codec_kind> codecs = {codec_kind::none, codec_kind::fp8, codec_kind::int8, codec_kind::int6,
+  std::vector<codec_kind> codecs = {codec_kind::none, codec_kind::fp8, codec_kind::int8,  codec_kind::int6,
                                     codec_kind::int4, codec_kind::fp4, codec_kind::mxfp4, codec_kind::int4m};
   std::vector<std::string> algorithms = {"oneshot", "twoshot", "auto", "nccl"};
   int iters = 50, warmup = 10;
   bool graph = false;
   bool threads = false;  // ranks as threads of one process
-  bool fused = false;    // the residual + RMSNorm epilogue: plain vs fused vs unfused
+  bool fused = false;  // the residual + RMSNorm epilogue: plain vs fused vs unfused
   std::string out = "build/bench";
 };
 
@@ -166,15 +167,12 @@ std::vector<V> gather(rank_ctx& x, const V& v) {
 
 void launch(rank_ctx& x, const config& c, const void* in, void* out, std::size_t n) {
   if (c.algorithm == "nccl") {
-    x.nccl->check(x.nccl->all_reduce(in, out, n, c.type == dtype::f16 ? ncclFloat16 : ncclBfloat16, ncclSum, x.ncomm, x.s),
-                  "ncclAllReduce");
+    x.nccl->check(x.nccl->all_reduce(in, out, n, c.type == dtype::f16 ? ncclFloat16 : ncclBfloat16, ncclSum, x.ncomm, x.s), "ncclAllReduce");
     return;
   }
   allreduce_options o;
   o.codec = c.codec;
-  o.algorithm = c.algorithm == "oneshot" ? algorithm_kind::one_shot
-                : c.algorithm == "twoshot" ? algorithm_kind::two_shot
-                                           : algorithm_kind::automatic;
+  o.algorithm = c.algorithm == "oneshot" ? algorithm_kind::one_shot : c.algorithm == "twoshot" ? algorithm_kind::two_shot : algorithm_kind::automatic;
   x.comm->all_reduce(in, out, n, c.type, o, x.s);
 }
 
@@ -207,8 +205,7 @@ double median_ms(cudaStream_t s, int reps, F&& body) {
   return percentile(v, 0.5);
 }
 
-result run_config(rank_ctx& x, const options& o, const config& c, std::vector<void*>& ins, std::vector<void*>& outs,
-                  std::uint32_t& seed) {
+result run_config(rank_ctx& x, const options& o, const config& c, std::vector<void*>& ins, std::vector<void*>& outs, std::uint32_t& seed) {
   const std::size_t n = c.bytes / 2;
   const std::size_t sets = ins.size();
   for (std::size_t k = 0; k < sets; ++k) {
@@ -241,7 +238,8 @@ result run_config(rank_ctx& x, const options& o, const config& c, std::vector<vo
     h = (h ^ sample[j]) * 1099511628211ull;
   }
   const auto hashes = gather(x, h);
-  result res{c, c.algorithm, 0, 0, 0, std::sqrt(num / den), std::all_of(hashes.begin(), hashes.end(), [&](std::uint64_t v) { return v == hashes[0]; })};
+  result res{
+      c, c.algorithm, 0, 0, 0, std::sqrt(num / den), std::all_of(hashes.begin(), hashes.end(), [&](std::uint64_t v) { return v == hashes[0]; })};
   if (c.algorithm == "auto") res.ran = algorithm_name(x.comm->choice(c.bytes, c.codec).algorithm);
 
   // timing: each call between two events, median; then, for small messages (or --graph), the same calls
@@ -392,7 +390,8 @@ int fused_bench(rank_ctx& x, const options& o) {
       for (codec_kind k : o.codecs) {
         const std::size_t n = tokens * hidden;
         const allreduce_options opts{k, algorithm_kind::automatic, false};
-        const char* ran = algorithm_name(x.comm->choice(n * 2, k).algorithm == algorithm_kind::one_shot ? algorithm_kind::one_shot : algorithm_kind::two_shot);
+        const char* ran =
+            algorithm_name(x.comm->choice(n * 2, k).algorithm == algorithm_kind::one_shot ? algorithm_kind::one_shot : algorithm_kind::two_shot);
         const double plain = time_us(x, o, [&] { x.comm->all_reduce(in, out, n, dtype::bf16, opts, x.s); });
         const double fused = time_us(x, o, [&] { x.comm->all_reduce_rmsnorm(in, res, w, res, y, tokens, hidden, 1e-6f, dtype::bf16, opts, x.s); });
         const double unfused = time_us(x, o, [&] {
@@ -408,8 +407,8 @@ int fused_bench(rank_ctx& x, const options& o) {
           fp8_quant_kernel<<<unsigned(tokens), block_threads, 0, x.s>>>(y, hidden, q, qs);
         });
         if (x.rank == 0) {
-          std::printf("%-7zu %-6zu %-6s %-8s %10.1f %10.1f %11.1f %10.1f %8.2f %10.1f %11.1f %8.2f\n", tokens, hidden, codec_name(k), ran,
-                      plain, fused, unfused, fused - plain, unfused / fused, fused8, unfused8, unfused8 / fused8);
+          std::printf("%-7zu %-6zu %-6s %-8s %10.1f %10.1f %11.1f %10.1f %8.2f %10.1f %11.1f %8.2f\n", tokens, hidden, codec_name(k), ran, plain,
+                      fused, unfused, fused - plain, unfused / fused, fused8, unfused8, unfused8 / fused8);
           csv << tokens << "," << hidden << "," << codec_name(k) << "," << ran << "," << plain << "," << fused << "," << unfused << ","
               << fused - plain << "," << unfused / fused << "," << fused8 << "," << unfused8 << "," << unfused8 / fused8 << "\n";
           std::fflush(stdout);
@@ -489,7 +488,8 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
   rt::set_device(dev);
   comm_config cfg = config_from_env();
   // Threads sharing a GPU need every block of every rank resident at once; processes time-slice.
-  if (world > ndev) cfg.max_blocks = cfg.max_blocks ? cfg.max_blocks : (o.threads ? rt::multiprocessor_count(dev) / (2 * ((world + ndev - 1) / ndev)) : 16);
+  if (world > ndev)
+    cfg.max_blocks = cfg.max_blocks ? cfg.max_blocks : (o.threads ? rt::multiprocessor_count(dev) / (2 * ((world + ndev - 1) / ndev)) : 16);
   if (world > ndev) cfg.timeout_ms = std::max<std::uint64_t>(cfg.timeout_ms, 120000);
   bench_communicator comm(bs, cfg);
   nccl_api nccl;
@@ -519,19 +519,25 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
   if (rank == 0) {
     std::printf("qreduce_bench: %d ranks on %d x %s, qreduce blocks %d (one-shot %d), workspace %.1f MiB/rank, NCCL %s\n", world,
                 std::min(world, ndev), machine_name(dev).c_str(), comm.blocks(), comm.oneshot_blocks(), double(comm.workspace_bytes()) / (1 << 20),
-                !have_nccl ? "not found" : want_nccl ? std::to_string(nccl_version).c_str() : world > ndev ? "not used (ranks share a GPU)" : "not asked for (--algorithms)");
+                !have_nccl     ? "not found"
+                : want_nccl    ? std::to_string(nccl_version).c_str()
+                : world > ndev ? "not used (ranks share a GPU)"
+                               : "not asked for (--algorithms)");
     if (model.ranks_per_gpu == 1)
       std::printf("model: device copy %.0f GB/s (read + write), peer stores %.0f GB/s per direction (every rank at once)\n", model.copy_GBps,
                   model.link_GBps);
     else
-      std::printf("model: device copy %.0f GB/s (read + write), shared by the %d ranks on each GPU; no link\n", model.copy_GBps,
-                  model.ranks_per_gpu);
+      std::printf("model: device copy %.0f GB/s (read + write), shared by the %d ranks on each GPU; no link\n", model.copy_GBps, model.ranks_per_gpu);
     if (world > ndev && !o.threads)
-      std::printf("WARNING: %d ranks share %d GPU(s): the GPU time-slices between processes, so these timings say\n"
-                  "         nothing about speed. This run checks function only.\n", world, ndev);
+      std::printf(
+          "WARNING: %d ranks share %d GPU(s): the GPU time-slices between processes, so these timings say\n"
+          "         nothing about speed. This run checks function only.\n",
+          world, ndev);
     if (world > ndev && o.threads)
-      std::printf("WARNING: %d ranks are threads sharing %d GPU(s): their kernels run side by side and the \"links\" are\n"
-                  "         the GPU's own memory. Local costs (codecs, epilogues) compare; link speed does not.\n", world, ndev);
+      std::printf(
+          "WARNING: %d ranks are threads sharing %d GPU(s): their kernels run side by side and the \"links\" are\n"
+          "         the GPU's own memory. Local costs (codecs, epilogues) compare; link speed does not.\n",
+          world, ndev);
     std::fflush(stdout);
   }
 
@@ -567,8 +573,8 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
     const auto& c = configs[i];
     if (rank == 0) {
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::fprintf(stderr, "\r[%4zu/%zu] %-4s %-6s %-8s %-8s  %5.0f s elapsed   ", i + 1, configs.size(), dtype_name(c.type),
-                   codec_name(c.codec), c.algorithm.c_str(), human(c.bytes).c_str(), el);
+      std::fprintf(stderr, "\r[%4zu/%zu] %-4s %-6s %-8s %-8s  %5.0f s elapsed   ", i + 1, configs.size(), dtype_name(c.type), codec_name(c.codec),
+                   c.algorithm.c_str(), human(c.bytes).c_str(), el);
       std::fflush(stderr);
     }
     // rotation sets for this size: as many as fit in the allocation set count
@@ -586,8 +592,8 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
         nccl_us[{int(r.c.type), r.c.bytes}] = r.median_us;
         nccl_graph_us[{int(r.c.type), r.c.bytes}] = r.graph_us;
       }
-    std::printf("\n%-5s %-9s %-9s %-9s %10s %10s %10s %9s %9s %8s %9s %8s %9s %8s %10s %4s\n", "dtype", "size", "algorithm", "codec",
-                "median_us", "p10_us", "p90_us", "algbw", "busbw", "vs_nccl", "graph_us", "vs_nccl", "limit_us", "of_limit", "rel_l2", "same");
+    std::printf("\n%-5s %-9s %-9s %-9s %10s %10s %10s %9s %9s %8s %9s %8s %9s %8s %10s %4s\n", "dtype", "size", "algorithm", "codec", "median_us",
+                "p10_us", "p90_us", "algbw", "busbw", "vs_nccl", "graph_us", "vs_nccl", "limit_us", "of_limit", "rel_l2", "same");
     std::system(("mkdir -p '" + o.out + "'").c_str());
     const std::string stem = o.out + "/allreduce_w" + std::to_string(world);
     std::ofstream csv(stem + ".csv"), js(stem + ".json");
@@ -596,8 +602,8 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
     js << "{\n  \"machine\": \"" << machine_name(dev) << "\",\n  \"gpus\": " << std::min(world, ndev) << ",\n  \"world\": " << world
        << ",\n  \"arch\": " << rt::device_arch(dev) << ",\n  \"date\": \"" << today() << "\",\n  \"nccl_version\": " << nccl_version
        << ",\n  \"copy_GBps\": " << model.copy_GBps << ",\n  \"link_GBps\": " << model.link_GBps
-       << ",\n  \"timings_meaningful\": " << (world <= ndev ? "true" : "false") << ",\n  \"graph_max_bytes\": " << (o.graph ? std::string("null") : std::to_string(graph_default_max_bytes))
-       << ",\n  \"results\": [\n";
+       << ",\n  \"timings_meaningful\": " << (world <= ndev ? "true" : "false")
+       << ",\n  \"graph_max_bytes\": " << (o.graph ? std::string("null") : std::to_string(graph_default_max_bytes)) << ",\n  \"results\": [\n";
     for (std::size_t i = 0; i < results.size(); ++i) {
       const auto& r = results[i];
       const double s = double(r.c.bytes) / (r.median_us * 1e3);  // GB/s
@@ -607,9 +613,8 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
       const auto ig = nccl_graph_us.find({int(r.c.type), r.c.bytes});
       const double gsp = ig != nccl_graph_us.end() && ig->second > 0 && r.graph_us > 0 ? ig->second / r.graph_us : 0.0;
       // the model's limit: for the two-shot and NCCL (the one-shot's is not modelled)
-      const double ratio = visit_codec(r.c.codec, [](auto tag) {
-        return double(codec::tile_bytes<typename decltype(tag)::type>) / (2.0 * codec::tile_values);
-      });
+      const double ratio =
+          visit_codec(r.c.codec, [](auto tag) { return double(codec::tile_bytes<typename decltype(tag)::type>) / (2.0 * codec::tile_values); });
       const bool modelled = r.c.algorithm == "nccl" || r.ran == "twoshot";
       const double lim = modelled ? bench::limit_us(model, double(r.c.bytes), ratio, r.c.algorithm == "nccl") : 0.0;
       const double of = lim > 0 ? lim / r.median_us : 0.0;
@@ -617,14 +622,15 @@ int rank_main(int rank, int world, const options& o, bootstrap& bs) {
                   human(r.c.bytes).c_str(), r.c.algorithm == "auto" ? ("auto:" + r.ran).c_str() : r.c.algorithm.c_str(),
                   r.c.algorithm == "nccl" ? "-" : codec_name(r.c.codec), r.median_us, r.p10_us, r.p90_us, s, bus, sp, r.graph_us, gsp, lim, of,
                   r.rel_l2, r.identical ? "yes" : "NO");
-      csv << dtype_name(r.c.type) << "," << r.c.bytes << "," << r.c.algorithm << "," << r.ran << "," << codec_name(r.c.codec) << ","
-          << r.median_us << "," << r.p10_us << "," << r.p90_us << "," << s << "," << bus << "," << sp << "," << r.graph_us << "," << gsp << ","
-          << lim << "," << of << "," << r.rel_l2 << "," << (r.identical ? 1 : 0) << "\n";
+      csv << dtype_name(r.c.type) << "," << r.c.bytes << "," << r.c.algorithm << "," << r.ran << "," << codec_name(r.c.codec) << "," << r.median_us
+          << "," << r.p10_us << "," << r.p90_us << "," << s << "," << bus << "," << sp << "," << r.graph_us << "," << gsp << "," << lim << "," << of
+          << "," << r.rel_l2 << "," << (r.identical ? 1 : 0) << "\n";
       js << "    {\"dtype\": \"" << dtype_name(r.c.type) << "\", \"bytes\": " << r.c.bytes << ", \"algorithm\": \"" << r.c.algorithm
          << "\", \"ran\": \"" << r.ran << "\", \"codec\": \"" << codec_name(r.c.codec) << "\", \"median_us\": " << r.median_us
          << ", \"p10_us\": " << r.p10_us << ", \"p90_us\": " << r.p90_us << ", \"algbw_GBps\": " << s << ", \"busbw_GBps\": " << bus
-         << ", \"speedup_vs_nccl\": " << sp << ", \"graph_us\": " << r.graph_us << ", \"graph_speedup_vs_nccl\": " << gsp << ", \"limit_us\": " << lim << ", \"rel_l2\": " << r.rel_l2 << ", \"identical\": " << (r.identical ? "true" : "false")
-         << "}" << (i + 1 < results.size() ? "," : "") << "\n";
+         << ", \"speedup_vs_nccl\": " << sp << ", \"graph_us\": " << r.graph_us << ", \"graph_speedup_vs_nccl\": " << gsp << ", \"limit_us\": " << lim
+         << ", \"rel_l2\": " << r.rel_l2 << ", \"identical\": " << (r.identical ? "true" : "false") << "}" << (i + 1 < results.size() ? "," : "")
+         << "\n";
     }
     js << "  ]\n}\n";
     std::printf("\nwrote %s.csv and %s.json\n", stem.c_str(), stem.c_str());
@@ -651,7 +657,7 @@ constexpr int tput_tiles = 4;
 template <class C, class T>
 __global__ void __launch_bounds__(block_threads) tput_encode(const T* in, std::size_t n, std::byte* out) {
   const std::size_t tiles = (n + codec::tile_values - 1) / codec::tile_values, whole = tiles / tput_tiles * tput_tiles;
-  const auto tile_at = [&](std::size_t tile, float (&x)[8]) {
+  const auto tile_at = [&](std::size_t tile, float(&x)[8]) {
     if constexpr (codec::always_rotated<C>) device::rotate<C>(x, int(threadIdx.x));
     device::store_lane<C>(out + tile * codec::tile_bytes<C>, int(threadIdx.x), device::encode_lane<C, T>(x));
   };
@@ -671,7 +677,7 @@ __global__ void __launch_bounds__(block_threads) tput_encode(const T* in, std::s
 template <class C, class T>
 __global__ void __launch_bounds__(block_threads) tput_decode(const std::byte* in, std::size_t n, T* out) {
   const std::size_t tiles = (n + codec::tile_values - 1) / codec::tile_values, whole = tiles / tput_tiles * tput_tiles;
-  const auto tile_at = [&](std::size_t tile, float (&y)[8]) {
+  const auto tile_at = [&](std::size_t tile, float(&y)[8]) {
     if constexpr (codec::always_rotated<C>) device::unrotate<C>(y, int(threadIdx.x));
     device::store8(out, n, tile * codec::tile_values + 8 * threadIdx.x, y);
   };
@@ -725,8 +731,8 @@ int codec_throughput(std::size_t bytes, const std::string& out_dir) {
           const double e = double(bytes + eb) / (e_ms * 1e6), d = double(bytes + eb) / (d_ms * 1e6);
           const std::string label = std::string(C::name) + (codec::always_rotated<C> ? "+rot" : "");
           std::printf("%-9s %-5s %14.0f %8.0f%% %14.0f %8.0f%%\n", label.c_str(), dtype_name(t), e, 100 * e / copy_gbs, d, 100 * d / copy_gbs);
-          csv << rt::device_name(0) << "," << today() << "," << C::name << "," << dtype_name(t) << "," << bytes << "," << copy_gbs << ","
-              << e << "," << d << "\n";
+          csv << rt::device_name(0) << "," << today() << "," << C::name << "," << dtype_name(t) << "," << bytes << "," << copy_gbs << "," << e << ","
+              << d << "\n";
         };
         if (t == dtype::f16) run(std::type_identity<f16>{});
         else run(std::type_identity<bf16>{});
@@ -796,8 +802,7 @@ int main(int argc, char** argv) {
       else if (a == "--fused") {
         o.fused = true;
         if (!codecs_given) o.codecs = {codec_kind::none, codec_kind::fp8, codec_kind::fp4};
-      }
-      else if (a == "--out") o.out = next();
+      } else if (a == "--out") o.out = next();
       else if (a == "--bytes") codec_bytes = parse_size(a, next(), 1 << 20);
       else if (a == "--help" || a == "-h") return usage(stdout, 0);
       else throw std::runtime_error("unknown option " + a);

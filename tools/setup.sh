@@ -17,7 +17,7 @@ rocm="$tc/rocm"
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 
-want=(cmake clang-22 clang-tools-22 lld-22 doctest-dev g++ python3 python3-numpy python3-matplotlib)
+want=(cmake clang-22 clang-tools-22 lld-22 clang-format doctest-dev g++ python3 python3-numpy python3-matplotlib)
 [ $host_only -eq 1 ] && want=(g++ python3)
 need_pkgs=()
 for p in "${want[@]}"; do

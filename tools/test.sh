@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The test command (CI runs it through .ci/run). Steps, each reported as passed or failed:
-#   host tests (doctest, g++ and clang-22), self-contained headers, install + find_package, the
-#   dispatch table matches its generator, every example/test/benchmark compiles for sm_90 and sm_100a
-#   (nvcc) and the examples for gfx942 and gfx950 (clang-22 HIP), the machine-code checks, the Python
-#   package's pure-Python tests, and, where a GPU is visible, the GPU tests.
+#   source format (.clang-format), host tests (doctest, g++ and clang-22), self-contained headers,
+#   install + find_package, the dispatch table matches its generator, every example/test/benchmark
+#   compiles for sm_90 and sm_100a (nvcc) and the examples for gfx942 and gfx950 (clang-22 HIP), the
+#   machine-code checks, the Python package's pure-Python tests, and, where a GPU is visible, the GPU
+#   tests.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -122,6 +123,12 @@ python_tests() {
 }
 
 echo "test: host"
+source_format() {  # every tracked C++/CUDA source follows .clang-format
+  local files
+  mapfile -t files < <(git ls-files '*.hpp' '*.cpp' '*.cu' | grep -v '^docs/')
+  clang-format --dry-run -Werror "${files[@]}"
+}
+step format source_format
 step host-tests-gcc host_gcc
 step host-tests-clang22 host_clang
 step headers-self-contained headers

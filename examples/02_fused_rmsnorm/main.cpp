@@ -30,8 +30,7 @@ int main() {
     rt::memcpy_sync(weight, twos.data(), hidden * sizeof(bf16));
 
     // residual updated in place, y written over x
-    comm.all_reduce_rmsnorm(x, residual, weight, residual, x, tokens, hidden, 1e-6f, qreduce::dtype::bf16,
-                            {.codec = qreduce::codec_kind::fp8});
+    comm.all_reduce_rmsnorm(x, residual, weight, residual, x, tokens, hidden, 1e-6f, qreduce::dtype::bf16, {.codec = qreduce::codec_kind::fp8});
     rt::device_synchronize();
     comm.check();
 
@@ -39,8 +38,8 @@ int main() {
     rt::memcpy_sync(r.data(), residual, n * sizeof(bf16));
     rt::memcpy_sync(y.data(), x, n * sizeof(bf16));
     // residual = world + 1 everywhere, so each row normalizes to 1, times the weight 2
-    std::printf("rank %d: residual[0] = %g (expected %d), y[0] = %g (expected 2)\n", rank,
-                qreduce::numeric::to_float(r[0]), world + 1, qreduce::numeric::to_float(y[0]));
+    std::printf("rank %d: residual[0] = %g (expected %d), y[0] = %g (expected 2)\n", rank, qreduce::numeric::to_float(r[0]), world + 1,
+                qreduce::numeric::to_float(y[0]));
 
     // again, y as FP8 E4M3 codes with one f32 scale per token (epilogue/outputs.hpp)
     auto* q = static_cast<std::uint8_t*>(rt::malloc_device(n));

@@ -100,8 +100,7 @@ int main() {
     compress_kernel<<<unsigned(n / qreduce::codec::tile_values), qreduce::block_threads>>>(dx, n, enc);
     rt::check_launch("compress_kernel");
     rt::device_synchronize();
-    std::printf("rank %d: compressed %zu values into %zu bytes of fp8 tiles\n", rank, n,
-                qreduce::codec::encoded_bytes<qreduce::codec::fp8>(n));
+    std::printf("rank %d: compressed %zu values into %zu bytes of fp8 tiles\n", rank, n, qreduce::codec::encoded_bytes<qreduce::codec::fp8>(n));
     rt::free_device(enc);
     rt::free_device(dx);
     rt::free_device(dbias);

@@ -36,8 +36,7 @@ namespace qreduce {
 // The communicator over a transport (transport/peer_memory.hpp), compiled for a set of codecs
 // (codec/all.hpp; `none` is always in) and of world sizes: a program instantiates the kernels of
 // those only. `communicator` has every codec and world size; `communicator_for<codec::fp4>` one codec.
-template <transport::transport_policy Transport = transport::default_transport, class Codecs = all_codecs_set,
-          class Worlds = all_worlds>
+template <transport::transport_policy Transport = transport::default_transport, class Codecs = all_codecs_set, class Worlds = all_worlds>
 class basic_communicator {
  public:
   using transport_type = Transport;
@@ -153,8 +152,7 @@ class basic_communicator {
 
   // Sums `count` values of every rank's `in` into every rank's `out` (in == out is allowed).
   // Returns the algorithm that ran. Throws errc::invalid_argument (nothing written) for bad input.
-  algorithm_kind all_reduce(const void* in, void* out, std::size_t count, dtype type, allreduce_options opts = {},
-                            rt::stream_t stream = nullptr) {
+  algorithm_kind all_reduce(const void* in, void* out, std::size_t count, dtype type, allreduce_options opts = {}, rt::stream_t stream = nullptr) {
     usable("all_reduce");
     const auto prepared = prepare("all_reduce", {in, out, count, type, opts}, {in, out}, false, stream);
     if (!prepared) return opts.algorithm;
@@ -172,23 +170,22 @@ class basic_communicator {
   //   residual_out = allreduce(x) + residual;  y = residual_out / rms(row) * weight
   // residual_out may be residual, y may be x. hidden: a multiple of 8, at most 65536. The fallback is
   // never used here (it cannot fuse): `auto` picks the one-shot or the two-shot.
-  algorithm_kind all_reduce_rmsnorm(const void* x, const void* residual, const void* weight, void* residual_out, void* y,
-                                    std::size_t rows, std::size_t hidden, float eps, dtype type,
-                                    allreduce_options opts = {}, rt::stream_t stream = nullptr) {
-    if (auto why = check_args({x, y, rows * hidden, type, opts}, false))
-      throw error(errc::invalid_argument, "all_reduce_rmsnorm: " + *why);
+  algorithm_kind all_reduce_rmsnorm(const void* x, const void* residual, const void* weight, void* residual_out, void* y, std::size_t rows,
+                                    std::size_t hidden, float eps, dtype type, allreduce_options opts = {}, rt::stream_t stream = nullptr) {
+    if (auto why = check_args({x, y, rows * hidden, type, opts}, false)) throw error(errc::invalid_argument, "all_reduce_rmsnorm: " + *why);
     if (type == dtype::f16)
-      return all_reduce_rmsnorm(x, residual, weight, residual_out, epilogue::out_native<f16>{static_cast<f16*>(y)}, rows, hidden, eps, type, opts, stream);
-    return all_reduce_rmsnorm(x, residual, weight, residual_out, epilogue::out_native<bf16>{static_cast<bf16*>(y)}, rows, hidden, eps, type, opts, stream);
+      return all_reduce_rmsnorm(x, residual, weight, residual_out, epilogue::out_native<f16>{static_cast<f16*>(y)}, rows, hidden, eps, type, opts,
+                                stream);
+    return all_reduce_rmsnorm(x, residual, weight, residual_out, epilogue::out_native<bf16>{static_cast<bf16*>(y)}, rows, hidden, eps, type, opts,
+                              stream);
   }
 
   // The same with y quantized for the next GEMM (epilogue/outputs.hpp): `out` is an
   // epilogue::out_fp8_per_token, out_mxfp4 or out_nvfp4 (hidden a multiple of 8, 32 or 16); its
   // buffers must not overlap the inputs. The same kernels run every output (chosen at run time).
   template <epilogue::norm_output Out>
-  algorithm_kind all_reduce_rmsnorm(const void* x, const void* residual, const void* weight, void* residual_out, const Out& out,
-                                    std::size_t rows, std::size_t hidden, float eps, dtype type,
-                                    allreduce_options opts = {}, rt::stream_t stream = nullptr) {
+  algorithm_kind all_reduce_rmsnorm(const void* x, const void* residual, const void* weight, void* residual_out, const Out& out, std::size_t rows,
+                                    std::size_t hidden, float eps, dtype type, allreduce_options opts = {}, rt::stream_t stream = nullptr) {
     usable("all_reduce_rmsnorm");
     if (hidden == 0 || hidden % 8 != 0 || hidden % Out::group != 0 || hidden > 65536)
       throw error(errc::invalid_argument, std::string("all_reduce_rmsnorm: hidden must be a positive multiple of ") +
@@ -216,8 +213,12 @@ class basic_communicator {
     auto run = [&](auto ttag) {
       using T = typename decltype(ttag)::type;
       if constexpr (requires { epilogue::any_output<T>::of(out); }) {  // else refused by check_output
-        epilogue::residual_rmsnorm<T> ep{static_cast<const T*>(residual), static_cast<T*>(residual_out), static_cast<const T*>(weight),
-                                         epilogue::any_output<T>::of(out), hidden, eps};
+        epilogue::residual_rmsnorm<T> ep{static_cast<const T*>(residual),
+                                         static_cast<T*>(residual_out),
+                                         static_cast<const T*>(weight),
+                                         epilogue::any_output<T>::of(out),
+                                         hidden,
+                                         eps};
         if (c.algorithm == algorithm_kind::two_shot && ep.out.kind == epilogue::norm_output_kind::native) {
           // The two-shot writes its sums into y and a kernel of rows does the rest (rmsnorm.hpp): no
           // residual loads inside the two-shot's steps (1.1-1.3x faster from 256 tokens, docs/design.md).
@@ -249,8 +250,7 @@ class basic_communicator {
   // on first use: ranks that share one device need
   // CUDA_MODULE_LOADING=EAGER (or a first call before any peer spins), see docs/design.md.
   template <class T, class Ep>
-  algorithm_kind all_reduce_with(const T* in, T* out, std::size_t count, const Ep& ep, allreduce_options opts = {},
-                                 rt::stream_t stream = nullptr) {
+  algorithm_kind all_reduce_with(const T* in, T* out, std::size_t count, const Ep& ep, allreduce_options opts = {}, rt::stream_t stream = nullptr) {
     usable("all_reduce_with");
     const auto prepared = prepare("all_reduce_with", {in, out, count, dtype_of<T>, opts}, {in, out}, true, stream);
     if (!prepared) return opts.algorithm;
@@ -273,12 +273,14 @@ class basic_communicator {
     // Named by the root cause: the category and the rank at fault are the same on every rank, whether
     // it saw the fault itself or was stopped by the peer that did.
     const std::string me = "rank " + std::to_string(rank_) + ": ", culprit = "rank " + std::to_string(e.culprit);
-    const std::string seen_by = fault(e.reason) == fault::aborted ? " (seen by rank " + std::to_string(e.peer) + ", which stopped this rank's kernels)"
-                                                                  : " (phase " + std::to_string(e.phase) + ", block " + std::to_string(e.block) +
-                                                                        ", round " + std::to_string(e.seq) + ", its flag at " + std::to_string(e.seen) + ")";
+    const std::string seen_by = fault(e.reason) == fault::aborted
+                                    ? " (seen by rank " + std::to_string(e.peer) + ", which stopped this rank's kernels)"
+                                    : " (phase " + std::to_string(e.phase) + ", block " + std::to_string(e.block) + ", round " +
+                                          std::to_string(e.seq) + ", its flag at " + std::to_string(e.seen) + ")";
     const std::string after = "; the communicator is unusable: destroy it and create a new one on every rank";
     if (fault(e.cause) == fault::bad_launch && fault(e.reason) == fault::aborted)
-      throw error(errc::invalid_argument, me + culprit + " launched the two-shot with a grid or tiles per segment its workspace does not hold" + after);
+      throw error(errc::invalid_argument,
+                  me + culprit + " launched the two-shot with a grid or tiles per segment its workspace does not hold" + after);
     if (fault(e.cause) == fault::bad_launch)
       throw error(errc::invalid_argument, me + "a kernel launched the two-shot with a grid of " + std::to_string(e.seq) + " blocks and " +
                                               std::to_string(e.seen) + " tiles per segment: the workspace holds " +
@@ -401,7 +403,7 @@ class basic_communicator {
     std::int32_t device;
     typename Transport::shared_handle handle;
     std::byte* ptr;
-    process_id proc;         // which process this rank is, to tell one that exited (dead_peers)
+    process_id proc;  // which process this rank is, to tell one that exited (dead_peers)
     creation_status status;  // this rank's failure before this all-gather
   };
 
@@ -539,8 +541,8 @@ class basic_communicator {
     visit_codec<codecs>(c.codec, [&](auto tag) {
       using C = typename decltype(tag)::type;
       const auto p = algorithm::plan_two_shot(h_.layout, codec::tile_bytes<C>, n);
-      algorithm::two_shot_kernel<Transport, C, T, W, Ep><<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate, ep,
-                                                                                                          call_epilogue);
+      algorithm::two_shot_kernel<Transport, C, T, W, Ep>
+          <<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate, ep, call_epilogue);
     });
     rt::check_launch("two_shot_kernel");
     if constexpr (row_wise) launch_rows(ep, n / row_values, s);

@@ -19,7 +19,8 @@
 #pragma once
 
 #if __cplusplus < 202002L
-#error "qreduce needs C++20: compile with -std=c++20 (nvcc and clang -x hip too; in CMake, CUDA code needs -std=c++20 in CMAKE_CUDA_FLAGS or the target's options)"
+#error \
+    "qreduce needs C++20: compile with -std=c++20 (nvcc and clang -x hip too; in CMake, CUDA code needs -std=c++20 in CMAKE_CUDA_FLAGS or the target's options)"
 #endif
 
 #include <cstddef>
@@ -79,8 +80,8 @@
 #define QR_HAS_NATIVE_FP8_E4M3_CVT 1
 #endif
 // The e2m1x2 conversion exists only in the architecture-specific (sm_100a, sm_101a, ...) targets.
-#if defined(__CUDA_ARCH_FEAT_SM100_ALL) || defined(__CUDA_ARCH_FEAT_SM101_ALL) || \
-    defined(__CUDA_ARCH_FEAT_SM103_ALL) || defined(__CUDA_ARCH_FEAT_SM120_ALL)
+#if defined(__CUDA_ARCH_FEAT_SM100_ALL) || defined(__CUDA_ARCH_FEAT_SM101_ALL) || defined(__CUDA_ARCH_FEAT_SM103_ALL) || \
+    defined(__CUDA_ARCH_FEAT_SM120_ALL)
 #undef QR_HAS_NATIVE_FP4_CVT
 #define QR_HAS_NATIVE_FP4_CVT 1
 #endif

@@ -34,7 +34,8 @@ struct dispatch_overrides {
     }
     if (const char* v = std::getenv("QREDUCE_CODEC"); v && *v) {
       o.codec = parse_codec(v);
-      if (!o.codec) throw error(errc::invalid_argument, std::string("QREDUCE_CODEC=") + v + ": unknown codec; one of " + codec_names<all_codecs_set>());
+      if (!o.codec)
+        throw error(errc::invalid_argument, std::string("QREDUCE_CODEC=") + v + ": unknown codec; one of " + codec_names<all_codecs_set>());
     }
     if (auto v = env_unsigned("QREDUCE_QUANT_MIN_BYTES", 0, 1ull << 50, true)) o.quant_min_bytes = std::size_t(*v);
     if (auto v = env_unsigned("QREDUCE_QUANT_MAX_BYTES", 0, 1ull << 50, true)) o.quant_max_bytes = std::size_t(*v);
@@ -64,8 +65,8 @@ inline algorithm_kind table_choice(int arch, int world, codec_kind codec, std::s
 }
 
 // What an `auto` call runs. max_oneshot_bytes: the one-shot's capacity in this communicator.
-inline dispatch_choice choose(int arch, int world, codec_kind codec, std::size_t bytes, bool has_fallback,
-                              std::size_t max_oneshot_bytes, const dispatch_overrides& o) {
+inline dispatch_choice choose(int arch, int world, codec_kind codec, std::size_t bytes, bool has_fallback, std::size_t max_oneshot_bytes,
+                              const dispatch_overrides& o) {
   if (o.codec) codec = *o.codec;
   algorithm_kind a = o.algorithm ? *o.algorithm : table_choice(arch, world, codec, bytes);
   if (!o.algorithm && codec != codec_kind::none) {

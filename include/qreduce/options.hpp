@@ -21,10 +21,14 @@ enum class algorithm_kind : std::uint8_t { automatic = 0, one_shot, two_shot, fa
 
 inline const char* algorithm_name(algorithm_kind a) {
   switch (a) {
-    case algorithm_kind::automatic: return "auto";
-    case algorithm_kind::one_shot: return "oneshot";
-    case algorithm_kind::two_shot: return "twoshot";
-    case algorithm_kind::fallback: return "fallback";
+    case algorithm_kind::automatic:
+      return "auto";
+    case algorithm_kind::one_shot:
+      return "oneshot";
+    case algorithm_kind::two_shot:
+      return "twoshot";
+    case algorithm_kind::fallback:
+      return "fallback";
   }
   return "?";
 }
@@ -35,19 +39,19 @@ inline std::optional<algorithm_kind> parse_algorithm(std::string_view s) {
 }
 
 struct allreduce_options {
-  codec_kind codec = codec_kind::none;           // the two-shot's codec
+  codec_kind codec = codec_kind::none;  // the two-shot's codec
   algorithm_kind algorithm = algorithm_kind::automatic;
   bool rotate = false;  // Walsh-Hadamard rotation around the codec (int8 and int4m always rotate)
 };
 
 struct comm_config {
-  int max_blocks = 0;                  // cap on both grids; 0: the device's multiprocessor count for the
-                                       // one-shot, twoshot_blocks_per_sm(world) times it for the two-shot
-  std::size_t round_bytes = 0;         // two-shot: encoded bytes a block sends per phase per round;
-                                       // 0: 16 KiB, or 4 KiB a rank where that is more (8 ranks)
+  int max_blocks = 0;  // cap on both grids; 0: the device's multiprocessor count for the
+                       // one-shot, twoshot_blocks_per_sm(world) times it for the two-shot
+  std::size_t round_bytes = 0;  // two-shot: encoded bytes a block sends per phase per round;
+                                // 0: 16 KiB, or 4 KiB a rank where that is more (8 ranks)
   std::size_t max_workspace_bytes = std::size_t(64) << 20;  // the two-shot grid shrinks to fit
-  int oneshot_values_per_block = 4096; // one-shot capacity per block (multiple of 2048)
-  std::uint64_t timeout_ms = 10000;    // bound on every wait for a peer
+  int oneshot_values_per_block = 4096;  // one-shot capacity per block (multiple of 2048)
+  std::uint64_t timeout_ms = 10000;  // bound on every wait for a peer
 };
 
 // Parses an unsigned number as a whole: decimal digits, optionally followed by one of the binary
@@ -76,8 +80,9 @@ inline std::optional<std::uint64_t> env_unsigned(const char* name, std::uint64_t
   if (v == nullptr || *v == '\0') return std::nullopt;
   const auto x = parse_unsigned(v, sizes);
   if (!x || *x < lo || *x > hi)
-    throw error(errc::invalid_argument, std::string(name) + "=" + v + ": expected " + (sizes ? "a size in bytes (K, M, G suffixes allowed)" : "a whole number") +
-                                            " in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    throw error(errc::invalid_argument, std::string(name) + "=" + v + ": expected " +
+                                            (sizes ? "a size in bytes (K, M, G suffixes allowed)" : "a whole number") + " in [" + std::to_string(lo) +
+                                            ", " + std::to_string(hi) + "]");
   return x;
 }
 
@@ -126,8 +131,8 @@ inline void validate_config(const comm_config& c, int world) {
   const std::size_t min_round = std::size_t(world) * codec::tile_bytes<codec::passthrough>;
   const std::size_t round = round_bytes_for(c, world);
   if (round < min_round || round > (std::size_t(1) << 20) || round % (256 * std::size_t(world)) != 0)
-    throw error(errc::invalid_argument, "round_bytes must be a multiple of " + std::to_string(256 * world) + " in [" +
-                                            std::to_string(min_round) + ", 1048576] for " + std::to_string(world) + " ranks");
+    throw error(errc::invalid_argument, "round_bytes must be a multiple of " + std::to_string(256 * world) + " in [" + std::to_string(min_round) +
+                                            ", 1048576] for " + std::to_string(world) + " ranks");
   if (c.oneshot_values_per_block < codec::tile_values || c.oneshot_values_per_block % codec::tile_values != 0 ||
       c.oneshot_values_per_block > 64 * codec::tile_values)
     throw error(errc::invalid_argument, "oneshot_values_per_block must be a multiple of 2048 in [2048, 131072]");
@@ -163,8 +168,9 @@ inline grids propose_grids(const comm_config& c, int world, int multiprocessors)
     // 132 multiprocessors ran 4-10% slower than 396; docs/design.md).
     if (fit < want) want = fit >= mp ? fit / mp * mp : fit;
     if (want < 1)
-      throw error(errc::invalid_argument, "max_workspace_bytes " + std::to_string(c.max_workspace_bytes) + " holds no two-shot block: it needs at least " +
-                                              std::to_string(fixed + per) + " bytes with round_bytes " + std::to_string(wc.round_bytes));
+      throw error(errc::invalid_argument, "max_workspace_bytes " + std::to_string(c.max_workspace_bytes) +
+                                              " holds no two-shot block: it needs at least " + std::to_string(fixed + per) +
+                                              " bytes with round_bytes " + std::to_string(wc.round_bytes));
     g.two_shot = std::int32_t(want);
     if (g.one_shot <= g.two_shot) break;
     g.one_shot = g.two_shot;
@@ -177,7 +183,7 @@ inline grids propose_grids(const comm_config& c, int world, int multiprocessors)
 // all-gather the failed rank never joins (a bad environment on one rank, an allocation that fails).
 struct creation_status {
   std::int32_t code = -1;  // -1: fine; else the errc of the failure
-  char what[236] = {};     // its message, truncated
+  char what[236] = {};  // its message, truncated
 
   bool failed() const { return code >= 0; }
   static creation_status of(errc c, const std::string& message) {
@@ -243,7 +249,8 @@ inline grids check_agreement(const rank_info* all, int world) {
     if (a.magic != all[0].magic || a.abi != all[0].abi)
       throw error(errc::mismatch, who + " runs qreduce ABI " + std::to_string(a.abi) + ", rank 0 runs " + std::to_string(all[0].abi));
     if (a.rank != r) throw error(errc::mismatch, "the bootstrap put rank " + std::to_string(a.rank) + " in place " + std::to_string(r));
-    if (a.world != world) throw error(errc::mismatch, who + " says the world has " + std::to_string(a.world) + " ranks, the bootstrap has " + std::to_string(world));
+    if (a.world != world)
+      throw error(errc::mismatch, who + " says the world has " + std::to_string(a.world) + " ranks, the bootstrap has " + std::to_string(world));
     if (a.round_bytes != all[0].round_bytes || a.oneshot_values_per_block != all[0].oneshot_values_per_block)
       throw error(errc::mismatch, who + " asks for a different workspace (round_bytes " + std::to_string(a.round_bytes) +
                                       ", oneshot_values_per_block " + std::to_string(a.oneshot_values_per_block) + ") than rank 0");

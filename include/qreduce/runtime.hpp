@@ -106,9 +106,7 @@ inline void* host_device_pointer(void* host) {
   return d;
 }
 inline void memset_device(void* p, int v, std::size_t n) { check(QR_RT(Memset)(p, v, n), "Memset"); }
-inline void memcpy_sync(void* dst, const void* src, std::size_t n) {
-  check(QR_RT(Memcpy)(dst, src, n, QR_RT(MemcpyDefault)), "Memcpy");
-}
+inline void memcpy_sync(void* dst, const void* src, std::size_t n) { check(QR_RT(Memcpy)(dst, src, n, QR_RT(MemcpyDefault)), "Memcpy"); }
 // Copies n bytes on a stream of its own that waits for no other stream, so the copy runs beside
 // kernels in flight (which may be waiting for it), and waits for that copy only.
 inline void memcpy_beside(void* dst, const void* src, std::size_t n) {

@@ -114,16 +114,16 @@ std::shared_ptr<qreduce::communicator> rmsnorm_comm(int64_t comm, const at::Tens
 }
 
 // returns y; residual is updated in place
-at::Tensor all_reduce_rmsnorm(const at::Tensor& x, at::Tensor& residual, const at::Tensor& weight, double eps, int64_t comm,
-                              int64_t codec, int64_t algorithm, bool rotate) {
+at::Tensor all_reduce_rmsnorm(const at::Tensor& x, at::Tensor& residual, const at::Tensor& weight, double eps, int64_t comm, int64_t codec,
+                              int64_t algorithm, bool rotate) {
   const auto held = rmsnorm_comm(comm, x, residual, weight);
   auto& c = *held;
   const std::size_t hidden = std::size_t(x.size(-1)), rows = std::size_t(x.numel()) / hidden;
   at::Tensor y = at::empty_like(x);
   c10::cuda::CUDAGuard guard(x.device());
   try {
-    c.all_reduce_rmsnorm(x.data_ptr(), residual.data_ptr(), weight.data_ptr(), residual.data_ptr(), y.data_ptr(), rows, hidden,
-                         float(eps), dtype_of(x), options(codec, algorithm, rotate), at::cuda::getCurrentCUDAStream().stream());
+    c.all_reduce_rmsnorm(x.data_ptr(), residual.data_ptr(), weight.data_ptr(), residual.data_ptr(), y.data_ptr(), rows, hidden, float(eps),
+                         dtype_of(x), options(codec, algorithm, rotate), at::cuda::getCurrentCUDAStream().stream());
   } catch (const qreduce::error& e) {
     TORCH_CHECK(false, e.what());
   }
@@ -132,9 +132,9 @@ at::Tensor all_reduce_rmsnorm(const at::Tensor& x, at::Tensor& residual, const a
 
 // The same with y quantized (epilogue/outputs.hpp). out_format: 1 fp8 per token, 2 mxfp4, 3 nvfp4
 // (global_scale: a 1-element float32 tensor). Returns (codes, scales); residual is updated in place.
-std::tuple<at::Tensor, at::Tensor> all_reduce_rmsnorm_quant(const at::Tensor& x, at::Tensor& residual, const at::Tensor& weight,
-                                                            double eps, int64_t out_format, const std::optional<at::Tensor>& global_scale,
-                                                            int64_t comm, int64_t codec, int64_t algorithm, bool rotate) {
+std::tuple<at::Tensor, at::Tensor> all_reduce_rmsnorm_quant(const at::Tensor& x, at::Tensor& residual, const at::Tensor& weight, double eps,
+                                                            int64_t out_format, const std::optional<at::Tensor>& global_scale, int64_t comm,
+                                                            int64_t codec, int64_t algorithm, bool rotate) {
   const auto held = rmsnorm_comm(comm, x, residual, weight);
   auto& c = *held;
   TORCH_CHECK(out_format >= 1 && out_format <= 3, "qreduce: bad output format id ", out_format);
@@ -143,8 +143,8 @@ std::tuple<at::Tensor, at::Tensor> all_reduce_rmsnorm_quant(const at::Tensor& x,
   auto u8 = x.options().dtype(at::kByte);
   at::Tensor q, scale;
   if (out_format == 3)
-    TORCH_CHECK(global_scale.has_value() && global_scale->is_cuda() && global_scale->scalar_type() == at::kFloat &&
-                    global_scale->numel() == 1 && global_scale->device() == x.device(),
+    TORCH_CHECK(global_scale.has_value() && global_scale->is_cuda() && global_scale->scalar_type() == at::kFloat && global_scale->numel() == 1 &&
+                    global_scale->device() == x.device(),
                 "qreduce: nvfp4 needs global_scale, a 1-element float32 tensor on the communicator's device");
   const std::int64_t group = out_format == 1 ? 1 : (out_format == 2 ? 32 : 16);
   TORCH_CHECK(hidden % group == 0, "qreduce: hidden must be a multiple of ", group, " for this output");
@@ -160,9 +160,8 @@ std::tuple<at::Tensor, at::Tensor> all_reduce_rmsnorm_quant(const at::Tensor& x,
     scale = at::empty(shape, u8);
   }
   auto run = [&](const auto& out) {
-    c.all_reduce_rmsnorm(x.data_ptr(), residual.data_ptr(), weight.data_ptr(), residual.data_ptr(), out, std::size_t(rows),
-                         std::size_t(hidden), float(eps), dtype_of(x), options(codec, algorithm, rotate),
-                         at::cuda::getCurrentCUDAStream().stream());
+    c.all_reduce_rmsnorm(x.data_ptr(), residual.data_ptr(), weight.data_ptr(), residual.data_ptr(), out, std::size_t(rows), std::size_t(hidden),
+                         float(eps), dtype_of(x), options(codec, algorithm, rotate), at::cuda::getCurrentCUDAStream().stream());
   };
   auto* qp = q.data_ptr<std::uint8_t>();
   try {
@@ -183,8 +182,9 @@ TORCH_LIBRARY(qreduce, m) {
   m.def("all_reduce(Tensor input, int comm, int codec, int algorithm, bool rotate) -> Tensor");
   m.def("all_reduce_out(Tensor input, Tensor(a!) out, int comm, int codec, int algorithm, bool rotate) -> ()");
   m.def("all_reduce_rmsnorm(Tensor x, Tensor(a!) residual, Tensor weight, float eps, int comm, int codec, int algorithm, bool rotate) -> Tensor");
-  m.def("all_reduce_rmsnorm_quant(Tensor x, Tensor(a!) residual, Tensor weight, float eps, int out_format, Tensor? global_scale, "
-        "int comm, int codec, int algorithm, bool rotate) -> (Tensor, Tensor)");
+  m.def(
+      "all_reduce_rmsnorm_quant(Tensor x, Tensor(a!) residual, Tensor weight, float eps, int out_format, Tensor? global_scale, "
+      "int comm, int codec, int algorithm, bool rotate) -> (Tensor, Tensor)");
 }
 TORCH_LIBRARY_IMPL(qreduce, CUDA, m) {
   m.impl("all_reduce", &all_reduce);

@@ -21,16 +21,16 @@ namespace qrtest {
 // Atomic: ranks that are threads count into the same totals at once.
 inline std::atomic<int> failures{0}, passes{0};
 
-#define QR_EXPECT(cond, ...)                                                      \
-  do {                                                                            \
-    if (cond) {                                                                   \
-      ++qrtest::passes;                                                           \
-    } else {                                                                      \
-      ++qrtest::failures;                                                         \
-      std::fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
-      std::fprintf(stderr, __VA_ARGS__);                                          \
-      std::fprintf(stderr, "\n");                                                 \
-    }                                                                             \
+#define QR_EXPECT(cond, ...)                                               \
+  do {                                                                     \
+    if (cond) {                                                            \
+      ++qrtest::passes;                                                    \
+    } else {                                                               \
+      ++qrtest::failures;                                                  \
+      std::fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+      std::fprintf(stderr, __VA_ARGS__);                                   \
+      std::fprintf(stderr, "\n");                                          \
+    }                                                                      \
   } while (0)
 
 #define QR_CUDA(call) qreduce::rt::check((call), #call)

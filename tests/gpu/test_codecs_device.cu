@@ -139,16 +139,16 @@ void check_codec(const std::vector<T>& in, bool rotate, const char* what) {
       first = i;
       break;
     }
-  QR_EXPECT(first == bytes, "%s/%s %s%s: encoded bytes differ from the host reference at byte %zu", C::name,
-            dtype_name(dtype_of<T>), what, rotate ? " rotated" : "", first);
+  QR_EXPECT(first == bytes, "%s/%s %s%s: encoded bytes differ from the host reference at byte %zu", C::name, dtype_name(dtype_of<T>), what,
+            rotate ? " rotated" : "", first);
   std::size_t bad = n;
   for (std::size_t i = 0; i < n; ++i)
     if (std::memcmp(&got_dec[i], &want_dec[i], 4) != 0 && !(std::isnan(got_dec[i]) && std::isnan(want_dec[i]))) {
       bad = i;
       break;
     }
-  QR_EXPECT(bad == n, "%s/%s %s%s: decoded value %zu is %g, host reference %g", C::name, dtype_name(dtype_of<T>), what,
-            rotate ? " rotated" : "", bad, bad < n ? got_dec[bad] : 0.0f, bad < n ? want_dec[bad] : 0.0f);
+  QR_EXPECT(bad == n, "%s/%s %s%s: decoded value %zu is %g, host reference %g", C::name, dtype_name(dtype_of<T>), what, rotate ? " rotated" : "", bad,
+            bad < n ? got_dec[bad] : 0.0f, bad < n ? want_dec[bad] : 0.0f);
   QR_CUDA(cudaFree(din));
   QR_CUDA(cudaFree(denc));
   QR_CUDA(cudaFree(ddec));
@@ -214,8 +214,7 @@ void check_output(std::size_t rows, std::size_t hidden, std::size_t q_bytes, std
   y[2 * hidden + 17] = NAN;
   y[3 * hidden + hidden - 3] = -INFINITY;
   for (std::size_t k = 0; k < hidden; ++k) y[4 * hidden + k] = 0.0f;
-  for (std::size_t r = 0; r < rows; ++r)
-    am[r] = numeric::bits_float(epilogue::detail::absmax_bits(y.data() + r * hidden, int(hidden)));
+  for (std::size_t r = 0; r < rows; ++r) am[r] = numeric::bits_float(epilogue::detail::absmax_bits(y.data() + r * hidden, int(hidden)));
   const float global = 448.0f * 6.0f / 60.0f;
   std::vector<std::uint8_t> want_q(q_bytes), want_s(s_bytes), got_q(q_bytes), got_s(s_bytes);
   Out host{};
@@ -251,8 +250,8 @@ void check_output(std::size_t rows, std::size_t hidden, std::size_t q_bytes, std
     if (got_q[i] != want_q[i] && ++bad_q == 1) first = i;
   for (std::size_t i = 0; i < s_bytes; ++i)
     if (got_s[i] != want_s[i]) ++bad_s;
-  QR_EXPECT(bad_q == 0 && bad_s == 0, "output %s hidden %zu: %zu code bytes (first at %zu: %02x vs %02x) and %zu scale bytes differ",
-            Out::name, hidden, bad_q, first, first < q_bytes ? got_q[first] : 0, first < q_bytes ? want_q[first] : 0, bad_s);
+  QR_EXPECT(bad_q == 0 && bad_s == 0, "output %s hidden %zu: %zu code bytes (first at %zu: %02x vs %02x) and %zu scale bytes differ", Out::name,
+            hidden, bad_q, first, first < q_bytes ? got_q[first] : 0, first < q_bytes ? want_q[first] : 0, bad_s);
   for (void* p : {static_cast<void*>(dy), static_cast<void*>(dam), static_cast<void*>(dg), static_cast<void*>(dq), static_cast<void*>(ds)})
     QR_CUDA(cudaFree(p));
 }

@@ -73,8 +73,8 @@ void check_group_within_bound(const float* v) {
   for (int i = 0; i < group_size; ++i) {
     REQUIRE_MESSAGE(std::isfinite(out[i]), std::string(C::name) << " produced a non-finite value from " << v[i]);
     const double err = std::fabs(double(out[i]) - double(v[i])), bound = element_bound<C>(v[i], absmax, half[i / 16]);
-    REQUIRE_MESSAGE(err <= bound, std::string(C::name) << ": |" << out[i] << " - " << v[i] << "| = " << err << " > bound " << bound
-                                                       << " (absmax " << absmax << ")");
+    REQUIRE_MESSAGE(err <= bound, std::string(C::name)
+                                      << ": |" << out[i] << " - " << v[i] << "| = " << err << " > bound " << bound << " (absmax " << absmax << ")");
   }
 }
 
@@ -95,8 +95,8 @@ TEST_CASE_TEMPLATE("every codec satisfies the concept and has a 16-byte aligned 
 
 TEST_CASE("which codecs always rotate: int8 and int4m") {
   static_assert(always_rotated<int8> && always_rotated<int4m>);
-  static_assert(!always_rotated<passthrough> && !always_rotated<fp8> && !always_rotated<fp8_fnuz> && !always_rotated<int6> &&
-                !always_rotated<int4> && !always_rotated<fp4> && !always_rotated<mxfp4>);
+  static_assert(!always_rotated<passthrough> && !always_rotated<fp8> && !always_rotated<fp8_fnuz> && !always_rotated<int6> && !always_rotated<int4> &&
+                !always_rotated<fp4> && !always_rotated<mxfp4>);
 }
 
 TEST_CASE("bits per value") {
@@ -272,9 +272,11 @@ TEST_CASE("scales: the quotient without a division gives the scale of the IEEE q
 
 TEST_CASE("scales: the reciprocal of every scale is the IEEE quotient 1 / scale") {
   for (std::uint32_t s = 0x0080u; s <= 0x7e7fu; ++s)  // every bf16 scale from_absmax can make with qmax >= 4
-    CHECK(std::bit_cast<std::uint32_t>(scale_bf16::reciprocal(std::uint16_t(s))) == std::bit_cast<std::uint32_t>(1.0f / scale_bf16::to_float(std::uint16_t(s))));
+    CHECK(std::bit_cast<std::uint32_t>(scale_bf16::reciprocal(std::uint16_t(s))) ==
+          std::bit_cast<std::uint32_t>(1.0f / scale_bf16::to_float(std::uint16_t(s))));
   for (std::uint32_t s = 0; s <= 253u; ++s)
-    CHECK(std::bit_cast<std::uint32_t>(scale_e8m0::reciprocal(std::uint8_t(s))) == std::bit_cast<std::uint32_t>(1.0f / scale_e8m0::to_float(std::uint8_t(s))));
+    CHECK(std::bit_cast<std::uint32_t>(scale_e8m0::reciprocal(std::uint8_t(s))) ==
+          std::bit_cast<std::uint32_t>(1.0f / scale_e8m0::to_float(std::uint8_t(s))));
 }
 
 TEST_CASE_TEMPLATE("round-trip error stays inside the bound on Gaussian and heavy-tailed data", C, ALL_CODECS) {

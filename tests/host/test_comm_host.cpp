@@ -109,9 +109,9 @@ TEST_CASE("check_call: bad input is named, good input passes") {
   auto call = [&](const void* in, const void* out, std::size_t n, dtype t = dtype::bf16, allreduce_options o = {}) {
     return check_call({in, out, n, t, o}, cap, false);
   };
-  CHECK_FALSE(call(buf, buf, 100).has_value());         // in place
+  CHECK_FALSE(call(buf, buf, 100).has_value());  // in place
   CHECK_FALSE(call(buf, buf + 4096, 100).has_value());  // disjoint
-  CHECK_FALSE(call(nullptr, nullptr, 0).has_value());   // nothing to do
+  CHECK_FALSE(call(nullptr, nullptr, 0).has_value());  // nothing to do
   CHECK(call(nullptr, buf, 10)->find("null") != std::string::npos);
   CHECK(call(buf + 2, buf + 2, 10)->find("aligned") != std::string::npos);
   CHECK(call(buf, buf + 16, 100)->find("overlap") != std::string::npos);
@@ -228,8 +228,8 @@ TEST_CASE("plan_two_shot: tiles per segment follow the codec's tile size, chunks
   const std::size_t big = std::size_t(1) << 29;
   const auto none = algorithm::plan_two_shot(l, codec::tile_bytes<codec::passthrough>, big);
   const auto fp4 = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, big);
-  CHECK(none.tiles_per_segment == 4);   // 16 KiB a segment
-  CHECK(fp4.tiles_per_segment == 14);   // 16 KiB / 1152 bytes
+  CHECK(none.tiles_per_segment == 4);  // 16 KiB a segment
+  CHECK(fp4.tiles_per_segment == 14);  // 16 KiB / 1152 bytes
   CHECK(none.blocks == 528);
   CHECK(none.chunks * 2 * 4 * codec::tile_values >= big);
   const auto small = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, 5000);
@@ -425,9 +425,7 @@ TEST_CASE("environment variables parse strictly and name themselves when wrong")
   ::unsetenv("QREDUCE_CODEC");
 }
 
-TEST_CASE("the dispatch table says where it came from") {
-  CHECK(std::string(dispatch_table::provenance).size() > 10);
-}
+TEST_CASE("the dispatch table says where it came from") { CHECK(std::string(dispatch_table::provenance).size() > 10); }
 
 TEST_CASE("process liveness: a peer's process that exited is told from one that runs, a reused pid too") {
   const process_id me = process_id::self();

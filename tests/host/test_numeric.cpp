@@ -133,7 +133,7 @@ TEST_CASE("e2m1 rounding matches the nearest-even oracle and saturates at 6") {
   for (std::uint32_t c = 0; c < 8; ++c) CHECK(e2m1::decode_soft(c) == values[c]);
   CHECK(e2m1::encode_soft(0.25f) == 0u);  // tie to even
   CHECK(e2m1::encode_soft(0.75f) == 2u);
-  CHECK(e2m1::encode_soft(5.0f) == 6u);   // tie between 4 and 6 goes to 4
+  CHECK(e2m1::encode_soft(5.0f) == 6u);  // tie between 4 and 6 goes to 4
   CHECK(e2m1::encode_soft(100.0f) == 7u);
   CHECK(e2m1::encode_soft(-100.0f) == 0xfu);
 }

@@ -35,8 +35,7 @@ double max_abs_error(const Out& o, const std::vector<float>& y, std::size_t hidd
 
 TEST_CASE("fp8 per token: scale is absmax / 448, codes round to nearest even, bytes are fixed") {
   const std::size_t hidden = 16;
-  std::vector<float> y = {448.0f * 0.5f, -1.0f, 0.0f, 3.0f, 100.0f, -224.0f, 0.001f, 7.0f,
-                          1.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f, 64.0f, 13.0f};
+  std::vector<float> y = {448.0f * 0.5f, -1.0f, 0.0f, 3.0f, 100.0f, -224.0f, 0.001f, 7.0f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f, 64.0f, 13.0f};
   std::vector<std::uint8_t> q(hidden);
   float scale = 0;
   out_fp8_per_token o{q.data(), &scale};

@@ -33,7 +33,9 @@ inline constexpr std::uint32_t one_shot_id = 1, two_shot_id = 2;
 
 // The codec field: its codec_kind, or 31 for a codec outside all_codecs_set.
 template <class C>
-inline constexpr std::uint32_t codec_id = qreduce::detail::index_in<C>(all_codecs_set{}) >= 0 ? std::uint32_t(qreduce::detail::index_in<C>(all_codecs_set{})) : 31u;
+inline constexpr std::uint32_t codec_id = qreduce::detail::index_in<C>(all_codecs_set{}) >= 0
+                                              ? std::uint32_t(qreduce::detail::index_in<C>(all_codecs_set{}))
+                                              : 31u;
 
 // The epilogue field: an epilogue names itself with `static constexpr std::uint32_t call_id` (identity
 // 0, residual + RMSNorm 1); any other is 2, or 3 if it finishes rows (`row_pass`).
@@ -44,8 +46,8 @@ inline constexpr std::uint32_t epilogue_id = [] {
   else return 2u;
 }();
 
-QR_HOST_DEVICE constexpr std::uint64_t call_signature(std::size_t n, dtype type, std::uint32_t codec, std::uint32_t algorithm,
-                                                      std::uint32_t epilogue, bool rotate) {
+QR_HOST_DEVICE constexpr std::uint64_t call_signature(std::size_t n, dtype type, std::uint32_t codec, std::uint32_t algorithm, std::uint32_t epilogue,
+                                                      bool rotate) {
   return (std::uint64_t(n) & signature_count_mask) | (std::uint64_t(type == dtype::bf16) << 40) | (std::uint64_t(codec & 31u) << 41) |
          (std::uint64_t(algorithm & 3u) << 46) | (std::uint64_t(epilogue & 7u) << 48) | (std::uint64_t(rotate) << 51);
 }

@@ -143,8 +143,8 @@ QR_DEVICE QR_FORCEINLINE void copy_tile(std::byte* dst, const std::byte* image, 
 // caller runs a different epilogue than the one it was asked for (the fused RMSNorm's two-shot hands
 // its sums to a kernel of rows and runs the plain epilogue itself).
 template <class Transport, codec::codec_type C, class T, int W, class Epilogue>
-__device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* out, std::size_t n, int tiles_per_segment,
-                                        bool rotate, const Epilogue& ep, std::uint32_t call_epilogue = epilogue_id<Epilogue>) {
+__device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate,
+                                        const Epilogue& ep, std::uint32_t call_epilogue = epilogue_id<Epilogue>) {
   using namespace device;
   constexpr int TB = codec::tile_bytes<C>;
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
@@ -160,7 +160,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   const std::size_t chunk = W * seg;
   const std::size_t chunks = (n + chunk - 1) / chunk;
   const std::size_t rounds = chunks > std::size_t(b) ? (chunks - std::size_t(b) + gridDim.x - 1) / gridDim.x : 0;
-  const std::uint32_t seq0 = *h.seq(b);          // rounds this block finished before this call
+  const std::uint32_t seq0 = *h.seq(b);  // rounds this block finished before this call
   const std::uint32_t ring0 = *h.ring_position(b);  // the ring slot of this call's first round
   // Round j of this call: its chunk, its number (what the flags carry) and its ring slot.
   auto chunk_of = [&](std::size_t j) { return std::size_t(b) + j * gridDim.x; };
@@ -223,10 +223,9 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
       for (int k0 = 0; k0 < K; k0 += U) {
         lane_code<C> sums[U][W - 1];  // [u][o]: the segment of the o-th peer after this rank
         QR_UNROLL
-        for (int u = 0; u < U; ++u)
-          QR_UNROLL
-          for (int o = 0; o < W - 1; ++o)
-            if (k0 + u < K) sums[u][o] = load_code<C, T>(h.gather_slot(r, q, b, (r + 1 + o) % W) + (k0 + u) * TB, t);
+        for (int u = 0; u < U; ++u) QR_UNROLL
+        for (int o = 0; o < W - 1; ++o)
+          if (k0 + u < K) sums[u][o] = load_code<C, T>(h.gather_slot(r, q, b, (r + 1 + o) % W) + (k0 + u) * TB, t);
         QR_UNROLL
         for (int u = 0; u < U; ++u) {
           if (k0 + u >= K) break;

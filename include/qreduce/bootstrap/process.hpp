@@ -19,14 +19,14 @@ namespace qreduce {
 
 struct process_id {
   std::int32_t pid = 0;
-  std::uint64_t start = 0;   // clock ticks from boot to its start (/proc/<pid>/stat, field 22)
+  std::uint64_t start = 0;  // clock ticks from boot to its start (/proc/<pid>/stat, field 22)
   std::uint64_t pid_ns = 0;  // inode of its pid namespace; 0: unknown
-  char boot_id[40] = {};     // /proc/sys/kernel/random/boot_id
+  char boot_id[40] = {};  // /proc/sys/kernel/random/boot_id
 
   // This process.
   static process_id self() {
     process_id p = of_pid(std::int32_t(::getpid()));
-    struct stat ns{};
+    struct stat ns {};
     if (::stat("/proc/self/ns/pid", &ns) == 0) p.pid_ns = std::uint64_t(ns.st_ino);
     std::ifstream b("/proc/sys/kernel/random/boot_id");
     std::string id;
@@ -68,8 +68,7 @@ enum class liveness { alive, exited, unknown };
 // only a zombie is left of it, or the pid now names a later process).
 inline liveness process_liveness(const process_id& p) {
   const process_id me = process_id::self();
-  if (p.pid <= 0 || p.pid_ns == 0 || p.pid_ns != me.pid_ns || p.boot_id[0] == '\0' ||
-      std::strncmp(p.boot_id, me.boot_id, sizeof p.boot_id) != 0)
+  if (p.pid <= 0 || p.pid_ns == 0 || p.pid_ns != me.pid_ns || p.boot_id[0] == '\0' || std::strncmp(p.boot_id, me.boot_id, sizeof p.boot_id) != 0)
     return liveness::unknown;
   char state = 0;
   std::uint64_t start = 0;

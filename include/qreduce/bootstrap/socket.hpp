@@ -62,7 +62,7 @@ class socket_bootstrap final : public bootstrap {
     const std::string dir = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/qreduce-" + std::to_string(::geteuid());
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
       throw error(errc::bootstrap, "socket_bootstrap: cannot create " + dir + ": " + std::strerror(errno));
-    struct stat st{};
+    struct stat st {};
     if (::lstat(dir.c_str(), &st) != 0) throw error(errc::bootstrap, "socket_bootstrap: " + dir + ": " + std::strerror(errno));
     if (!S_ISDIR(st.st_mode)) throw error(errc::bootstrap, "socket_bootstrap: " + dir + " is not a directory (a link or a file is refused)");
     if (st.st_uid != ::geteuid())
@@ -127,8 +127,8 @@ class socket_bootstrap final : public bootstrap {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
     if (path.size() >= sizeof a.sun_path)
-      throw error(errc::invalid_argument, "socket_bootstrap: " + path + " is longer than a socket path can be (" + std::to_string(sizeof a.sun_path - 1) +
-                                              " characters): a shorter name or QREDUCE_BOOTSTRAP_DIR");
+      throw error(errc::invalid_argument, "socket_bootstrap: " + path + " is longer than a socket path can be (" +
+                                              std::to_string(sizeof a.sun_path - 1) + " characters): a shorter name or QREDUCE_BOOTSTRAP_DIR");
     std::memcpy(a.sun_path, path.data(), path.size());
     addr_len_ = socklen_t(offsetof(sockaddr_un, sun_path) + path.size() + 1);
     path_ = path;
@@ -249,7 +249,7 @@ class socket_bootstrap final : public bootstrap {
       throw error(errc::bootstrap, "socket_bootstrap: cannot listen on " + path_ + (e == EADDRINUSE ? " (another job is using this name): " : ": ") +
                                        std::strerror(e));
     }
-    struct stat bound{};
+    struct stat bound {};
     if (::listen(ls, 64) != 0 || ::stat(path_.c_str(), &bound) != 0) {
       const int e = errno;
       ::close(ls);
@@ -258,7 +258,7 @@ class socket_bootstrap final : public bootstrap {
     // Nobody joins after admission: the socket file goes when it ends (success or not), before the
     // socket closes, and only if it is still this job's (a job that replaced it keeps its own).
     const auto close_listener = [&] {
-      struct stat now{};
+      struct stat now {};
       if (::stat(path_.c_str(), &now) == 0 && now.st_ino == bound.st_ino && now.st_dev == bound.st_dev) ::unlink(path_.c_str());
       ::close(ls);
     };
@@ -296,9 +296,14 @@ class socket_bootstrap final : public bootstrap {
           continue;
         }
         peers_.push_back(fd);  // so that fail_all reaches it too
-        if (h.abi != abi_version) fail_all(errc::mismatch, "rank " + std::to_string(h.rank) + " runs qreduce ABI " + std::to_string(h.abi) + ", rank 0 runs " + std::to_string(abi_version));
-        if (h.size != size_) fail_all(errc::mismatch, "rank " + std::to_string(h.rank) + " says the world has " + std::to_string(h.size) + " ranks, rank 0 says " + std::to_string(size_));
-        if (h.rank <= 0 || h.rank >= size_ || peers_[std::size_t(h.rank)] >= 0) fail_all(errc::mismatch, "two processes claim rank " + std::to_string(h.rank));
+        if (h.abi != abi_version)
+          fail_all(errc::mismatch,
+                   "rank " + std::to_string(h.rank) + " runs qreduce ABI " + std::to_string(h.abi) + ", rank 0 runs " + std::to_string(abi_version));
+        if (h.size != size_)
+          fail_all(errc::mismatch, "rank " + std::to_string(h.rank) + " says the world has " + std::to_string(h.size) + " ranks, rank 0 says " +
+                                       std::to_string(size_));
+        if (h.rank <= 0 || h.rank >= size_ || peers_[std::size_t(h.rank)] >= 0)
+          fail_all(errc::mismatch, "two processes claim rank " + std::to_string(h.rank));
         peers_.pop_back();
         peers_[std::size_t(h.rank)] = fd;
         ++joined;
@@ -318,15 +323,16 @@ class socket_bootstrap final : public bootstrap {
       if (::connect(root_, reinterpret_cast<const sockaddr*>(&addr_), addr_len_) == 0) break;
       ::close(root_);
       root_ = -1;
-      if (clock::now() > deadline) throw error(errc::timeout, "socket_bootstrap: rank 0 did not open the rendezvous within " + std::to_string(timeout_.count()) + " ms");
+      if (clock::now() > deadline)
+        throw error(errc::timeout, "socket_bootstrap: rank 0 did not open the rendezvous within " + std::to_string(timeout_.count()) + " ms");
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     uid_t uid = 0;
     if (!peer_uid(root_, uid) || uid != ::geteuid()) {
       ::close(root_);
       root_ = -1;
-      throw error(errc::bootstrap, "socket_bootstrap: the rendezvous " + path_ + " is held by uid " + std::to_string(uid) + ", not by this user (uid " +
-                                       std::to_string(::geteuid()) + "): nothing was sent to it");
+      throw error(errc::bootstrap, "socket_bootstrap: the rendezvous " + path_ + " is held by uid " + std::to_string(uid) +
+                                       ", not by this user (uid " + std::to_string(::geteuid()) + "): nothing was sent to it");
     }
     const hello h{magic, abi_version, rank_, size_};
     write_all(root_, &h, sizeof h, deadline, 0);

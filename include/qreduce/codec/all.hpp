@@ -24,8 +24,8 @@ struct codec_set {
   static constexpr std::size_t size = sizeof...(Cs);
 };
 
-using all_codecs_set = codec_set<codec::passthrough, codec::fp8, codec::fp8_fnuz, codec::int8, codec::int6, codec::int4,
-                                 codec::fp4, codec::mxfp4, codec::int4m>;
+using all_codecs_set =
+    codec_set<codec::passthrough, codec::fp8, codec::fp8_fnuz, codec::int8, codec::int6, codec::int4, codec::fp4, codec::mxfp4, codec::int4m>;
 
 // Positions in all_codecs_set.
 enum class codec_kind : std::uint8_t { none = 0, fp8, fp8_fnuz, int8, int6, int4, fp4, mxfp4, int4m };
@@ -116,9 +116,8 @@ inline std::optional<codec_kind> parse_codec(std::string_view s) {
 
 static_assert(kind_of<codec::passthrough> == codec_kind::none && kind_of<codec::fp8> == codec_kind::fp8 &&
                   kind_of<codec::fp8_fnuz> == codec_kind::fp8_fnuz && kind_of<codec::int8> == codec_kind::int8 &&
-                  kind_of<codec::int6> == codec_kind::int6 && kind_of<codec::int4> == codec_kind::int4 &&
-                  kind_of<codec::fp4> == codec_kind::fp4 && kind_of<codec::mxfp4> == codec_kind::mxfp4 &&
-                  kind_of<codec::int4m> == codec_kind::int4m,
+                  kind_of<codec::int6> == codec_kind::int6 && kind_of<codec::int4> == codec_kind::int4 && kind_of<codec::fp4> == codec_kind::fp4 &&
+                  kind_of<codec::mxfp4> == codec_kind::mxfp4 && kind_of<codec::int4m> == codec_kind::int4m,
               "codec_kind names the positions of all_codecs_set");
 
 }  // namespace qreduce

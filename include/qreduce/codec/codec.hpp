@@ -88,7 +88,7 @@ inline constexpr bool always_rotated = [] {
 }();
 
 template <codec_type C>
-inline constexpr int tile_bytes = tile_groups * (C::payload_bytes + C::scale_bytes);
+inline constexpr int tile_bytes = tile_groups*(C::payload_bytes + C::scale_bytes);
 
 template <codec_type C>
 inline constexpr double bits_per_value = 8.0 * (C::payload_bytes + C::scale_bytes) / group_size;
@@ -103,7 +103,7 @@ constexpr std::size_t encoded_bytes(std::size_t n) {
 // order, and NaN > inf > every finite value, so one unsigned max finds both the scale and non-finites.
 QR_HOST_DEVICE QR_FORCEINLINE std::uint32_t absmax_bits8(const float (&x)[8]) {
   std::uint32_t m = 0u;
-QR_UNROLL
+  QR_UNROLL
   for (int j = 0; j < 8; ++j) {
     const std::uint32_t a = numeric::float_bits(x[j]) & 0x7fffffffu;
     m = a > m ? a : m;

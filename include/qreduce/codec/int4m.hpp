@@ -48,7 +48,7 @@ struct int4m {
   static constexpr int scale_bytes = 2;
   static constexpr float qmax = 7.5f;
   static constexpr bool always_rotated = true;  // codec.hpp; measured in bench/accuracy.cpp
-  static constexpr int rotation_lanes = 2;      // rotation.hpp: each half of 16 on its own, like its scales
+  static constexpr int rotation_lanes = 2;  // rotation.hpp: each half of 16 on its own, like its scales
   using pack4 = packing<4>;  // the 4-bit payload layout of scaled.hpp: value i in byte i/2
   using lane_payload = pack4::lane_payload;
   // The group's scale bytes, and the scale of the half this lane belongs to (NaN: a non-finite group).
@@ -107,7 +107,7 @@ struct int4m {
 
   struct lane_try {
     float code[8];  // 2^23 + q + 8 for each of the lane's values
-    float error;    // sum over the lane's 8 values of (q + 1/2 - x inv)^2: the squared error in steps
+    float error;  // sum over the lane's 8 values of (q + 1/2 - x inv)^2: the squared error in steps
   };
 
   // The lane's 8 values at a half scale of reciprocal inv (half_inverse): q = clamp(rne(x inv - 1/2),
@@ -116,7 +116,7 @@ struct int4m {
   QR_HOST_DEVICE static QR_FORCEINLINE lane_try try_scale(const float (&x)[8], float inv) {
     lane_try r;
     r.error = 0.0f;
-QR_UNROLL
+    QR_UNROLL
     for (int j = 0; j < 8; ++j) {
       const float t = fmaf(x[j], inv, -0.5f);
       const float c = fminf(fmaxf(t + (magic + 8.0f), magic), magic + 15.0f);
@@ -135,7 +135,7 @@ QR_UNROLL
 #if QR_BACKEND_CUDA && QR_DEVICE_PASS
     // byte gathers (prmt): the low bytes of codes 0, 2, 4, 6 and of 1, 3, 5, 7, then the nibbles
     std::uint32_t b[8];
-QR_UNROLL
+    QR_UNROLL
     for (int j = 0; j < 8; ++j) b[j] = numeric::float_bits(c[j]);
     const auto gather = [](std::uint32_t p, std::uint32_t q, std::uint32_t u, std::uint32_t v) {  // byte 0 of each
       return numeric::prmt<0x7610u>(numeric::prmt<0x0040u>(p, q), numeric::prmt<0x4000u>(u, v));
@@ -144,7 +144,7 @@ QR_UNROLL
     return ((even & 0x0f0f0f0fu) | ((odd & 0x0f0f0f0fu) << 4)) ^ 0x88888888u;
 #else
     std::uint32_t w = 0u;
-QR_UNROLL
+    QR_UNROLL
     for (int j = 0; j < 8; ++j) w |= (numeric::float_bits(c[j]) & 0xfu) << (4 * j);
     return w ^ 0x88888888u;
 #endif
@@ -165,8 +165,7 @@ QR_UNROLL
       for (int j = 0; j < 8; ++j) x[l][j] = v[8 * l + j];
       lane_am[l] = absmax_bits8(x[l]);
     }
-    const std::uint32_t half_am[2] = {lane_am[0] > lane_am[1] ? lane_am[0] : lane_am[1],
-                                      lane_am[2] > lane_am[3] ? lane_am[2] : lane_am[3]};
+    const std::uint32_t half_am[2] = {lane_am[0] > lane_am[1] ? lane_am[0] : lane_am[1], lane_am[2] > lane_am[3] ? lane_am[2] : lane_am[3]};
     const std::uint32_t am = half_am[0] > half_am[1] ? half_am[0] : half_am[1];
     std::uint32_t codes[lanes_per_group] = {};
     state st = nan_state();
@@ -218,7 +217,7 @@ QR_UNROLL
     const std::uint32_t other = exchange(m, 2);
     const int half = lane >> 1;
     float c[8];
-QR_UNROLL
+    QR_UNROLL
     for (int j = 0; j < 8; ++j) c[j] = lower ? b.code[j] : a.code[j];
     if (!finite) {
       st = nan_state();
@@ -231,7 +230,7 @@ QR_UNROLL
   template <class T>
   QR_HOST_DEVICE static QR_FORCEINLINE void decode_lane(const lane_payload& p, const state& st, float (&y)[8]) {
     const float bias = -7.5f * st.scale;
-QR_UNROLL
+    QR_UNROLL
     for (int j = 0; j < 8; ++j) {
       // value = (q + 8) sc - 7.5 sc (exact), q + 8 = code ^ 8
       y[j] = fmaf(small_float(((p.w[0] >> (4 * j)) & 0xfu) ^ 0x8u), st.scale, bias);

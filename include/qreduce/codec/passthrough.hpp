@@ -20,23 +20,20 @@ struct passthrough {
   template <class T>
   QR_HOST_DEVICE static QR_FORCEINLINE lane_payload encode_lane(const float (&x)[8], const state&) {
     lane_payload p;
-QR_UNROLL
+    QR_UNROLL
     for (int j = 0; j < 4; ++j)
-      p.w[j] = std::uint32_t(numeric::from_float<T>(x[2 * j]).bits) |
-               (std::uint32_t(numeric::from_float<T>(x[2 * j + 1]).bits) << 16);
+      p.w[j] = std::uint32_t(numeric::from_float<T>(x[2 * j]).bits) | (std::uint32_t(numeric::from_float<T>(x[2 * j + 1]).bits) << 16);
     return p;
   }
   template <class T>
   QR_HOST_DEVICE static QR_FORCEINLINE void decode_lane(const lane_payload& p, const state&, float (&y)[8]) {
-QR_UNROLL
+    QR_UNROLL
     for (int j = 0; j < 4; ++j) {
       y[2 * j] = numeric::to_float(T{std::uint16_t(p.w[j] & 0xffffu)});
       y[2 * j + 1] = numeric::to_float(T{std::uint16_t(p.w[j] >> 16)});
     }
   }
-  QR_HOST_DEVICE static QR_FORCEINLINE void store_lane(std::byte* g, int lane, const lane_payload& p) {
-    mem::store_words<4>(g + 16 * lane, p.w);
-  }
+  QR_HOST_DEVICE static QR_FORCEINLINE void store_lane(std::byte* g, int lane, const lane_payload& p) { mem::store_words<4>(g + 16 * lane, p.w); }
   QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load_lane(const std::byte* g, int lane) {
     lane_payload p;
     mem::load_words<4>(g + 16 * lane, p.w);

@@ -30,9 +30,9 @@ namespace qreduce::codec {
 
 // In-lane butterflies (spans 1, 2, 4) over 8 values.
 QR_HOST_DEVICE QR_FORCEINLINE void hadamard8(float (&x)[8]) {
-QR_UNROLL
+  QR_UNROLL
   for (int h = 1; h < 8; h <<= 1) {
-QR_UNROLL
+    QR_UNROLL
     for (int i = 0; i < 8; ++i) {
       if ((i & h) == 0) {
         const float a = x[i], b = x[i + h];
@@ -66,11 +66,11 @@ QR_HOST_DEVICE QR_FORCEINLINE float scale_rn(float x, float s) {
 // One cross-lane step, in two halves around the exchange: what this lane sends its partner, then its
 // new values from its own and the partner's four.
 QR_HOST_DEVICE QR_FORCEINLINE void forward_send(const float (&x)[8], bool upper, float (&s)[4]) {
-QR_UNROLL
+  QR_UNROLL
   for (int j = 0; j < 4; ++j) s[j] = upper ? x[j] : x[4 + j];
 }
 QR_HOST_DEVICE QR_FORCEINLINE void forward_step(float (&x)[8], const float (&p)[4], bool upper) {
-QR_UNROLL
+  QR_UNROLL
   for (int j = 0; j < 4; ++j) {
     const float a = upper ? p[j] : x[j], b = upper ? x[4 + j] : p[j];
     x[j] = a + b;
@@ -80,7 +80,7 @@ QR_UNROLL
 // inverse: each lane's sums s and differences d of its two halves; the lower lane keeps s and sends d,
 // the upper keeps d and sends s
 QR_HOST_DEVICE QR_FORCEINLINE void inverse_send(float (&x)[8], bool upper, float (&s)[4]) {
-QR_UNROLL
+  QR_UNROLL
   for (int j = 0; j < 4; ++j) {
     const float sum = x[j] + x[4 + j], diff = x[j] - x[4 + j];
     x[j] = sum;
@@ -89,7 +89,7 @@ QR_UNROLL
   }
 }
 QR_HOST_DEVICE QR_FORCEINLINE void inverse_step(float (&x)[8], const float (&p)[4], bool upper) {
-QR_UNROLL
+  QR_UNROLL
   for (int j = 0; j < 4; ++j) {
     if (upper) x[j] = p[j];
     else x[4 + j] = p[j];

@@ -48,9 +48,7 @@ struct scale_bf16 {
     if (b > cap) b = cap;
     return storage(b >> 16);
   }
-  QR_HOST_DEVICE static QR_FORCEINLINE float to_float(storage s) {
-    return numeric::bits_float(std::uint32_t(s) << 16);
-  }
+  QR_HOST_DEVICE static QR_FORCEINLINE float to_float(storage s) { return numeric::bits_float(std::uint32_t(s) << 16); }
   // 1 / to_float(s), the IEEE quotient, for a scale from_absmax made with qmax >= 4 (the scale lies in
   // [2^-126, 2^126), so neither it nor its reciprocal is subnormal). On NVIDIA devices: the
   // approximate reciprocal (at most 1 ulp off) and one Newton step, whose exact value is within 2^-44
@@ -91,9 +89,7 @@ struct scale_e8m0 {
     return s == 0 ? numeric::bits_float(0x00400000u) : numeric::bits_float(std::uint32_t(s) << 23);
   }
   // 1 / to_float(s) = 2^(127-s), exact, for a scale from_absmax made (qmax >= 2: s <= 253).
-  QR_HOST_DEVICE static QR_FORCEINLINE float reciprocal(storage s) {
-    return numeric::bits_float(std::uint32_t(254 - s) << 23);
-  }
+  QR_HOST_DEVICE static QR_FORCEINLINE float reciprocal(storage s) { return numeric::bits_float(std::uint32_t(254 - s) << 23); }
 };
 
 }  // namespace qreduce::codec

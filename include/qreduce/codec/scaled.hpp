@@ -18,7 +18,7 @@ namespace qreduce::codec {
 template <class Scale>
 struct group_state {
   typename Scale::storage scale;
-  float inv;     // 1 / scale, or 0 for a non-finite group
+  float inv;  // 1 / scale, or 0 for a non-finite group
   bool finite;
 };
 
@@ -30,9 +30,7 @@ template <>
 struct packing<4> {  // group payload: 16 bytes, value i in byte i/2 (even i low nibble)
   using lane_payload = lane_words<1>;
   static constexpr int payload_bytes = 16;
-  QR_HOST_DEVICE static QR_FORCEINLINE void store(std::byte* g, int lane, const lane_payload& p) {
-    mem::store_words<1>(g + 4 * lane, p.w);
-  }
+  QR_HOST_DEVICE static QR_FORCEINLINE void store(std::byte* g, int lane, const lane_payload& p) { mem::store_words<1>(g + 4 * lane, p.w); }
   QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load(const std::byte* g, int lane) {
     lane_payload p;
     mem::load_words<1>(g + 4 * lane, p.w);
@@ -44,9 +42,7 @@ template <>
 struct packing<8> {  // group payload: 32 bytes, value i in byte i
   using lane_payload = lane_words<2>;
   static constexpr int payload_bytes = 32;
-  QR_HOST_DEVICE static QR_FORCEINLINE void store(std::byte* g, int lane, const lane_payload& p) {
-    mem::store_words<2>(g + 8 * lane, p.w);
-  }
+  QR_HOST_DEVICE static QR_FORCEINLINE void store(std::byte* g, int lane, const lane_payload& p) { mem::store_words<2>(g + 8 * lane, p.w); }
   QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load(const std::byte* g, int lane) {
     lane_payload p;
     mem::load_words<2>(g + 8 * lane, p.w);
@@ -92,27 +88,27 @@ struct scaled_codec {
   template <class T>
   QR_HOST_DEVICE static QR_FORCEINLINE lane_payload encode_lane(const float (&x)[8], const state& st) {
     float s[8];
-QR_UNROLL
+    QR_UNROLL
     for (int j = 0; j < 8; ++j) s[j] = st.finite ? x[j] * st.inv : 0.0f;
     lane_payload p{};
     if constexpr (Format::code_bits == 4) {
       if constexpr (requires { Format::encode8(s); }) {
         p.w[0] = Format::encode8(s);
       } else {
-QR_UNROLL
+        QR_UNROLL
         for (int j = 0; j < 8; ++j) p.w[0] |= Format::encode_soft(s[j]) << (4 * j);
       }
     } else if constexpr (Format::code_bits == 8) {
       if constexpr (requires { Format::encode2(s[0], s[1]); }) {
-QR_UNROLL
+        QR_UNROLL
         for (int j = 0; j < 4; ++j) p.w[j / 2] |= Format::encode2(s[2 * j], s[2 * j + 1]) << (16 * (j % 2));
       } else {
-QR_UNROLL
+        QR_UNROLL
         for (int j = 0; j < 8; ++j) p.w[j / 4] |= Format::encode_soft(s[j]) << (8 * (j % 4));
       }
     } else {
       static_assert(Format::code_bits == 6);
-QR_UNROLL
+      QR_UNROLL
       for (int j = 0; j < 8; ++j) {
         const std::uint32_t c = Format::encode_soft(s[j]);
         p.w[0] |= (c & 0xfu) << (4 * j);
@@ -130,30 +126,23 @@ QR_UNROLL
       if constexpr (requires { Format::decode8(p.w[0], v); }) {
         Format::decode8(p.w[0], v);
       } else {
-QR_UNROLL
+        QR_UNROLL
         for (int j = 0; j < 8; ++j) v[j] = Format::decode_soft((p.w[0] >> (4 * j)) & 0xfu);
       }
     } else if constexpr (Format::code_bits == 8) {
-QR_UNROLL
+      QR_UNROLL
       for (int j = 0; j < 8; ++j) v[j] = Format::decode_soft((p.w[j / 4] >> (8 * (j % 4))) & 0xffu);
     } else {
-QR_UNROLL
-      for (int j = 0; j < 8; ++j)
-        v[j] = Format::decode_soft(((p.w[0] >> (4 * j)) & 0xfu) | (((p.w[1] >> (2 * j)) & 0x3u) << 4));
+      QR_UNROLL
+      for (int j = 0; j < 8; ++j) v[j] = Format::decode_soft(((p.w[0] >> (4 * j)) & 0xfu) | (((p.w[1] >> (2 * j)) & 0x3u) << 4));
     }
-QR_UNROLL
+    QR_UNROLL
     for (int j = 0; j < 8; ++j) y[j] = v[j] * sc;
   }
 
-  QR_HOST_DEVICE static QR_FORCEINLINE void store_lane(std::byte* g, int lane, const lane_payload& p) {
-    pack::store(g, lane, p);
-  }
-  QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load_lane(const std::byte* g, int lane) {
-    return pack::load(g, lane);
-  }
-  QR_HOST_DEVICE static QR_FORCEINLINE void store_scale(std::byte* s, const state& st) {
-    mem::store_small<typename Scale::storage>(s, st.scale);
-  }
+  QR_HOST_DEVICE static QR_FORCEINLINE void store_lane(std::byte* g, int lane, const lane_payload& p) { pack::store(g, lane, p); }
+  QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load_lane(const std::byte* g, int lane) { return pack::load(g, lane); }
+  QR_HOST_DEVICE static QR_FORCEINLINE void store_scale(std::byte* s, const state& st) { mem::store_small<typename Scale::storage>(s, st.scale); }
   QR_HOST_DEVICE static QR_FORCEINLINE state load_scale(const std::byte* s, int) {
     const auto v = mem::load_small<typename Scale::storage>(s);
     return state{v, 0.0f, v != Scale::nan};
@@ -170,13 +159,25 @@ struct int8 : scaled_codec<numeric::int_format<8>, scale_bf16> {
   static constexpr const char* name = "int8";
   static constexpr bool always_rotated = true;
 };
-struct int6 : scaled_codec<numeric::int_format<6>, scale_bf16> { static constexpr const char* name = "int6"; };
-struct int4 : scaled_codec<numeric::int_format<4>, scale_bf16> { static constexpr const char* name = "int4"; };
-struct fp8 : scaled_codec<numeric::e4m3fn, scale_bf16> { static constexpr const char* name = "fp8"; };
-struct fp8_fnuz : scaled_codec<numeric::e4m3fnuz, scale_bf16> { static constexpr const char* name = "fp8_fnuz"; };
+struct int6 : scaled_codec<numeric::int_format<6>, scale_bf16> {
+  static constexpr const char* name = "int6";
+};
+struct int4 : scaled_codec<numeric::int_format<4>, scale_bf16> {
+  static constexpr const char* name = "int4";
+};
+struct fp8 : scaled_codec<numeric::e4m3fn, scale_bf16> {
+  static constexpr const char* name = "fp8";
+};
+struct fp8_fnuz : scaled_codec<numeric::e4m3fnuz, scale_bf16> {
+  static constexpr const char* name = "fp8_fnuz";
+};
 // The seed's FP4 method (absmax / 6 per 32 values), its scale held as bf16 so bf16 inputs fit.
-struct fp4 : scaled_codec<numeric::e2m1, scale_bf16> { static constexpr const char* name = "fp4"; };
+struct fp4 : scaled_codec<numeric::e2m1, scale_bf16> {
+  static constexpr const char* name = "fp4";
+};
 // OCP MX FP4: power-of-two E8M0 scale per 32 values.
-struct mxfp4 : scaled_codec<numeric::e2m1, scale_e8m0> { static constexpr const char* name = "mxfp4"; };
+struct mxfp4 : scaled_codec<numeric::e2m1, scale_e8m0> {
+  static constexpr const char* name = "mxfp4";
+};
 
 }  // namespace qreduce::codec

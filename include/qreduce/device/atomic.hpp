@@ -87,13 +87,13 @@ QR_DEVICE QR_FORCEINLINE uint4 load_relaxed_v4(const void* p) {
   uint4 v;
   if constexpr (S == scope::system)
     asm volatile("ld.relaxed.sys.global.v4.b32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
-  else
-    asm volatile("ld.relaxed.gpu.global.v4.b32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
+  else asm volatile("ld.relaxed.gpu.global.v4.b32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
   return v;
 #else
   const auto* w = static_cast<const std::uint32_t*>(p);
   return make_uint4(__hip_atomic_load(w, __ATOMIC_RELAXED, detail::hip_scope<S>), __hip_atomic_load(w + 1, __ATOMIC_RELAXED, detail::hip_scope<S>),
-                    __hip_atomic_load(w + 2, __ATOMIC_RELAXED, detail::hip_scope<S>), __hip_atomic_load(w + 3, __ATOMIC_RELAXED, detail::hip_scope<S>));
+                    __hip_atomic_load(w + 2, __ATOMIC_RELAXED, detail::hip_scope<S>),
+                    __hip_atomic_load(w + 3, __ATOMIC_RELAXED, detail::hip_scope<S>));
 #endif
 }
 
@@ -123,8 +123,7 @@ QR_DEVICE QR_FORCEINLINE bool atomic_cas(std::uint32_t* p, std::uint32_t expecte
   std::uint32_t old;
   if constexpr (S == scope::system)
     asm volatile("atom.acq_rel.sys.global.cas.b32 %0, [%1], %2, %3;" : "=r"(old) : "l"(p), "r"(expected), "r"(desired) : "memory");
-  else
-    asm volatile("atom.acq_rel.gpu.global.cas.b32 %0, [%1], %2, %3;" : "=r"(old) : "l"(p), "r"(expected), "r"(desired) : "memory");
+  else asm volatile("atom.acq_rel.gpu.global.cas.b32 %0, [%1], %2, %3;" : "=r"(old) : "l"(p), "r"(expected), "r"(desired) : "memory");
   return old == expected;
 #else
   return __hip_atomic_compare_exchange_strong(p, &expected, desired, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED, detail::hip_scope<S>);

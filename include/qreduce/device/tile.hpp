@@ -16,7 +16,6 @@
 #if !QR_BACKEND_HOST
 namespace qreduce::device {
 
-
 template <class T>
 QR_DEVICE QR_FORCEINLINE void unpack8(const uint4& v, float (&x)[8]) {
   const std::uint32_t w[4] = {v.x, v.y, v.z, v.w};

@@ -64,7 +64,7 @@ QR_HOST_DEVICE QR_FORCEINLINE void fp8_codes(const float (&y)[8], float scale, s
   }
   const float inv = 1.0f / scale;
   w[0] = w[1] = 0u;
-QR_UNROLL
+  QR_UNROLL
   for (int j = 0; j < 4; ++j) w[j / 2] |= numeric::e4m3fn::encode2(y[2 * j] * inv, y[2 * j + 1] * inv) << (16 * (j % 2));
 }
 
@@ -84,7 +84,7 @@ QR_HOST_DEVICE QR_FORCEINLINE nvfp4_state nvfp4_make(std::uint32_t absmax_bits, 
 QR_HOST_DEVICE QR_FORCEINLINE std::uint32_t nvfp4_codes(const float (&y)[8], const nvfp4_state& st) {
   if (!st.finite) return 0u;
   float s[8];
-QR_UNROLL
+  QR_UNROLL
   for (int j = 0; j < 8; ++j) s[j] = y[j] * st.mul;
   return numeric::e2m1::encode8(s);
 }
@@ -103,7 +103,7 @@ QR_HOST_DEVICE QR_FORCEINLINE std::uint32_t absmax_bits(const float* y, int coun
 // codec/codec.hpp).
 template <class Out>
 concept norm_output = std::is_convertible_v<decltype(Out::row_absmax), bool> && std::is_convertible_v<decltype(Out::group), int> &&
-                      std::is_convertible_v<decltype(Out::name), const char*>;
+    std::is_convertible_v<decltype(Out::name), const char*>;
 
 template <class T>
 struct out_native {
@@ -113,8 +113,7 @@ struct out_native {
   T* y;
 
 #if !QR_BACKEND_HOST
-  QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active,
-                                      float) const {
+  QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active, float) const {
     if (active) device::store8(y + row * hidden, hidden, k, v);
   }
 #endif
@@ -125,11 +124,10 @@ struct out_fp8_per_token {
   static constexpr int group = 8;
   static constexpr const char* name = "fp8_per_token";
   std::uint8_t* q;  // rows x hidden E4M3 codes
-  float* scale;     // rows
+  float* scale;  // rows
 
 #if !QR_BACKEND_HOST
-  QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active,
-                                      float row_absmax) const {
+  QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active, float row_absmax) const {
     if (!active) return;
     const float s = detail::fp8_scale(numeric::float_bits(row_absmax));
     std::uint32_t w[2];
@@ -161,12 +159,11 @@ struct out_mxfp4 {
   static constexpr int group = 32;
   static constexpr const char* name = "mxfp4";
   using codec_t = codec::mxfp4;
-  std::uint8_t* q;      // rows x hidden / 2
+  std::uint8_t* q;  // rows x hidden / 2
   std::uint8_t* scale;  // rows x hidden / 32, E8M0
 
 #if !QR_BACKEND_HOST
-  QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active,
-                                      float) const {
+  QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active, float) const {
     const auto c = device::encode_lane<codec_t, float>(v);  // every lane: the group's shuffles
     if (!active) return;
     const std::size_t i = row * hidden + k;
@@ -199,13 +196,12 @@ struct out_nvfp4 {
   static constexpr bool row_absmax = false;
   static constexpr int group = 16;
   static constexpr const char* name = "nvfp4";
-  std::uint8_t* q;            // rows x hidden / 2
-  std::uint8_t* scale;        // rows x hidden / 16, E4M3
+  std::uint8_t* q;  // rows x hidden / 2
+  std::uint8_t* scale;  // rows x hidden / 16, E4M3
   const float* global_scale;  // one f32 in device memory (host memory for reference())
 
 #if !QR_BACKEND_HOST
-  QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active,
-                                      float) const {
+  QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active, float) const {
     std::uint32_t am = codec::absmax_bits8(v);
     const std::uint32_t other = device::shfl_xor(am, 1);  // the group's other lane
     am = other > am ? other : am;
@@ -256,14 +252,17 @@ struct any_output {
 #if !QR_BACKEND_HOST
   QR_DEVICE QR_FORCEINLINE bool row_absmax() const { return kind == norm_output_kind::fp8_per_token; }
   // `kind` is the same for the whole grid: every thread of a block takes the same branch.
-  QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active,
-                                      float row_absmax) const {
+  QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active, float row_absmax) const {
     switch (kind) {
-      case norm_output_kind::native: out_native<T>{y}.store(row, hidden, k, v, active, row_absmax); break;
+      case norm_output_kind::native:
+        out_native<T>{y}.store(row, hidden, k, v, active, row_absmax);
+        break;
       case norm_output_kind::fp8_per_token:
         out_fp8_per_token{q, static_cast<float*>(scale)}.store(row, hidden, k, v, active, row_absmax);
         break;
-      case norm_output_kind::mxfp4: out_mxfp4{q, static_cast<std::uint8_t*>(scale)}.store(row, hidden, k, v, active, row_absmax); break;
+      case norm_output_kind::mxfp4:
+        out_mxfp4{q, static_cast<std::uint8_t*>(scale)}.store(row, hidden, k, v, active, row_absmax);
+        break;
       case norm_output_kind::nvfp4:
         out_nvfp4{q, static_cast<std::uint8_t*>(scale), global_scale}.store(row, hidden, k, v, active, row_absmax);
         break;

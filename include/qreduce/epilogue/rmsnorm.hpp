@@ -112,7 +112,7 @@ struct residual_rmsnorm {
         am = a > am ? a : am;
       }
     }
-    finish<cached_rounds>(row, ss, am, need_absmax, [&](int i, std::size_t, float (&y)[8]) {
+    finish<cached_rounds>(row, ss, am, need_absmax, [&](int i, std::size_t, float(&y)[8]) {
       QR_UNROLL
       for (int j = 0; j < 8; ++j) y[j] = x[i][j];
     });
@@ -140,7 +140,7 @@ struct residual_rmsnorm {
         am = a > am ? a : am;
       }
     }
-    finish<0>(row, ss, am, need_absmax, [&](int, std::size_t k, float (&y)[8]) { device::load8(rp, hidden, k, y); });
+    finish<0>(row, ss, am, need_absmax, [&](int, std::size_t k, float(&y)[8]) { device::load8(rp, hidden, k, y); });
   }
 
   // The reductions, then y = inv * (r' * g) handed to the output, round by round (every thread runs

@@ -31,8 +31,6 @@ QR_HOST_DEVICE QR_FORCEINLINE float round_even(float x) {
 #endif
 }
 
-QR_HOST_DEVICE QR_FORCEINLINE bool is_finite_bits(std::uint32_t f32_bits) {
-  return (f32_bits & 0x7f800000u) != 0x7f800000u;
-}
+QR_HOST_DEVICE QR_FORCEINLINE bool is_finite_bits(std::uint32_t f32_bits) { return (f32_bits & 0x7f800000u) != 0x7f800000u; }
 
 }  // namespace qreduce::numeric

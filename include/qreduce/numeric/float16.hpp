@@ -71,7 +71,7 @@ QR_HOST_DEVICE QR_FORCEINLINE f16 to_f16(float f) {
 #else
   const std::uint16_t sign = std::uint16_t((x >> 16) & 0x8000u);
   if (a >= 0x477ff000u) return f16{std::uint16_t(sign | 0x7c00u)};  // >= 65520 rounds to inf
-  if (a >= 0x38800000u) {                                         // normal binary16
+  if (a >= 0x38800000u) {  // normal binary16
     const std::uint32_t r = a + 0xfffu + ((a >> 13) & 1u);
     return f16{std::uint16_t(sign | ((r - 0x38000000u) >> 13))};
   }
@@ -90,9 +90,13 @@ QR_HOST_DEVICE QR_FORCEINLINE f16 to_f16(float f) {
 template <class T>
 QR_HOST_DEVICE QR_FORCEINLINE T from_float(float f);
 template <>
-QR_HOST_DEVICE QR_FORCEINLINE f16 from_float<f16>(float f) { return to_f16(f); }
+QR_HOST_DEVICE QR_FORCEINLINE f16 from_float<f16>(float f) {
+  return to_f16(f);
+}
 template <>
-QR_HOST_DEVICE QR_FORCEINLINE bf16 from_float<bf16>(float f) { return to_bf16(f); }
+QR_HOST_DEVICE QR_FORCEINLINE bf16 from_float<bf16>(float f) {
+  return to_bf16(f);
+}
 
 }  // namespace numeric
 }  // namespace qreduce

@@ -126,8 +126,7 @@ struct e2m1 : minifloat_format<2, 1, 1, 0x7u, true> {
 #if QR_HAS_NATIVE_FP4_CVT && QR_BACKEND_CUDA
     std::uint16_t r;
     // cvt puts its first source in the upper half of the result.
-    asm("{ .reg .b8 t; cvt.rn.satfinite.e2m1x2.f32 t, %2, %1; cvt.u16.u8 %0, t; }"
-        : "=h"(r) : "f"(x0), "f"(x1));
+    asm("{ .reg .b8 t; cvt.rn.satfinite.e2m1x2.f32 t, %2, %1; cvt.u16.u8 %0, t; }" : "=h"(r) : "f"(x0), "f"(x1));
     return r;
 #elif QR_HAS_NATIVE_FP4_CVT && QR_BACKEND_HIP
     // Scale 1.0: the value is already scaled in f32 (bit-identity with every other target).
@@ -149,7 +148,7 @@ struct e2m1 : minifloat_format<2, 1, 1, 0x7u, true> {
     // Gathers bytes instead of shifting nibbles: the code is the low byte of code_float's bits
     // (0..7), the sign a byte replicated from the input's sign (prmt's sign mode, selector bit 3).
     std::uint32_t c[8], s[8];
-QR_UNROLL
+    QR_UNROLL
     for (int j = 0; j < 8; ++j) {
       c[j] = float_bits(code_float(x[j]));
       s[j] = float_bits(x[j]);
@@ -166,7 +165,7 @@ QR_UNROLL
     return even | (odd << 4);
 #else
     std::uint32_t w = 0u;
-QR_UNROLL
+    QR_UNROLL
     for (int j = 0; j < 4; ++j) w |= encode2(x[2 * j], x[2 * j + 1]) << (8 * j);
     return w;
 #endif
@@ -178,8 +177,14 @@ QR_UNROLL
     const auto p1 = __builtin_amdgcn_cvt_scalef32_pk_f32_fp4(w, 1.0f, 1);
     const auto p2 = __builtin_amdgcn_cvt_scalef32_pk_f32_fp4(w, 1.0f, 2);
     const auto p3 = __builtin_amdgcn_cvt_scalef32_pk_f32_fp4(w, 1.0f, 3);
-    out[0] = p0[0]; out[1] = p0[1]; out[2] = p1[0]; out[3] = p1[1];
-    out[4] = p2[0]; out[5] = p2[1]; out[6] = p3[0]; out[7] = p3[1];
+    out[0] = p0[0];
+    out[1] = p0[1];
+    out[2] = p1[0];
+    out[3] = p1[1];
+    out[4] = p2[0];
+    out[5] = p2[1];
+    out[6] = p3[0];
+    out[7] = p3[1];
 #elif QR_BACKEND_CUDA && QR_DEVICE_PASS
     // Table lookups (no E2M1 conversion before sm_100a): the magnitudes 0, .5, 1, 1.5, 2, 3, 4, 6
     // are f16 values whose low byte is zero, and their high bytes an 8-entry byte table that prmt
@@ -193,10 +198,10 @@ QR_UNROLL
     const std::uint32_t shifted = w << 4;
     const std::uint32_t placed[4] = {prmt<0x1404u>(mag[0], 0u), prmt<0x3424u>(mag[0], 0u), prmt<0x1404u>(mag[1], 0u), prmt<0x3424u>(mag[1], 0u)};
     const std::uint32_t sign[4] = {prmt<0xc080u>(shifted, w), prmt<0xd090u>(shifted, w), prmt<0xe0a0u>(shifted, w), prmt<0xf0b0u>(shifted, w)};
-QR_UNROLL
+    QR_UNROLL
     for (int p = 0; p < 4; ++p) f16x2_to_f32(placed[p] | (sign[p] & 0x80008000u), out[2 * p], out[2 * p + 1]);
 #else
-QR_UNROLL
+    QR_UNROLL
     for (int j = 0; j < 8; ++j) out[j] = decode_soft((w >> (4 * j)) & 0xfu);
 #endif
   }

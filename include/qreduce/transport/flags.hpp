@@ -42,8 +42,8 @@ struct call_pair {
 // word, its own included, so that every later kernel of any rank stops at entry, before writing
 // anything, and every block still waiting gives up. A call mismatch's signatures (`calls`, with the
 // rank that compared them, `finder`) go into the record and, before the abort word, to every rank.
-QR_DEVICE inline void record_fault(const device_handle& h, fault why, int peer, int phase, std::uint32_t seq, std::uint32_t seen,
-                                   int culprit, std::uint32_t cause, int finder = -1, const call_pair& calls = {}) {
+QR_DEVICE inline void record_fault(const device_handle& h, fault why, int peer, int phase, std::uint32_t seq, std::uint32_t seen, int culprit,
+                                   std::uint32_t cause, int finder = -1, const call_pair& calls = {}) {
   if (atomic_cas<scope::system>(&h.err->status, 0u, 2u)) {
     h.err->reason = std::uint32_t(why);
     h.err->peer = std::uint32_t(peer);

@@ -38,10 +38,12 @@ template <class T>
 concept transport_policy = requires(std::size_t n, void* p, const typename T::shared_handle& h) {
   { T::name } -> std::convertible_to<const char*>;
   { T::allocate(n) } -> std::same_as<void*>;
-  { T::deallocate(p) } noexcept;
+  { T::deallocate(p) }
+  noexcept;
   { T::share(p) } -> std::same_as<typename T::shared_handle>;
   { T::open(h) } -> std::same_as<void*>;
-  { T::close(p) } noexcept;
+  { T::close(p) }
+  noexcept;
 };
 
 #if !QR_BACKEND_HOST

@@ -44,7 +44,7 @@ namespace qreduce {
 
 inline constexpr int max_world = 8;
 inline constexpr int block_threads = 256;  // one codec tile (2048 values, 8 per thread) per pass
-inline constexpr int ring_slots = 3;       // two-shot rounds a block keeps in flight per phase
+inline constexpr int ring_slots = 3;  // two-shot rounds a block keeps in flight per phase
 // Two-shot blocks per multiprocessor for `world` ranks: the default grid, and the occupancy the
 // kernels of that world size are compiled for (__launch_bounds__; on CDNA the second argument asks
 // for as many waves per SIMD). The codecs' arithmetic waits on its own dependency chains and needs
@@ -57,17 +57,16 @@ constexpr int twoshot_blocks_per_sm(int world) { return world == 2 ? 8 : 3; }
 
 struct workspace_config {
   int world = 0;
-  int blocks = 0;                        // the two-shot's persistent grid: fixed for the communicator's life
-  int oneshot_blocks = 0;                // the one-shot's grid, at most `blocks`
-  std::size_t round_bytes = 16384;       // two-shot: encoded bytes one block sends per phase per round
-  int oneshot_values_per_block = 4096;   // one-shot: values per block (a multiple of 2048)
+  int blocks = 0;  // the two-shot's persistent grid: fixed for the communicator's life
+  int oneshot_blocks = 0;  // the one-shot's grid, at most `blocks`
+  std::size_t round_bytes = 16384;  // two-shot: encoded bytes one block sends per phase per round
+  int oneshot_values_per_block = 4096;  // one-shot: values per block (a multiple of 2048)
 };
 
 struct workspace_layout {
   workspace_config cfg{};
   std::size_t segment_bytes = 0, oneshot_buffer_bytes = 0;
-  std::size_t flags_off = 0, seq_off = 0, abort_off = 0, calls_off = 0, scatter_off = 0, gather_off = 0, oneshot_off = 0,
-              total = 0;
+  std::size_t flags_off = 0, seq_off = 0, abort_off = 0, calls_off = 0, scatter_off = 0, gather_off = 0, oneshot_off = 0, total = 0;
 
   static constexpr std::size_t align(std::size_t x) { return (x + 255) / 256 * 256; }
 
@@ -97,9 +96,7 @@ struct workspace_layout {
   // Bytes of the one-shot slots (both parities).
   QR_HOST_DEVICE constexpr std::size_t oneshot_bytes() const { return 2 * std::size_t(cfg.world) * oneshot_buffer_bytes; }
   // Largest message (in values) the one-shot takes.
-  constexpr std::size_t one_shot_max_values() const {
-    return std::size_t(cfg.oneshot_blocks) * cfg.oneshot_values_per_block;
-  }
+  constexpr std::size_t one_shot_max_values() const { return std::size_t(cfg.oneshot_blocks) * cfg.oneshot_values_per_block; }
   // Codec tiles per segment in one two-shot round: a segment slot holds this many of C's tiles.
   constexpr int max_tiles_per_segment(std::size_t tile_bytes) const { return int(segment_bytes / tile_bytes); }
 };
@@ -107,7 +104,7 @@ struct workspace_layout {
 // Why a kernel gave up.
 enum class fault : std::uint32_t {
   timeout = 1,  // a peer's flag did not reach the round in time
-  desync = 2,   // a peer's flag ran further ahead than any matching sequence of calls allows
+  desync = 2,  // a peer's flag ran further ahead than any matching sequence of calls allows
   aborted = 3,  // a peer gave up and raised this rank's abort word
   bad_launch = 4,  // a kernel ran an algorithm with a grid or a slot use its workspace does not hold
   call_mismatch = 5,  // a peer's call signature is unlike this rank's (different counts, types, codecs, ...)
@@ -123,13 +120,13 @@ QR_HOST_DEVICE QR_FORCEINLINE std::uint32_t abort_value(int reporter, int culpri
 struct error_record {
   std::uint32_t status;  // 0: fine, 2: being written, 1: written
   std::uint32_t reason;  // a fault
-  std::uint32_t peer;    // the rank it waited for (timeout, desync) or that aborted (aborted)
-  std::uint32_t phase;   // what was waited for: 0 two-shot scatter flags, 1 two-shot gather flags, 2 one-shot data
+  std::uint32_t peer;  // the rank it waited for (timeout, desync) or that aborted (aborted)
+  std::uint32_t phase;  // what was waited for: 0 two-shot scatter flags, 1 two-shot gather flags, 2 one-shot data
   std::uint32_t block;
-  std::uint32_t seq;     // the round (per-block sequence number) it waited for
-  std::uint32_t seen;    // the flag's value when it gave up (the peer's last round)
-  std::uint32_t culprit; // the rank at the root: `peer`, or for `aborted` the one the aborting peer gave up on
-  std::uint32_t cause;   // the fault at the root: `reason`, or for `aborted` the aborting peer's reason
+  std::uint32_t seq;  // the round (per-block sequence number) it waited for
+  std::uint32_t seen;  // the flag's value when it gave up (the peer's last round)
+  std::uint32_t culprit;  // the rank at the root: `peer`, or for `aborted` the one the aborting peer gave up on
+  std::uint32_t cause;  // the fault at the root: `reason`, or for `aborted` the aborting peer's reason
   std::uint32_t finder;  // call_mismatch at the root: the rank that compared the signatures
   std::uint32_t calls[4];  // and the two signatures (low, high words): the finder's call, then `culprit`'s
 };
@@ -137,7 +134,7 @@ struct error_record {
 // What a kernel needs, passed by value.
 struct device_handle {
   std::byte* peer[max_world];  // each rank's workspace as mapped in this process (peer[rank] is ours)
-  error_record* err;           // device-side address of the host-mapped error record
+  error_record* err;  // device-side address of the host-mapped error record
   workspace_layout layout;
   std::uint64_t timeout_ns;
   int rank;
@@ -147,18 +144,14 @@ struct device_handle {
     return reinterpret_cast<std::uint32_t*>(peer[r] + layout.flags_off) + (std::size_t(phase) * layout.cfg.blocks + block) * W + src;
   }
   // This rank's counters of `block`: two-shot rounds, one-shot calls, the two-shot's ring position.
-  QR_HOST_DEVICE std::uint32_t* seq(int block) const {
-    return reinterpret_cast<std::uint32_t*>(peer[rank] + layout.seq_off) + block;
-  }
+  QR_HOST_DEVICE std::uint32_t* seq(int block) const { return reinterpret_cast<std::uint32_t*>(peer[rank] + layout.seq_off) + block; }
   QR_HOST_DEVICE std::uint32_t* oneshot_seq(int block) const {
     return reinterpret_cast<std::uint32_t*>(peer[rank] + layout.seq_off) + layout.cfg.blocks + block;
   }
   QR_HOST_DEVICE std::uint32_t* ring_position(int block) const {
     return reinterpret_cast<std::uint32_t*>(peer[rank] + layout.seq_off) + 2 * layout.cfg.blocks + block;
   }
-  QR_HOST_DEVICE std::uint32_t* abort_word(int r) const {
-    return reinterpret_cast<std::uint32_t*>(peer[r] + layout.abort_off);
-  }
+  QR_HOST_DEVICE std::uint32_t* abort_word(int r) const { return reinterpret_cast<std::uint32_t*>(peer[r] + layout.abort_off); }
   // The two call signatures (4 words) a rank that found a call mismatch stores on rank r before
   // raising its abort word.
   QR_HOST_DEVICE std::uint32_t* abort_calls(int r) const { return abort_word(r) + 1; }
