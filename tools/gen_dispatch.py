@@ -89,6 +89,7 @@ def main():
         f"// Generated {datetime.date.today().isoformat()} from:",
         *[f"//   {p}" for p in provenance],
         "// arch: 90 = sm_90, 100 = sm_100, 942 / 950 = gfx942 / gfx950, 0 = any (model rows).",
+        "// clang-format off",
         "#pragma once",
         "#include <cstddef>",
         "#include <cstdint>",
