@@ -17,20 +17,13 @@ enum class errc {
 
 inline const char* errc_name(errc c) {
   switch (c) {
-    case errc::invalid_argument:
-      return "invalid argument";
-    case errc::mismatch:
-      return "rank mismatch";
-    case errc::timeout:
-      return "timeout";
-    case errc::runtime:
-      return "runtime error";
-    case errc::bootstrap:
-      return "bootstrap error";
-    case errc::unsupported:
-      return "unsupported";
-    case errc::failed_state:
-      return "communicator unusable";
+    case errc::invalid_argument: return "invalid argument";
+    case errc::mismatch: return "rank mismatch";
+    case errc::timeout: return "timeout";
+    case errc::runtime: return "runtime error";
+    case errc::bootstrap: return "bootstrap error";
+    case errc::unsupported: return "unsupported";
+    case errc::failed_state: return "communicator unusable";
   }
   return "error";
 }

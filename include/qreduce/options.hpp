@@ -21,14 +21,10 @@ enum class algorithm_kind : std::uint8_t { automatic = 0, one_shot, two_shot, fa
 
 inline const char* algorithm_name(algorithm_kind a) {
   switch (a) {
-    case algorithm_kind::automatic:
-      return "auto";
-    case algorithm_kind::one_shot:
-      return "oneshot";
-    case algorithm_kind::two_shot:
-      return "twoshot";
-    case algorithm_kind::fallback:
-      return "fallback";
+    case algorithm_kind::automatic: return "auto";
+    case algorithm_kind::one_shot: return "oneshot";
+    case algorithm_kind::two_shot: return "twoshot";
+    case algorithm_kind::fallback: return "fallback";
   }
   return "?";
 }

@@ -31,23 +31,15 @@ namespace {
 // Documented relative-L2 bounds against the fp64 sum (docs/accuracy.md), for the test's inputs.
 double bound_for(codec_kind k, dtype t) {
   switch (k) {
-    case codec_kind::none:
-      return t == dtype::f16 ? 2e-3 : 1e-2;
+    case codec_kind::none: return t == dtype::f16 ? 2e-3 : 1e-2;
     case codec_kind::fp8:
-    case codec_kind::fp8_fnuz:
-      return 0.08;
-    case codec_kind::int8:
-      return 0.02;
-    case codec_kind::int6:
-      return 0.08;
-    case codec_kind::int4:
-      return 0.3;
-    case codec_kind::fp4:
-      return 0.3;
-    case codec_kind::mxfp4:
-      return 0.35;
-    case codec_kind::int4m:
-      return 0.15;
+    case codec_kind::fp8_fnuz: return 0.08;
+    case codec_kind::int8: return 0.02;
+    case codec_kind::int6: return 0.08;
+    case codec_kind::int4: return 0.3;
+    case codec_kind::fp4: return 0.3;
+    case codec_kind::mxfp4: return 0.35;
+    case codec_kind::int4m: return 0.15;
   }
   return 0;
 }

@@ -188,9 +188,11 @@ __global__ void __launch_bounds__(block_threads)
   __shared__ int give_up;
   if (t == 0) give_up = 0;
   if (!block_may_start(h)) return;  // this rank or a peer gave up: no remote write
-  if (verifier && t == 0) QR_UNROLL
-  for (int p = 0; p < W; ++p)
-    if (p != r) *reinterpret_cast<uint4*>(h.oneshot_header(p, parity, r, b)) = detail::header_of(call);
+  if (verifier && t == 0) {
+    QR_UNROLL
+    for (int p = 0; p < W; ++p)
+      if (p != r) *reinterpret_cast<uint4*>(h.oneshot_header(p, parity, r, b)) = detail::header_of(call);
+  }
   for (std::size_t i0 = first; i0 < hi; i0 += U * stride) {
     if (i0 != first) {
       QR_UNROLL
@@ -213,9 +215,11 @@ __global__ void __launch_bounds__(block_threads)
     uint4 got[U][W];  // [u][r] unused: the own values are read from the input
     uint4 header[W];  // thread 0, first pass: the peers' headers ([r] unused)
     const bool headers = verifier && t == 0 && i0 == first;
-    if (headers) QR_UNROLL
-    for (int s = 0; s < W; ++s)
-      if (s != r) header[s] = load_relaxed_v4<scope::system>(h.oneshot_header(r, parity, s, b));
+    if (headers) {
+      QR_UNROLL
+      for (int s = 0; s < W; ++s)
+        if (s != r) header[s] = load_relaxed_v4<scope::system>(h.oneshot_header(r, parity, s, b));
+    }
     QR_UNROLL
     for (int u = 0; u < U; ++u) {
       const std::size_t i = i0 + u * stride;
@@ -230,9 +234,11 @@ __global__ void __launch_bounds__(block_threads)
     // out of the unrolled loops: clang does not unroll a loop that holds one).
     int late = -1;  // a rank whose values have not all arrived
     QR_UNROLL
-    for (int u = 0; u < U; ++u) QR_UNROLL
-    for (int s = 0; s < W; ++s)
-      if (s != r && i0 + u * stride < hi && late < 0 && !detail::arrived(got[u][s])) late = s;
+    for (int u = 0; u < U; ++u) {
+      QR_UNROLL
+      for (int s = 0; s < W; ++s)
+        if (s != r && i0 + u * stride < hi && late < 0 && !detail::arrived(got[u][s])) late = s;
+    }
     QR_UNROLL
     for (int s = 0; s < W; ++s)
       if (headers && s != r && late < 0 && !detail::arrived(header[s])) late = s;
@@ -243,21 +249,25 @@ __global__ void __launch_bounds__(block_threads)
             // Every missing vector read again, all the loads issued before any is looked at (a
             // look waits for its load: one after each load would poll them one after another).
             QR_UNROLL
-            for (int u = 0; u < U; ++u) QR_UNROLL
-            for (int s = 0; s < W; ++s)
-              if (s != r && i0 + u * stride < hi && !detail::arrived(got[u][s]))
-                got[u][s] = load_relaxed_v4<scope::system>(h.oneshot_buffer(r, parity, s) + 2 * (i0 + u * stride));
+            for (int u = 0; u < U; ++u) {
+              QR_UNROLL
+              for (int s = 0; s < W; ++s)
+                if (s != r && i0 + u * stride < hi && !detail::arrived(got[u][s]))
+                  got[u][s] = load_relaxed_v4<scope::system>(h.oneshot_buffer(r, parity, s) + 2 * (i0 + u * stride));
+            }
             QR_UNROLL
             for (int s = 0; s < W; ++s)
               if (headers && s != r && !detail::arrived(header[s])) header[s] = load_relaxed_v4<scope::system>(h.oneshot_header(r, parity, s, b));
             late = -1;  // the first rank still missing: the one a timeout names
             QR_UNROLL
-            for (int u = 0; u < U; ++u) QR_UNROLL
-            for (int s = 0; s < W; ++s)
-              if (s != r && i0 + u * stride < hi && late < 0 && !detail::arrived(got[u][s])) {
-                late = s;
-                seen = got[u][s].x;
-              }
+            for (int u = 0; u < U; ++u) {
+              QR_UNROLL
+              for (int s = 0; s < W; ++s)
+                if (s != r && i0 + u * stride < hi && late < 0 && !detail::arrived(got[u][s])) {
+                  late = s;
+                  seen = got[u][s].x;
+                }
+            }
             QR_UNROLL
             for (int s = 0; s < W; ++s)
               if (headers && s != r && late < 0 && !detail::arrived(header[s])) {

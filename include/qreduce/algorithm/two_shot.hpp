@@ -223,9 +223,11 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
       for (int k0 = 0; k0 < K; k0 += U) {
         lane_code<C> sums[U][W - 1];  // [u][o]: the segment of the o-th peer after this rank
         QR_UNROLL
-        for (int u = 0; u < U; ++u) QR_UNROLL
-        for (int o = 0; o < W - 1; ++o)
-          if (k0 + u < K) sums[u][o] = load_code<C, T>(h.gather_slot(r, q, b, (r + 1 + o) % W) + (k0 + u) * TB, t);
+        for (int u = 0; u < U; ++u) {
+          QR_UNROLL
+          for (int o = 0; o < W - 1; ++o)
+            if (k0 + u < K) sums[u][o] = load_code<C, T>(h.gather_slot(r, q, b, (r + 1 + o) % W) + (k0 + u) * TB, t);
+        }
         QR_UNROLL
         for (int u = 0; u < U; ++u) {
           if (k0 + u >= K) break;

@@ -67,7 +67,7 @@ enum class liveness { alive, exited, unknown };
 // (another host or boot, another pid namespace, no /proc); exited where no such process runs now (or
 // only a zombie is left of it, or the pid now names a later process).
 inline liveness process_liveness(const process_id& p) {
-  const process_id me = process_id::self();
+  static const process_id me = process_id::self();  // only its namespace and boot id are compared: fixed for life
   if (p.pid <= 0 || p.pid_ns == 0 || p.pid_ns != me.pid_ns || p.boot_id[0] == '\0' || std::strncmp(p.boot_id, me.boot_id, sizeof p.boot_id) != 0)
     return liveness::unknown;
   char state = 0;

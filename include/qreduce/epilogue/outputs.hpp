@@ -254,18 +254,10 @@ struct any_output {
   // `kind` is the same for the whole grid: every thread of a block takes the same branch.
   QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active, float row_absmax) const {
     switch (kind) {
-      case norm_output_kind::native:
-        out_native<T>{y}.store(row, hidden, k, v, active, row_absmax);
-        break;
-      case norm_output_kind::fp8_per_token:
-        out_fp8_per_token{q, static_cast<float*>(scale)}.store(row, hidden, k, v, active, row_absmax);
-        break;
-      case norm_output_kind::mxfp4:
-        out_mxfp4{q, static_cast<std::uint8_t*>(scale)}.store(row, hidden, k, v, active, row_absmax);
-        break;
-      case norm_output_kind::nvfp4:
-        out_nvfp4{q, static_cast<std::uint8_t*>(scale), global_scale}.store(row, hidden, k, v, active, row_absmax);
-        break;
+      case norm_output_kind::native: out_native<T>{y}.store(row, hidden, k, v, active, row_absmax); break;
+      case norm_output_kind::fp8_per_token: out_fp8_per_token{q, static_cast<float*>(scale)}.store(row, hidden, k, v, active, row_absmax); break;
+      case norm_output_kind::mxfp4: out_mxfp4{q, static_cast<std::uint8_t*>(scale)}.store(row, hidden, k, v, active, row_absmax); break;
+      case norm_output_kind::nvfp4: out_nvfp4{q, static_cast<std::uint8_t*>(scale), global_scale}.store(row, hidden, k, v, active, row_absmax); break;
     }
   }
 #endif
