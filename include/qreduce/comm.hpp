@@ -504,7 +504,8 @@ class basic_communicator {
       using T = typename decltype(ttag)::type;
       using E = typename decltype(etag)::type;
       load(reinterpret_cast<const void*>(&algorithm::one_shot_kernel<Transport, T, W, E>));
-      if constexpr (requires { E::row_pass; }) load(reinterpret_cast<const void*>(&algorithm::rows_kernel<E>));
+      if constexpr (requires { E::row_pass; })
+        for_rows_kernels<E>([&](auto rtag) { load(reinterpret_cast<const void*>(&algorithm::rows_kernel<typename decltype(rtag)::type>)); });
       for (codec_kind k : codecs_of<codecs>)
         visit_codec<codecs>(k, [&](auto tag) {
           using C = typename decltype(tag)::type;
@@ -548,12 +549,25 @@ class basic_communicator {
     if constexpr (row_wise) launch_rows(ep, n / row_values, s);
   }
 
-  // A row-wise epilogue's rows after a two-shot (algorithm::rows_kernel), on the same stream.
+  // A row-wise epilogue's rows after a two-shot (algorithm::rows_kernel), on the same stream; the
+  // fused RMSNorm's kernel is specialised on its output (a kernel for every output took 36 registers
+  // a thread where the native output needs 32: 7 blocks a multiprocessor instead of 8).
   template <class Ep>
   void launch_rows(const Ep& ep, std::size_t rows, rt::stream_t s) {
     const std::size_t grid = rows < algorithm::rows_kernel_max_blocks ? rows : algorithm::rows_kernel_max_blocks;
-    algorithm::rows_kernel<Ep><<<unsigned(grid), block_threads, 0, s>>>(ep, rows);
-    rt::check_launch("rows_kernel");
+    auto run = [&](const auto& e) {
+      algorithm::rows_kernel<std::decay_t<decltype(e)>><<<unsigned(grid), block_threads, 0, s>>>(e, rows);
+      rt::check_launch("rows_kernel");
+    };
+    if constexpr (requires { ep.visit_output(run); }) ep.visit_output(run);
+    else run(ep);
+  }
+
+  // Calls f with std::type_identity of every epilogue launch_rows may launch rows_kernel with for Ep.
+  template <class Ep, class F>
+  static void for_rows_kernels(F&& f) {
+    if constexpr (requires { Ep::visit_output_types(f); }) Ep::visit_output_types(f);
+    else f(std::type_identity<Ep>{});
   }
 
   void release() noexcept {

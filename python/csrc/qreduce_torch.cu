@@ -10,6 +10,7 @@
 #include <memory>
 #include <functional>
 #include <mutex>
+#include <vector>
 #include "qreduce/qreduce.hpp"
 
 namespace {
@@ -176,6 +177,26 @@ std::tuple<at::Tensor, at::Tensor> all_reduce_rmsnorm_quant(const at::Tensor& x,
 
 int64_t max_oneshot_bytes(int64_t comm) { return int64_t(get(comm)->max_oneshot_values() * 2); }
 
+// communicator::check(), abort() and dead_peers() (comm.hpp): qreduce errors become RuntimeError.
+void check(int64_t comm) {
+  try {
+    get(comm)->check();
+  } catch (const qreduce::error& e) {
+    TORCH_CHECK(false, e.what());
+  }
+}
+void abort_comm(int64_t comm) {
+  try {
+    get(comm)->abort();
+  } catch (const qreduce::error& e) {
+    TORCH_CHECK(false, e.what());
+  }
+}
+std::vector<int64_t> dead_peers(int64_t comm) {
+  const auto dead = get(comm)->dead_peers();
+  return {dead.begin(), dead.end()};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(qreduce, m) {
@@ -197,4 +218,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("create", &create, "create a communicator (returns its id)");
   m.def("destroy", &destroy);
   m.def("max_oneshot_bytes", &max_oneshot_bytes);
+  m.def("check", &check);
+  m.def("abort", &abort_comm);
+  m.def("dead_peers", &dead_peers);
 }

@@ -91,6 +91,30 @@ class Communicator:
         self.id = _C.create(self.rank, self.world, self.device.index, allgather, max_blocks, timeout_ms)
         self.max_oneshot_bytes = _C.max_oneshot_bytes(self.id)
 
+    def check(self):
+        """Raises RuntimeError if a kernel of this communicator gave up (a peer did not arrive, the
+        ranks' calls differ, a rank called abort()), naming the rank at fault. Reads host memory only:
+        synchronize the stream first to learn about the last call. After it raises, close() and
+        create a new communicator on every rank."""
+        if not self.id:
+            raise RuntimeError("qreduce: the communicator was closed")
+        _C.check(self.id)
+
+    def abort(self):
+        """Stops this communicator's kernels on every rank, now (a watchdog that found a dead peer,
+        or a shutdown that cannot wait): every rank's check() and next call then raise, naming this
+        rank. Safe while calls are in flight; to go on, close() and create a new one on every rank."""
+        if not self.id:
+            raise RuntimeError("qreduce: the communicator was closed")
+        _C.abort(self.id)
+
+    def dead_peers(self) -> list:
+        """The ranks whose processes have exited, as this host can tell (peers in this pid namespace
+        of this boot), for a watchdog that then calls abort()."""
+        if not self.id:
+            raise RuntimeError("qreduce: the communicator was closed")
+        return list(_C.dead_peers(self.id))
+
     def close(self):
         """Collective, like creation: every rank of the group calls it. It waits until every rank's
         calls have ended before freeing (a peer's kernel that gives up still writes this rank's

@@ -1,7 +1,8 @@
 """GPU test of the PyTorch binding (a machine with an NVIDIA GPU): N processes (default 2) share the visible GPUs,
 meet through a gloo group, and check qreduce's ops against torch's sum:
   all_reduce (every codec, fp16/bf16, out of place and in place), all_reduce_rmsnorm, a CUDA graph
-  capture with replays, torch.compile, the vLLM-style communicator, and the error messages.
+  capture with replays, torch.compile, the vLLM-style communicator, the error messages, and
+  abort() / check() / dead_peers() with a new communicator after an abort.
 Run: PYTHONPATH=python python3 python/tests/gpu_torch.py [N]"""
 import os
 import sys
@@ -138,6 +139,32 @@ def run(rank, world, port, results):
             expect(False, f"{what} accepted")
         except (TypeError, ValueError, RuntimeError):
             pass
+    expect(comm.dead_peers() == [], f"dead_peers() of a healthy group: {comm.dead_peers()}")
+    comm.check()  # clean: no raise
+
+    # abort() on rank 0 stops every rank: after a call (a rank whose kernels were idle learns of the
+    # abort from its next kernel) and a synchronize, check() and the next call raise naming rank 0;
+    # a new communicator works
+    dist.barrier()
+    if rank == 0:
+        comm.abort()
+    dist.barrier()
+    ones = torch.ones(64, device=dev, dtype=torch.bfloat16)
+    try:
+        comm.all_reduce(ones)  # raises on rank 0; its kernel stops at entry elsewhere
+    except RuntimeError:
+        pass
+    torch.cuda.synchronize(dev)
+    for what, fn in (("check()", comm.check), ("a call", lambda: comm.all_reduce(ones))):
+        try:
+            fn()
+            expect(False, f"{what} after rank 0's abort() raised nothing")
+        except RuntimeError as e:
+            expect("rank 0 aborted" in str(e), f"{what} after abort(): {e}")
+    comm.close()
+    comm = Communicator(max_blocks=16, timeout_ms=60000)
+    t = torch.ones(4096, device=dev, dtype=torch.bfloat16)
+    expect(bool((comm.all_reduce(t, codec="int8") == world).all()), "a new communicator after abort()")
     comm.close()
     results[rank] = fails
     dist.destroy_process_group()

@@ -1,12 +1,14 @@
 // Machine-code check source: compiled for sm_90, sm_100a (PTX checked) and gfx942, gfx950 (assembly
 // checked) by tests/isa/check.sh, which fails when a fast path is missing from its target.
 // It instantiates, for every codec, the device encode/decode of a tile (the code the all-reduce
-// runs), a two-shot kernel that stores its tiles directly and one that stages them. It includes the algorithms, not the communicator (which would
+// runs), a two-shot kernel that stores its tiles directly and one that stages them, and the fused
+// RMSNorm's kernels of rows. It includes the algorithms, not the communicator (which would
 // instantiate every kernel it can launch).
 #include "qreduce/algorithm/one_shot.hpp"
 #include "qreduce/algorithm/two_shot.hpp"
 #include "qreduce/codec/all.hpp"
 #include "qreduce/epilogue/identity.hpp"
+#include "qreduce/epilogue/rmsnorm.hpp"
 
 using namespace qreduce;
 
@@ -37,4 +39,6 @@ void instantiate_all() {
   (void)&algorithm::two_shot_kernel<transport::default_transport, codec::fp4, bf16, 8, epilogue::identity>;
   (void)&algorithm::two_shot_kernel<transport::default_transport, codec::int6, bf16, 2, epilogue::identity>;  // stages its tiles
   (void)&algorithm::one_shot_kernel<transport::default_transport, bf16, 8, epilogue::identity>;
+  // the fused RMSNorm's kernels of rows after a two-shot, one for each output type, as comm.hpp launches them
+  epilogue::residual_rmsnorm<bf16>::visit_output_types([](auto tag) { (void)&algorithm::rows_kernel<typename decltype(tag)::type>; });
 }

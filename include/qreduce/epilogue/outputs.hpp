@@ -29,8 +29,10 @@
 //                block calls it (active = false past the row's end) since groups span lanes.
 // and, on the host, reference(y_row, hidden, row) writing the same bytes from f32 values, which
 // the tests compare with the device's, and dequantize(row, hidden, k).
-// The kernels take any_output<T>, which holds one of them chosen at run time: one kernel per
-// (codec, dtype, world) serves every output, so the communicator can load them all up front.
+// The all-reduce kernels take any_output<T>, which holds one of them chosen at run time: one kernel
+// per (codec, dtype, world) serves every output, so the communicator can load them all up front. The
+// kernel of rows after a two-shot, which does not depend on the codec or the world, is compiled for
+// each output type (any_output::visit).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -248,6 +250,26 @@ struct any_output {
   static any_output of(const out_fp8_per_token& o) { return {norm_output_kind::fp8_per_token, nullptr, o.q, o.scale, nullptr}; }
   static any_output of(const out_mxfp4& o) { return {norm_output_kind::mxfp4, nullptr, o.q, o.scale, nullptr}; }
   static any_output of(const out_nvfp4& o) { return {norm_output_kind::nvfp4, nullptr, o.q, o.scale, o.global_scale}; }
+
+  // Calls f with the output it holds, as its own type: for kernels specialised on the output (the
+  // fused RMSNorm's kernel of rows, algorithm::rows_kernel), where one kernel for all costs registers.
+  template <class F>
+  void visit(F&& f) const {
+    switch (kind) {
+      case norm_output_kind::native: f(out_native<T>{y}); break;
+      case norm_output_kind::fp8_per_token: f(out_fp8_per_token{q, static_cast<float*>(scale)}); break;
+      case norm_output_kind::mxfp4: f(out_mxfp4{q, static_cast<std::uint8_t*>(scale)}); break;
+      case norm_output_kind::nvfp4: f(out_nvfp4{q, static_cast<std::uint8_t*>(scale), global_scale}); break;
+    }
+  }
+  // Calls f with std::type_identity of every output type visit() may pass.
+  template <class F>
+  static void visit_types(F&& f) {
+    f(std::type_identity<out_native<T>>{});
+    f(std::type_identity<out_fp8_per_token>{});
+    f(std::type_identity<out_mxfp4>{});
+    f(std::type_identity<out_nvfp4>{});
+  }
 
 #if !QR_BACKEND_HOST
   QR_DEVICE QR_FORCEINLINE bool row_absmax() const { return kind == norm_output_kind::fp8_per_token; }

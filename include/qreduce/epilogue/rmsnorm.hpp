@@ -16,6 +16,7 @@
 //     phase 2 in the kernel of rows.
 #pragma once
 #include <cstddef>
+#include <type_traits>
 #include "outputs.hpp"
 #if !QR_BACKEND_HOST
 #include "../device/tile.hpp"
@@ -23,21 +24,49 @@
 
 namespace qreduce::epilogue {
 
-template <class T>
+// Out: any_output<T> (the output chosen at run time: the all-reduce kernels) or one output type of
+// outputs.hpp (the kernel of rows, compiled for each: with_output()).
+template <class T, class Out = any_output<T>>
 struct residual_rmsnorm {
   static constexpr bool row_pass = true;
   static constexpr std::uint32_t call_id = 1;  // its number in a call's signature (algorithm/signature.hpp)
   const T* residual;
   T* residual_out;
   const T* weight;
-  any_output<T> out;
+  Out out;
   std::size_t hidden;  // a multiple of 8 and of the output's group
   float eps;
   const T* sum = nullptr;  // set: the all-reduce left its sums here (in T), and row() runs phase 1 too
 
   QR_HOST_DEVICE std::size_t row_values() const { return hidden; }
 
+  // The same epilogue with its output as its own type (host side, from any_output::visit).
+  template <class O>
+  residual_rmsnorm<T, O> with_output(const O& o) const {
+    return {residual, residual_out, weight, o, hidden, eps, sum};
+  }
+
+  // Calls f with this epilogue specialised on the output it holds (any_output::visit).
+  template <class F>
+  void visit_output(F&& f) const {
+    if constexpr (std::is_same_v<Out, any_output<T>>) out.visit([&](const auto& o) { f(with_output(o)); });
+    else f(*this);
+  }
+  // Calls f with std::type_identity of every epilogue visit_output() may pass.
+  template <class F>
+  static void visit_output_types(F&& f) {
+    if constexpr (std::is_same_v<Out, any_output<T>>)
+      Out::visit_types([&](auto otag) { f(std::type_identity<residual_rmsnorm<T, typename decltype(otag)::type>>{}); });
+    else f(std::type_identity<residual_rmsnorm>{});
+  }
+
 #if !QR_BACKEND_HOST
+  // Whether the output needs the row's largest |r' * g|.
+  QR_DEVICE QR_FORCEINLINE bool needs_absmax() const {
+    if constexpr (std::is_same_v<Out, any_output<T>>) return out.row_absmax();
+    else return Out::row_absmax;
+  }
+
   // Phase 1: r' = sum + r, values [i, i+8) of the n = rows * hidden.
   QR_DEVICE QR_FORCEINLINE void operator()(T*, std::size_t n, std::size_t i, const float (&v)[8]) const {
     float r[8];
@@ -84,7 +113,7 @@ struct residual_rmsnorm {
   QR_DEVICE QR_FORCEINLINE void row_cached(std::size_t row) const {
     const T* rp = residual_out + row * hidden;
     const std::size_t step = 8 * std::size_t(block_threads), k0 = 8 * std::size_t(threadIdx.x);
-    const bool need_absmax = out.row_absmax();
+    const bool need_absmax = needs_absmax();
     float x[cached_rounds][8];
     QR_UNROLL
     for (int i = 0; i < cached_rounds; ++i) {
@@ -123,7 +152,7 @@ struct residual_rmsnorm {
     const T* sp = sum != nullptr ? sum + row * hidden : nullptr;
     T* wp = residual_out + row * hidden;
     const std::size_t step = 8 * std::size_t(block_threads);
-    const bool need_absmax = out.row_absmax();
+    const bool need_absmax = needs_absmax();
     float ss = 0.0f;
     std::uint32_t am = 0u;
     for (std::size_t k = 8 * std::size_t(threadIdx.x); k < hidden; k += step) {
