@@ -1,6 +1,7 @@
 // GPU test: every device codec path (native conversions where the target has them) produces exactly
 // the host reference's bytes, and decodes to exactly the host reference's values, for fp16 and bf16,
-// on random and adversarial inputs, with and without rotation.
+// on random and adversarial inputs, with and without rotation; and the kernels' conversion of their
+// results to fp16/bf16 against the host's.
 #include <cstring>
 #include "common.hpp"
 
@@ -29,6 +30,61 @@ void check_scale_reciprocals() {
     if (got[i] != numeric::float_bits(1.0f / codec::scale_bf16::to_float(s)) && differ++ == 0) first = s;
   }
   QR_EXPECT(differ == 0, "scale_bf16::reciprocal: %u of %u scales differ from 1 / scale on the device (first 0x%04x)", differ, count, first);
+}
+
+// from_float8 on the device (a native conversion of each pair on NVIDIA) against from_float on the
+// host, for 8 values a thread.
+template <class T>
+__global__ void from_float8_kernel(const float* in, std::size_t n, std::uint32_t* out) {
+  const std::size_t i = 8 * (std::size_t(blockIdx.x) * blockDim.x + threadIdx.x);
+  if (i + 8 > n) return;
+  float x[8];
+  for (int j = 0; j < 8; ++j) x[j] = in[i + j];
+  std::uint32_t w[4];
+  numeric::from_float8<T>(x, w);
+  for (int j = 0; j < 4; ++j) out[i / 2 + std::size_t(j)] = w[j];
+}
+
+// Every bf16 bucket (each 16-bit high half with low halves at and around its rounding tie, random
+// ones too) and every f16 value with the midpoints to its neighbours and the floats beside them:
+// NaNs, infinities, subnormals and overflow included, through both types.
+void check_from_float8() {
+  std::vector<float> v;
+  std::mt19937 rng(5);
+  for (std::uint32_t hi = 0; hi < 0x10000u; ++hi)
+    for (std::uint32_t lo : {0x0000u, 0x0001u, 0x7fffu, 0x8000u, 0x8001u, 0xffffu, std::uint32_t(rng() & 0xffffu), std::uint32_t(rng() & 0xffffu)})
+      v.push_back(numeric::bits_float(hi << 16 | lo));
+  for (std::uint32_t h = 0; h < 0xffffu; ++h) {
+    const float a = numeric::to_float(f16{std::uint16_t(h)}), b = numeric::to_float(f16{std::uint16_t(h + 1)});
+    if (!std::isfinite(a) || !std::isfinite(b) || (h & 0x7fffu) == 0x7fffu) continue;
+    const float mid = a + (b - a) / 2;  // exact: f16 values have 11 significant bits
+    for (float m : {a, mid, std::nextafter(mid, -INFINITY), std::nextafter(mid, INFINITY)}) v.push_back(m);
+  }
+  while (v.size() % 8 != 0) v.push_back(0.0f);
+  float* din;
+  std::uint32_t* dout;
+  QR_CUDA(cudaMalloc(&din, v.size() * 4));
+  QR_CUDA(cudaMalloc(&dout, v.size() * 2));
+  QR_CUDA(cudaMemcpy(din, v.data(), v.size() * 4, cudaMemcpyHostToDevice));
+  auto run = [&](auto ttag, const char* name) {
+    using T = typename decltype(ttag)::type;
+    from_float8_kernel<T><<<unsigned((v.size() / 8 + 255) / 256), 256>>>(din, v.size(), dout);
+    QR_CUDA(cudaGetLastError());
+    std::vector<std::uint32_t> got(v.size() / 2);
+    QR_CUDA(cudaMemcpy(got.data(), dout, v.size() * 2, cudaMemcpyDeviceToHost));
+    std::size_t differ = 0, first = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const std::uint16_t want = numeric::from_float<T>(v[i]).bits;
+      const std::uint16_t have = std::uint16_t(got[i / 2] >> (16 * (i % 2)));
+      if (want != have && differ++ == 0) first = i;
+    }
+    QR_EXPECT(differ == 0, "from_float8<%s>: %zu of %zu values differ from from_float on the host (first: float bits 0x%08x)", name, differ, v.size(),
+              differ ? numeric::float_bits(v[first]) : 0u);
+  };
+  run(std::type_identity<bf16>{}, "bf16");
+  run(std::type_identity<f16>{}, "f16");
+  QR_CUDA(cudaFree(din));
+  QR_CUDA(cudaFree(dout));
 }
 
 template <class C, class T>
@@ -277,6 +333,7 @@ int main() {
   check_native<numeric::e4m3fn>("e4m3fn");
   check_native<numeric::e4m3fnuz>("e4m3fnuz");
   check_scale_reciprocals();
+  check_from_float8();
   check_codecs(all_codecs_set{});
   check_outputs();
   return qrtest::finish("test_codecs_device");

@@ -120,6 +120,8 @@ for arch in sm_90 sm_100a; do
     "$arch: the scaled codecs' encode and the two-shot derive scales without an IEEE division"
   expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*4int6' 'ld\.shared\.v4\.u32' \
     "$arch: the INT6 two-shot copies its staged tiles out of shared memory 16 bytes at a time"
+  expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*bf16' 'cvt\.rn\.bf16x2\.f32' \
+    "$arch: the two-shot rounds its bf16 results two at a time (cvt.rn.bf16x2.f32, numeric::from_float8)"
   expect_not_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*3fp4' 'ld\.shared\.v4\.u32' \
     "$arch: the FP4 two-shot stores its lanes directly (no staging)"
 done
@@ -132,6 +134,7 @@ if command -v cuobjdump >/dev/null 2>&1; then
   expect "$out/sass.txt" 'F2FP\.SATFINITE\.E4M3' "SASS: E4M3 conversion instruction"
   expect "$out/sass.txt" 'F2FP\.SATFINITE\.E2M1' "SASS (sm_100a): E2M1 conversion instruction"
   expect "$out/sass.txt" 'MUFU\.RCP' "SASS: the scale's reciprocal on the multifunction unit (MUFU.RCP)"
+  expect "$out/sass.txt" 'F2FP\.BF16\.F32\.PACK_AB' "SASS: bf16 results rounded two at a time (F2FP.BF16.F32.PACK_AB)"
 else
   echo "  (no cuobjdump here: SASS not checked; the GPU machine checks it)"
 fi

@@ -20,9 +20,7 @@ struct passthrough {
   template <class T>
   QR_HOST_DEVICE static QR_FORCEINLINE lane_payload encode_lane(const float (&x)[8], const state&) {
     lane_payload p;
-    QR_UNROLL
-    for (int j = 0; j < 4; ++j)
-      p.w[j] = std::uint32_t(numeric::from_float<T>(x[2 * j]).bits) | (std::uint32_t(numeric::from_float<T>(x[2 * j + 1]).bits) << 16);
+    numeric::from_float8<T>(x, p.w);
     return p;
   }
   template <class T>

@@ -29,9 +29,7 @@ QR_DEVICE QR_FORCEINLINE void unpack8(const uint4& v, float (&x)[8]) {
 template <class T>
 QR_DEVICE QR_FORCEINLINE uint4 pack8(const float (&x)[8]) {
   std::uint32_t w[4];
-  QR_UNROLL
-  for (int j = 0; j < 4; ++j)
-    w[j] = std::uint32_t(numeric::from_float<T>(x[2 * j]).bits) | (std::uint32_t(numeric::from_float<T>(x[2 * j + 1]).bits) << 16);
+  numeric::from_float8<T>(x, w);
   return make_uint4(w[0], w[1], w[2], w[3]);
 }
 

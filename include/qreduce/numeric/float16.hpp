@@ -8,6 +8,7 @@
 // between CPUs and GPUs after arithmetic, so they must never reach the bytes.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 #include "bits.hpp"
 
 namespace qreduce {
@@ -96,6 +97,30 @@ QR_HOST_DEVICE QR_FORCEINLINE f16 from_float<f16>(float f) {
 template <>
 QR_HOST_DEVICE QR_FORCEINLINE bf16 from_float<bf16>(float f) {
   return to_bf16(f);
+}
+
+// Eight values rounded as from_float<T> rounds them, as four 16-bit pairs (value 2j in the low half of
+// word j): what the kernels store. On NVIDIA one cvt.rn.{bf16x2,f16x2}.f32 rounds a pair (to nearest
+// even, overflow to infinity, subnormals kept: from_float's rounding, checked on the device against
+// it for every bf16 bucket and every f16 midpoint); a group holding a NaN takes the path of single
+// conversions, which writes the canonical NaN (the instruction's NaN is another).
+template <class T>
+QR_HOST_DEVICE QR_FORCEINLINE void from_float8(const float (&x)[8], std::uint32_t (&w)[4]) {
+#if QR_DEVICE_PASS && QR_BACKEND_CUDA
+  bool nan = false;
+  QR_UNROLL
+  for (int j = 0; j < 8; ++j) nan |= x[j] != x[j];
+  if (!nan) {
+    QR_UNROLL
+    for (int j = 0; j < 4; ++j) {
+      if constexpr (std::is_same_v<T, bf16>) asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(w[j]) : "f"(x[2 * j + 1]), "f"(x[2 * j]));
+      else asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(w[j]) : "f"(x[2 * j + 1]), "f"(x[2 * j]));
+    }
+    return;
+  }
+#endif
+  QR_UNROLL
+  for (int j = 0; j < 4; ++j) w[j] = std::uint32_t(from_float<T>(x[2 * j]).bits) | (std::uint32_t(from_float<T>(x[2 * j + 1]).bits) << 16);
 }
 
 }  // namespace numeric
