@@ -58,6 +58,14 @@ if [ ! -f "$stamp" ]; then
   rm -rf "$work"
   touch "$stamp"
 fi
+# CMake's HIP language (cmake/hip-clang.cmake) looks for the runtime's package under <root>/lib/cmake;
+# Debian keeps it under lib/<triplet>/cmake: a file there that forwards to it.
+shim="$rocm/usr/lib/cmake/hip-lang"
+if [ -f "$rocm/usr/lib/x86_64-linux-gnu/cmake/hip-lang/hip-lang-config.cmake" ] && [ ! -f "$shim/hip-lang-config.cmake" ]; then
+  mkdir -p "$shim"
+  echo 'include(${CMAKE_CURRENT_LIST_DIR}/../../x86_64-linux-gnu/cmake/hip-lang/hip-lang-config.cmake)' > "$shim/hip-lang-config.cmake"
+  cp "$rocm/usr/lib/x86_64-linux-gnu/cmake/hip-lang/hip-lang-config-version.cmake" "$shim/"
+fi
 bitcode=$(ls -d "$rocm"/usr/lib/llvm-*/lib/clang/*/amdgcn/bitcode 2>/dev/null | head -n1)
 [ -n "$bitcode" ] || { echo "setup: AMD device libraries missing under $rocm" >&2; exit 1; }
 echo "setup: ok (clang-22, cmake, doctest, HIP headers in .toolchain/rocm)"

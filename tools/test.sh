@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The test command (CI runs it through .ci/run). Steps, each reported as passed or failed:
 #   source format (.clang-format), host tests (doctest, g++ and clang-22), self-contained headers,
-#   install + find_package, the dispatch table matches its generator, every example/test/benchmark
-#   compiles for sm_90 and sm_100a (nvcc) and the examples for gfx942 and gfx950 (clang-22 HIP), the
-#   machine-code checks, the Python package's pure-Python tests, and, where a GPU is visible, the GPU
-#   tests.
+#   install + find_package (C++, CUDA and HIP consumers), the dispatch table matches its generator,
+#   every example/test/benchmark compiles for sm_90 and sm_100a (CMake, nvcc) and the examples for
+#   gfx942 and gfx950 (CMake, clang-22 HIP), the machine-code checks, the Python package's pure-Python
+#   tests, and, where a GPU is visible, the GPU tests.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -12,12 +12,8 @@ bash tools/setup.sh || exit 1
 b=build/test
 mkdir -p "$b"
 nvcc="${NVCC:-/usr/local/cuda/bin/nvcc}"
-rocm="$root/.toolchain/rocm"
-bitcode=$(ls -d "$rocm"/usr/lib/llvm-*/lib/clang/*/amdgcn/bitcode | head -n1)
-hip_flags=(-x hip -std=c++20 -O3 -Iinclude -isystem "$rocm/usr/include" --rocm-path="$rocm/usr"
-           --rocm-device-lib-path="$bitcode" -D__AMDGCN_WAVEFRONT_SIZE=64 -Wno-unused-command-line-argument
-           -Werror=pass-failed)  # a requested unroll the optimizer could not do is an error, not a hidden warning
-nv_arch=(-gencode arch=compute_90,code=sm_90 -gencode arch=compute_100a,code=sm_100a)
+nv_build="$b/cuda"  # CMake build trees of the GPU programs (CMakeLists.txt: QREDUCE_BUILD_CUDA / _HIP)
+hip_build="$b/hip"
 passed=0
 failed=0
 failures=()
@@ -53,14 +49,18 @@ headers() {  # every header that needs no GPU runtime compiles alone as plain C+
     echo "#include <$h>" | g++ -std=c++20 -Wall -Wextra -Werror -Iinclude -x c++ -fsyntax-only - || { echo "not self-contained: $h"; return 1; }
   done
 }
-install_consumer() {  # find_package from a C++ project, and a CUDA one building example 01 (sm_90)
-  rm -rf "$b/prefix" "$b/consumer"
+install_consumer() {  # find_package from a C++ project, a CUDA one building example 01 (sm_90), a HIP one (gfx950)
+  rm -rf "$b/prefix" "$b/consumer" "$b/consumer-hip"
   cmake --install "$b/gcc" --prefix "$b/prefix" &&
     cmake -S tests/install_consumer -B "$b/consumer" -DCMAKE_PREFIX_PATH="$root/$b/prefix" \
       -DQREDUCE_CONSUMER_CUDA_EXAMPLE="$root/examples/01_allreduce/main.cpp" -DCMAKE_CUDA_COMPILER="$nvcc" \
       -DCMAKE_CUDA_ARCHITECTURES=90 &&
     cmake --build "$b/consumer" && "$b/consumer/consumer" &&
-    { CUDA_VISIBLE_DEVICES= "$b/consumer/cuda_consumer"; [ $? -eq 2 ]; }  # built, runs, says "no GPU" here
+    { CUDA_VISIBLE_DEVICES= "$b/consumer/cuda_consumer"; [ $? -eq 2 ]; } &&  # built, runs, says "no GPU" here
+    cmake -S tests/install_consumer -B "$b/consumer-hip" -DCMAKE_PREFIX_PATH="$root/$b/prefix" \
+      -DQREDUCE_CONSUMER_HIP_EXAMPLE="$root/examples/01_allreduce/main.cpp" -DCMAKE_TOOLCHAIN_FILE="$root/cmake/hip-clang.cmake" \
+      -DCMAKE_HIP_ARCHITECTURES=gfx950 &&
+    cmake --build "$b/consumer-hip" --target hip_consumer
 }
 dispatch_table() {  # the committed table is what its generator writes from the sources its header names
   local args=() line
@@ -74,12 +74,12 @@ dispatch_table() {  # the committed table is what its generator writes from the 
   python3 tools/gen_dispatch.py "${args[@]}" --out "$b/dispatch_table.hpp" &&
     diff <(grep -v '^// Generated' include/qreduce/dispatch_table.hpp) <(grep -v '^// Generated' "$b/dispatch_table.hpp")
 }
-accuracy_tool() {  # the table, and bad command lines refused (not a signal) with the option named
-  g++ -std=c++20 -O2 -Wall -Werror -Iinclude bench/accuracy.cpp -o "$b/qreduce_accuracy" &&
-    "$b/qreduce_accuracy" --world 2 --values 65536 | tail -n 5 || return 1
+accuracy_tool() {  # the table (the tool built with the host tests), and bad command lines refused (not a signal) with the option named
+  local tool="$b/gcc/qreduce_accuracy"
+  "$tool" --world 2 --values 65536 | tail -n 5 || return 1
   local args want out rc
   while IFS='|' read -r args want; do
-    out=$("$b/qreduce_accuracy" $args 2>&1)
+    out=$("$tool" $args 2>&1)
     rc=$?
     echo "qreduce_accuracy $args -> $rc: ${out%%$'\n'*}"
     [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] && grep -qF -- "$want" <<<"$out" || return 1
@@ -93,26 +93,20 @@ accuracy_tool() {  # the table, and bad command lines refused (not a signal) wit
 --world|--world needs a value
 CASES
 }
-nv_compile() {  # src out [-x cu]
-  "$nvcc" -std=c++20 -O3 -Iinclude "${nv_arch[@]}" -t 2 -Xcompiler -Wall "$@" -ldl
+nv_configure() {  # the GPU programs for sm_90 and sm_100a (CMakeLists.txt's defaults)
+  rm -rf "$nv_build"
+  cmake -S . -B "$nv_build" -DCMAKE_BUILD_TYPE=Release -DQREDUCE_BUILD_TESTS=OFF -DQREDUCE_BUILD_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc"
 }
-hip_compile() {  # src: the host pass and the two device passes, side by side
-  local src="$1" name pids=() p rc=0
-  name=$(basename "$(dirname "$src")")
-  clang++-22 "${hip_flags[@]}" --offload-arch=gfx942 --offload-arch=gfx950 --offload-host-only -c "$src" -o "$b/hip_${name}.o" &
-  pids+=($!)
-  for arch in gfx942 gfx950; do
-    clang++-22 "${hip_flags[@]}" --offload-arch=$arch --offload-device-only -S "$src" -o "$b/hip_${name}_$arch.s" &
-    pids+=($!)
-  done
-  for p in "${pids[@]}"; do wait "$p" || rc=1; done
-  return $rc
+hip_configure() {  # the examples for gfx942 and gfx950, with the toolchain tools/setup.sh unpacked
+  rm -rf "$hip_build"
+  cmake -S . -B "$hip_build" -DCMAKE_BUILD_TYPE=Release -DQREDUCE_BUILD_TESTS=OFF -DQREDUCE_BUILD_HIP=ON \
+    -DCMAKE_TOOLCHAIN_FILE="$root/cmake/hip-clang.cmake"
 }
 examples_without_gpu() {  # with no GPU visible each example says so and exits with status 2, not a signal
   local ex n out rc
   for ex in examples/*/main.cpp; do
     n=$(basename "$(dirname "$ex")")
-    out=$(CUDA_VISIBLE_DEVICES= HIP_VISIBLE_DEVICES= "$b/example_$n" 2>&1)
+    out=$(CUDA_VISIBLE_DEVICES= HIP_VISIBLE_DEVICES= "$nv_build/examples/example_$n" 2>&1)
     rc=$?
     echo "$n: exit $rc: $out"
     [ "$rc" -eq 2 ] && grep -q "no GPU visible" <<<"$out" || return 1
@@ -135,27 +129,30 @@ step headers-self-contained headers
 step install-find-package install_consumer
 step dispatch-table-generated dispatch_table
 step accuracy-tool accuracy_tool
-echo "test: NVIDIA builds (sm_90 + sm_100a)"
-step nv-test-codecs-device nv_compile tests/gpu/test_codecs_device.cu -o "$b/test_codecs_device"
-step nv-test-allreduce nv_compile tests/gpu/test_allreduce.cu -o "$b/test_allreduce"
-step nv-bench nv_compile bench/bench.cu -o "$b/qreduce_bench"
+echo "test: NVIDIA builds (CMake, sm_90 + sm_100a)"
+step nv-configure nv_configure
+step nv-test-codecs-device cmake --build "$nv_build" --target test_codecs_device
+step nv-test-allreduce cmake --build "$nv_build" --target test_allreduce
+step nv-bench cmake --build "$nv_build" --target qreduce_bench
 for ex in examples/*/main.cpp; do
   n=$(basename "$(dirname "$ex")")
-  step "nv-example-$n" nv_compile -x cu "$ex" -o "$b/example_$n"
+  step "nv-example-$n" cmake --build "$nv_build" --target "example_$n"
 done
 step examples-without-gpu examples_without_gpu
-echo "test: AMD builds (gfx942 + gfx950)"
+echo "test: AMD builds (CMake, gfx942 + gfx950)"
+step hip-configure hip_configure
 for ex in examples/*/main.cpp; do
-  step "hip-example-$(basename "$(dirname "$ex")")" hip_compile "$ex"
+  n=$(basename "$(dirname "$ex")")
+  step "hip-example-$n" cmake --build "$hip_build" --target "example_${n}_hip"
 done
 step isa-fast-paths bash tests/isa/check.sh "$b/isa"
 step python python_tests
 
 echo "test: GPU"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  step gpu-codecs "$b/test_codecs_device"
-  for w in 2 4 8; do step "gpu-allreduce-threads-$w" "$b/test_allreduce" --ranks $w --mode threads; done
-  for w in 2 4; do step "gpu-allreduce-procs-$w" "$b/test_allreduce" --ranks $w --mode procs --quick; done
+  step gpu-codecs "$nv_build/tests/gpu/test_codecs_device"
+  for w in 2 4 8; do step "gpu-allreduce-threads-$w" "$nv_build/tests/gpu/test_allreduce" --ranks $w --mode threads; done
+  for w in 2 4; do step "gpu-allreduce-procs-$w" "$nv_build/tests/gpu/test_allreduce" --ranks $w --mode procs --quick; done
 else
   echo "  skip  GPU tests: no GPU visible here (on a machine with an NVIDIA GPU: tools/gpu_tests.sh)"
 fi
