@@ -362,7 +362,7 @@ double time_us(rank_ctx& x, const options& o, const std::function<void()>& body)
 // add+RMSNorm kernel, bf16, for decode-sized and prefill-sized token counts at hidden 4096 and 8192;
 // and the same with y quantized to FP8 per token for the next GEMM (fused output vs a third kernel).
 int fused_bench(rank_ctx& x, const options& o) {
-  const std::size_t tokens_list[] = {1, 16, 64, 256, 1024, 4096, 16384};
+  const std::size_t tokens_list[] = {1, 16, 32, 64, 128, 256, 1024, 4096, 16384};
   const std::size_t hiddens[] = {4096, 8192};
   const std::size_t max_n = 16384 * 8192;
   auto* in = static_cast<bf16*>(rt::malloc_device(max_n * 2));

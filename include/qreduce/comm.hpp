@@ -240,16 +240,10 @@ class basic_communicator {
     return all_reduce(static_cast<const void*>(in), static_cast<void*>(out), count, dtype_of<T>, opts, stream);
   }
 
-  // The all-reduce with the caller's epilogue: an object with
-  //   __device__ void operator()(T* out, std::size_t n, std::size_t i, const float (&v)[8]) const
-  // called with the f32 sums of values [i, i+8) (and, if it declares `row_pass`, a
-  // `std::size_t row_values() const` and a `__device__ void row(std::size_t r) const` that finishes
-  // row r once all its values were handed over, called by every thread of one block: the one-shot
-  // calls it in its own blocks, after the two-shot a kernel of rows does, calling
-  // `row_alone(r)` instead where the epilogue has one; see epilogue/rmsnorm.hpp). Its kernels load
-  // on first use: ranks that share one device need
+  // The all-reduce with the caller's epilogue (epilogue/epilogue.hpp: an operator() called with the
+  // f32 sums of 8 values; a row-wise one also finishes whole rows). Its kernels load on first use: ranks that share one device need
   // CUDA_MODULE_LOADING=EAGER (or a first call before any peer spins), see docs/design.md.
-  template <class T, class Ep>
+  template <class T, epilogue::epilogue_for<T> Ep>
   algorithm_kind all_reduce_with(const T* in, T* out, std::size_t count, const Ep& ep, allreduce_options opts = {}, rt::stream_t stream = nullptr) {
     usable("all_reduce_with");
     const auto prepared = prepare("all_reduce_with", {in, out, count, dtype_of<T>, opts}, {in, out}, true, stream);
@@ -504,7 +498,7 @@ class basic_communicator {
       using T = typename decltype(ttag)::type;
       using E = typename decltype(etag)::type;
       load(reinterpret_cast<const void*>(&algorithm::one_shot_kernel<Transport, T, W, E>));
-      if constexpr (requires { E::row_pass; })
+      if constexpr (epilogue::row_epilogue_for<E, T>)
         for_rows_kernels<E>([&](auto rtag) { load(reinterpret_cast<const void*>(&algorithm::rows_kernel<typename decltype(rtag)::type>)); });
       for (codec_kind k : codecs_of<codecs>)
         visit_codec<codecs>(k, [&](auto tag) {
@@ -530,34 +524,32 @@ class basic_communicator {
 
   template <class T, int W, class Ep>
   void launch_w(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s, const Ep& ep, std::uint32_t call_epilogue) {
-    constexpr bool row_wise = requires { Ep::row_pass; };
-    std::size_t row_values = 0;
-    if constexpr (row_wise) row_values = ep.row_values();
-    if (c.algorithm == algorithm_kind::one_shot) {  // finishes the rows of a row-wise epilogue itself
-      const auto p = algorithm::plan_one_shot(h_.layout, n, row_values);
+    if (c.algorithm == algorithm_kind::one_shot) {
+      const auto p = algorithm::plan_one_shot(h_.layout, n);
       algorithm::one_shot_kernel<Transport, T, W, Ep><<<h_.layout.cfg.oneshot_blocks, block_threads, 0, s>>>(h_, in, out, n, p.per_block, ep);
       rt::check_launch("one_shot_kernel");
-      return;
+    } else {
+      visit_codec<codecs>(c.codec, [&](auto tag) {
+        using C = typename decltype(tag)::type;
+        const auto p = algorithm::plan_two_shot(h_.layout, codec::tile_bytes<C>, n);
+        algorithm::two_shot_kernel<Transport, C, T, W, Ep>
+            <<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate, ep, call_epilogue);
+      });
+      rt::check_launch("two_shot_kernel");
     }
-    visit_codec<codecs>(c.codec, [&](auto tag) {
-      using C = typename decltype(tag)::type;
-      const auto p = algorithm::plan_two_shot(h_.layout, codec::tile_bytes<C>, n);
-      algorithm::two_shot_kernel<Transport, C, T, W, Ep>
-          <<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate, ep, call_epilogue);
-    });
-    rt::check_launch("two_shot_kernel");
-    if constexpr (row_wise) launch_rows(ep, n / row_values, s);
+    if constexpr (epilogue::row_epilogue_for<Ep, T>) launch_rows(ep, n / ep.row_values(), s);
   }
 
-  // A row-wise epilogue's rows after a two-shot (algorithm::rows_kernel), on the same stream; the
-  // fused RMSNorm's kernel is specialised on its output (a kernel for every output took 36 registers
-  // a thread where the native output needs 32: 7 blocks a multiprocessor instead of 8).
+  // A row-wise epilogue's rows after the all-reduce (algorithm::rows_kernel), on the same stream,
+  // launched to start while the all-reduce ends (rt::launch_dependent); the fused RMSNorm's kernel is
+  // specialised on its output (a kernel for every output took 36 registers a thread where the native
+  // output needs 32: 7 blocks a multiprocessor instead of 8).
   template <class Ep>
   void launch_rows(const Ep& ep, std::size_t rows, rt::stream_t s) {
     const std::size_t grid = rows < algorithm::rows_kernel_max_blocks ? rows : algorithm::rows_kernel_max_blocks;
     auto run = [&](const auto& e) {
-      algorithm::rows_kernel<std::decay_t<decltype(e)>><<<unsigned(grid), block_threads, 0, s>>>(e, rows);
-      rt::check_launch("rows_kernel");
+      using E = std::decay_t<decltype(e)>;
+      rt::launch_dependent(&algorithm::rows_kernel<E>, unsigned(grid), unsigned(block_threads), s, e, rows);
     };
     if constexpr (requires { ep.visit_output(run); }) ep.visit_output(run);
     else run(ep);

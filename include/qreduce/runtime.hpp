@@ -4,6 +4,8 @@
 // every call checks its return code and throws qreduce::error (errc::runtime) naming the call.
 #pragma once
 #include <string>
+#include <tuple>
+#include <utility>
 #include "arch.hpp"
 #include "config.hpp"
 #include "error.hpp"
@@ -121,6 +123,33 @@ inline void memcpy_beside(void* dst, const void* src, std::size_t n) {
 inline void device_synchronize() { check(QR_RT(DeviceSynchronize)(), "DeviceSynchronize"); }
 inline void stream_synchronize(stream_t s) { check(QR_RT(StreamSynchronize)(s), "StreamSynchronize"); }
 inline void check_launch(const char* kernel) { check(QR_RT(GetLastError)(), kernel); }
+
+// Launches kernel<<<grid, block, 0, s>>>(args...) to start while the kernel before it on s ends
+// (CUDA's programmatic stream serialization; the kernel calls device::wait_prerequisites() before it
+// reads what that one wrote, device/intrinsics.hpp). HIP has no such launch: a plain one there.
+template <class... Params, class... Args>
+void launch_dependent(void (*kernel)(Params...), unsigned grid, unsigned block, stream_t s, Args&&... args) {
+#if QR_BACKEND_CUDA
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(grid);
+  cfg.blockDim = dim3(block);
+  cfg.stream = s;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = &attr;
+  cfg.numAttrs = 1;
+  check(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), "LaunchKernelEx");
+#else
+  std::tuple<Params...> held(std::forward<Args>(args)...);  // as the kernel's parameters
+  std::apply(
+      [&](auto&... p) {
+        void* a[] = {&p...};
+        check(hipLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(grid), dim3(block), a, 0, s), "LaunchKernel");
+      },
+      held);
+#endif
+}
 
 inline ipc_handle_t ipc_get_handle(void* p) {
   ipc_handle_t h{};

@@ -528,6 +528,26 @@ void counter_wrap(ctx& c) {
 
 using rank_fn = std::function<void(ctx&)>;
 
+// Runs fn(rank, bootstrap) on `world` threads that share one bootstrap group, and waits for all of
+// them; an exception escaping fn fails the test, naming the rank.
+template <class F>
+void run_ranks_as_threads(int world, F fn) {
+  auto group = std::make_shared<thread_group>(world);
+  std::vector<std::thread> th;
+  std::mutex mu;
+  for (int r = 0; r < world; ++r)
+    th.emplace_back([&, r] {
+      try {
+        thread_bootstrap bs(group, r);
+        fn(r, bs);
+      } catch (const std::exception& e) {
+        std::lock_guard l(mu);
+        QR_EXPECT(false, "rank %d threw: %s", r, e.what());
+      }
+    });
+  for (auto& t : th) t.join();
+}
+
 // One rank's whole run, in a thread or a child process.
 void rank_main(int rank, int world, bootstrap& bs, const comm_config& cfg, bool quick, const rank_fn& body) {
   const int ndev = rt::device_count();
@@ -617,139 +637,117 @@ int main(int argc, char** argv) {
   };
 
   if (mode == "threads") {
-    auto group = std::make_shared<thread_group>(world);
-    std::vector<std::thread> th;
-    std::mutex mu;
-    for (int r = 0; r < world; ++r)
-      th.emplace_back([&, r] {
-        try {
-          thread_bootstrap bs(group, r);
-          rank_main(r, world, bs, cfg, quick, body);
-        } catch (const std::exception& e) {
-          std::lock_guard l(mu);
-          QR_EXPECT(false, "rank %d threw: %s", r, e.what());
-        }
-      });
-    for (auto& t : th) t.join();
+    std::mutex mu;  // the scenarios' QR_EXPECTs from several threads
+    run_ranks_as_threads(world, [&](int r, thread_bootstrap& bs) { rank_main(r, world, bs, cfg, quick, body); });
 
     // A rank that never arrives: the others' kernels give up and report it.
     comm_config short_cfg = cfg;
     short_cfg.timeout_ms = 300;
-    std::vector<std::thread> th2;
-    auto group2 = std::make_shared<thread_group>(world);
-    for (int r = 0; r < world; ++r)
-      th2.emplace_back([&, r] {
-        thread_bootstrap bs(group2, r);
-        rt::set_device(r % ndev);
-        f16* d;
-        QR_CUDA(cudaMalloc(&d, 1 << 20));
-        cudaStream_t s;  // not the legacy stream: it would serialize the ranks' kernels
-        QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-        communicator comm(bs, short_cfg);
-        int token = r;
-        std::vector<int> all(static_cast<std::size_t>(world));
-        if (r == world - 1) {  // never calls; keeps its workspace alive until the others are done
-          bs.allgather(&token, all.data(), sizeof token);
-          return;
-        }
-        try {
-          comm.all_reduce<f16>(d, d, 100000, {codec_kind::fp4, algorithm_kind::two_shot}, s);
-          QR_CUDA(cudaStreamSynchronize(s));
-          comm.check();
-          std::lock_guard l(mu);
-          QR_EXPECT(false, "rank %d: the call without rank %d did not time out", r, world - 1);
-        } catch (const error& e) {
-          std::lock_guard l(mu);
-          QR_EXPECT(e.code() == errc::timeout && std::strstr(e.what(), ("rank " + std::to_string(world - 1) + " did not arrive").c_str()),
-                    "rank %d: expected a timeout naming rank %d, got: %s", r, world - 1, e.what());
-          try {
-            comm.all_reduce<f16>(d, d, 100, {}, s);
-            QR_EXPECT(false, "rank %d: a call after a timeout was accepted", r);
-          } catch (const error& e2) {
-            QR_EXPECT(e2.code() == errc::timeout, "rank %d: a call after a timeout: %s", r, e2.what());
-          }
-        }
+    run_ranks_as_threads(world, [&](int r, thread_bootstrap& bs) {
+      rt::set_device(r % ndev);
+      f16* d;
+      QR_CUDA(cudaMalloc(&d, 1 << 20));
+      cudaStream_t s;  // not the legacy stream: it would serialize the ranks' kernels
+      QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+      communicator comm(bs, short_cfg);
+      int token = r;
+      std::vector<int> all(static_cast<std::size_t>(world));
+      if (r == world - 1) {  // never calls; keeps its workspace alive until the others are done
         bs.allgather(&token, all.data(), sizeof token);
-        QR_CUDA(cudaFree(d));
-      });
-    for (auto& t : th2) t.join();
+        return;
+      }
+      try {
+        comm.all_reduce<f16>(d, d, 100000, {codec_kind::fp4, algorithm_kind::two_shot}, s);
+        QR_CUDA(cudaStreamSynchronize(s));
+        comm.check();
+        std::lock_guard l(mu);
+        QR_EXPECT(false, "rank %d: the call without rank %d did not time out", r, world - 1);
+      } catch (const error& e) {
+        std::lock_guard l(mu);
+        QR_EXPECT(e.code() == errc::timeout && std::strstr(e.what(), ("rank " + std::to_string(world - 1) + " did not arrive").c_str()),
+                  "rank %d: expected a timeout naming rank %d, got: %s", r, world - 1, e.what());
+        try {
+          comm.all_reduce<f16>(d, d, 100, {}, s);
+          QR_EXPECT(false, "rank %d: a call after a timeout was accepted", r);
+        } catch (const error& e2) {
+          QR_EXPECT(e2.code() == errc::timeout, "rank %d: a call after a timeout: %s", r, e2.what());
+        }
+      }
+      bs.allgather(&token, all.data(), sizeof token);
+      QR_CUDA(cudaFree(d));
+    });
 
     // A late rank: ranks 0..W-2 make three one-shot calls with distinct data (directly, then as three
     // replays of a captured graph) while rank W-1 arrives only after they timed out. The late rank
     // must get an error naming itself as the rank that did not arrive, and its output must stay as
     // it was: never a sum of another call's data. The early ranks' later calls fail too.
     for (const bool graph : {false, true}) {
-      std::vector<std::thread> th4;
-      auto group4 = std::make_shared<thread_group>(world);
-      for (int r = 0; r < world; ++r)
-        th4.emplace_back([&, r] {
-          thread_bootstrap bs(group4, r);
-          rt::set_device(r % ndev);
-          const std::size_t n = 4096;
-          f16* d;
-          QR_CUDA(cudaMalloc(&d, n * 2));
-          cudaStream_t s;
-          QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-          communicator comm(bs, short_cfg);
-          const allreduce_options one_shot{codec_kind::none, algorithm_kind::one_shot};
-          cudaGraphExec_t exec = nullptr;
-          if (graph) {
-            cudaGraph_t g;
-            QR_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-            comm.all_reduce<f16>(d, d, n, one_shot, s);
-            QR_CUDA(cudaStreamEndCapture(s, &g));
-            QR_CUDA(cudaGraphInstantiate(&exec, g, 0));
-            QR_CUDA(cudaGraphDestroy(g));
-          }
-          auto call = [&] {
-            if (graph) QR_CUDA(cudaGraphLaunch(exec, s));
-            else comm.all_reduce<f16>(d, d, n, one_shot, s);
-            QR_CUDA(cudaStreamSynchronize(s));
-            comm.check();
-          };
-          int token = r;
-          std::vector<int> all(static_cast<std::size_t>(world));
-          const std::string late = "rank " + std::to_string(world - 1) + " did not arrive";
-          if (r != world - 1) {
-            int errors = 0;
-            for (int k = 0; k < 3; ++k) {
-              QR_CUDA(cudaMemset(d, 0x10 + k, n * 2));  // distinct data per call
-              try {
-                call();
-              } catch (const error& e) {
-                ++errors;
-                std::lock_guard l(mu);
-                QR_EXPECT(e.code() == errc::timeout && std::strstr(e.what(), late.c_str()), "rank %d (%s): call %d: %s", r,
-                          graph ? "graph" : "direct", k, e.what());
-              }
-            }
-            std::lock_guard l(mu);
-            QR_EXPECT(errors == 3, "rank %d (%s): %d of 3 calls without rank %d failed", r, graph ? "graph" : "direct", errors, world - 1);
-          }
-          bs.allgather(&token, all.data(), sizeof token);  // the late rank starts after the others gave up
-          if (r == world - 1) {
-            QR_CUDA(cudaMemset(d, 0x77, n * 2));
+      run_ranks_as_threads(world, [&](int r, thread_bootstrap& bs) {
+        rt::set_device(r % ndev);
+        const std::size_t n = 4096;
+        f16* d;
+        QR_CUDA(cudaMalloc(&d, n * 2));
+        cudaStream_t s;
+        QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+        communicator comm(bs, short_cfg);
+        const allreduce_options one_shot{codec_kind::none, algorithm_kind::one_shot};
+        cudaGraphExec_t exec = nullptr;
+        if (graph) {
+          cudaGraph_t g;
+          QR_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+          comm.all_reduce<f16>(d, d, n, one_shot, s);
+          QR_CUDA(cudaStreamEndCapture(s, &g));
+          QR_CUDA(cudaGraphInstantiate(&exec, g, 0));
+          QR_CUDA(cudaGraphDestroy(g));
+        }
+        auto call = [&] {
+          if (graph) QR_CUDA(cudaGraphLaunch(exec, s));
+          else comm.all_reduce<f16>(d, d, n, one_shot, s);
+          QR_CUDA(cudaStreamSynchronize(s));
+          comm.check();
+        };
+        int token = r;
+        std::vector<int> all(static_cast<std::size_t>(world));
+        const std::string late = "rank " + std::to_string(world - 1) + " did not arrive";
+        if (r != world - 1) {
+          int errors = 0;
+          for (int k = 0; k < 3; ++k) {
+            QR_CUDA(cudaMemset(d, 0x10 + k, n * 2));  // distinct data per call
             try {
               call();
-              std::lock_guard l(mu);
-              QR_EXPECT(false, "rank %d (%s): a late call succeeded", r, graph ? "graph" : "direct");
             } catch (const error& e) {
+              ++errors;
               std::lock_guard l(mu);
-              QR_EXPECT(e.code() == errc::timeout && std::strstr(e.what(), late.c_str()), "rank %d (%s): late call: %s", r,
-                        graph ? "graph" : "direct", e.what());
+              QR_EXPECT(e.code() == errc::timeout && std::strstr(e.what(), late.c_str()), "rank %d (%s): call %d: %s", r, graph ? "graph" : "direct",
+                        k, e.what());
             }
-            std::vector<std::uint16_t> back(n);
-            QR_CUDA(cudaMemcpy(back.data(), d, n * 2, cudaMemcpyDeviceToHost));
-            std::lock_guard l(mu);
-            QR_EXPECT(std::all_of(back.begin(), back.end(), [](std::uint16_t v) { return v == 0x7777; }),
-                      "rank %d (%s): the late call wrote its output", r, graph ? "graph" : "direct");
           }
-          bs.allgather(&token, all.data(), sizeof token);
-          if (exec) QR_CUDA(cudaGraphExecDestroy(exec));
-          QR_CUDA(cudaStreamDestroy(s));
-          QR_CUDA(cudaFree(d));
-        });
-      for (auto& t : th4) t.join();
+          std::lock_guard l(mu);
+          QR_EXPECT(errors == 3, "rank %d (%s): %d of 3 calls without rank %d failed", r, graph ? "graph" : "direct", errors, world - 1);
+        }
+        bs.allgather(&token, all.data(), sizeof token);  // the late rank starts after the others gave up
+        if (r == world - 1) {
+          QR_CUDA(cudaMemset(d, 0x77, n * 2));
+          try {
+            call();
+            std::lock_guard l(mu);
+            QR_EXPECT(false, "rank %d (%s): a late call succeeded", r, graph ? "graph" : "direct");
+          } catch (const error& e) {
+            std::lock_guard l(mu);
+            QR_EXPECT(e.code() == errc::timeout && std::strstr(e.what(), late.c_str()), "rank %d (%s): late call: %s", r, graph ? "graph" : "direct",
+                      e.what());
+          }
+          std::vector<std::uint16_t> back(n);
+          QR_CUDA(cudaMemcpy(back.data(), d, n * 2, cudaMemcpyDeviceToHost));
+          std::lock_guard l(mu);
+          QR_EXPECT(std::all_of(back.begin(), back.end(), [](std::uint16_t v) { return v == 0x7777; }),
+                    "rank %d (%s): the late call wrote its output", r, graph ? "graph" : "direct");
+        }
+        bs.allgather(&token, all.data(), sizeof token);
+        if (exec) QR_CUDA(cudaGraphExecDestroy(exec));
+        QR_CUDA(cudaStreamDestroy(s));
+        QR_CUDA(cudaFree(d));
+      });
     }
 
     // Mismatched calls: rank 0 calls with another codec, count or type than the others. Every rank
@@ -797,52 +795,47 @@ int main(int argc, char** argv) {
          "4096 fp16 values"},
     };
     for (const auto& mc : cases) {
-      std::vector<std::thread> th5;
-      auto group5 = std::make_shared<thread_group>(world);
-      for (int r = 0; r < world; ++r)
-        th5.emplace_back([&, r] {
-          thread_bootstrap bs(group5, r);
-          rt::set_device(r % ndev);
-          const std::size_t n = r == 0 ? mc.n0 : mc.n;
-          f16* d;
-          QR_CUDA(cudaMalloc(&d, n * 2));
-          QR_CUDA(cudaMemset(d, 0x3c, n * 2));
-          cudaStream_t s;
-          QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-          {
-            communicator comm(bs, short_cfg);
-            auto call = [&] {
-              if (r == 0 && mc.bf16_on_0) comm.all_reduce<bf16>(reinterpret_cast<bf16*>(d), reinterpret_cast<bf16*>(d), n, mc.o0, s);
-              else comm.all_reduce<f16>(d, d, n, r == 0 ? mc.o0 : mc.o, s);
-              QR_CUDA(cudaStreamSynchronize(s));
-              comm.check();
-            };
-            try {
-              call();
-              std::lock_guard l(mu);
-              QR_EXPECT(false, "rank %d (%s): a mismatched call succeeded", r, mc.name);
-            } catch (const error& e) {
-              std::lock_guard l(mu);
-              QR_EXPECT(e.code() == errc::mismatch && std::strstr(e.what(), "calls differ") && std::strstr(e.what(), mc.says0) &&
-                            std::strstr(e.what(), mc.says),
-                        "rank %d (%s): expected a mismatch describing '%s' and '%s', got: %s", r, mc.name, mc.says0, mc.says, e.what());
-            }
-            try {
-              call();
-              std::lock_guard l(mu);
-              QR_EXPECT(false, "rank %d (%s): a call after a mismatch was accepted", r, mc.name);
-            } catch (const error& e) {
-              std::lock_guard l(mu);
-              QR_EXPECT(e.code() == errc::mismatch, "rank %d (%s): a call after a mismatch: %s", r, mc.name, e.what());
-            }
-            int token = r;
-            std::vector<int> all(static_cast<std::size_t>(world));
-            bs.allgather(&token, all.data(), sizeof token);  // nobody frees a workspace a peer may still read
+      run_ranks_as_threads(world, [&](int r, thread_bootstrap& bs) {
+        rt::set_device(r % ndev);
+        const std::size_t n = r == 0 ? mc.n0 : mc.n;
+        f16* d;
+        QR_CUDA(cudaMalloc(&d, n * 2));
+        QR_CUDA(cudaMemset(d, 0x3c, n * 2));
+        cudaStream_t s;
+        QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+        {
+          communicator comm(bs, short_cfg);
+          auto call = [&] {
+            if (r == 0 && mc.bf16_on_0) comm.all_reduce<bf16>(reinterpret_cast<bf16*>(d), reinterpret_cast<bf16*>(d), n, mc.o0, s);
+            else comm.all_reduce<f16>(d, d, n, r == 0 ? mc.o0 : mc.o, s);
+            QR_CUDA(cudaStreamSynchronize(s));
+            comm.check();
+          };
+          try {
+            call();
+            std::lock_guard l(mu);
+            QR_EXPECT(false, "rank %d (%s): a mismatched call succeeded", r, mc.name);
+          } catch (const error& e) {
+            std::lock_guard l(mu);
+            QR_EXPECT(e.code() == errc::mismatch && std::strstr(e.what(), "calls differ") && std::strstr(e.what(), mc.says0) &&
+                          std::strstr(e.what(), mc.says),
+                      "rank %d (%s): expected a mismatch describing '%s' and '%s', got: %s", r, mc.name, mc.says0, mc.says, e.what());
           }
-          QR_CUDA(cudaStreamDestroy(s));
-          QR_CUDA(cudaFree(d));
-        });
-      for (auto& t : th5) t.join();
+          try {
+            call();
+            std::lock_guard l(mu);
+            QR_EXPECT(false, "rank %d (%s): a call after a mismatch was accepted", r, mc.name);
+          } catch (const error& e) {
+            std::lock_guard l(mu);
+            QR_EXPECT(e.code() == errc::mismatch, "rank %d (%s): a call after a mismatch: %s", r, mc.name, e.what());
+          }
+          int token = r;
+          std::vector<int> all(static_cast<std::size_t>(world));
+          bs.allgather(&token, all.data(), sizeof token);  // nobody frees a workspace a peer may still read
+        }
+        QR_CUDA(cudaStreamDestroy(s));
+        QR_CUDA(cudaFree(d));
+      });
     }
 
     // Creation is collective: a rank that fails while creating (a configuration only it has, before
@@ -850,150 +843,135 @@ int main(int argc, char** argv) {
     // rank throw, naming it, where the others used to wait in an all-gather it never joined.
     for (const bool late : {false, true}) {
       if (late && (world != 2 || ndev < 2)) continue;  // the full device must be the failing rank's alone
-      std::vector<std::thread> th6;
-      auto group6 = std::make_shared<thread_group>(world);
       const int bad = world - 1;
-      for (int r = 0; r < world; ++r)
-        th6.emplace_back([&, r] {
-          thread_bootstrap bs(group6, r);
-          rt::set_device(r % ndev);
-          comm_config mine = cfg;
-          std::vector<void*> hog;  // the failing rank's device, filled up
-          if (r == bad && !late) mine.timeout_ms = 0;
-          if (r == bad && late) {
-            std::size_t free_b = 0, total_b = 0;
-            QR_CUDA(cudaMemGetInfo(&free_b, &total_b));
-            for (std::size_t chunk = std::size_t(1) << 30; chunk >= (std::size_t(1) << 20); chunk /= 2)
-              for (void* p; cudaMalloc(&p, chunk) == cudaSuccess;) hog.push_back(p);
-            (void)cudaGetLastError();
-          }
-          try {
-            communicator comm(bs, mine);
-            std::lock_guard l(mu);
-            QR_EXPECT(false, "rank %d: created a communicator while rank %d failed (%s)", r, bad, late ? "allocation" : "configuration");
-          } catch (const error& e) {
-            std::lock_guard l(mu);
-            const std::string named = "rank " + std::to_string(bad) + " could not create the communicator";
-            if (r == bad)
-              QR_EXPECT(late ? e.code() == errc::runtime : (e.code() == errc::invalid_argument && std::strstr(e.what(), "timeout_ms")),
-                        "rank %d: its own failure (%s): %s", r, late ? "allocation" : "configuration", e.what());
-            else
-              QR_EXPECT(e.code() == (late ? errc::runtime : errc::invalid_argument) && std::strstr(e.what(), named.c_str()),
-                        "rank %d: expected an error naming rank %d (%s), got: %s", r, bad, late ? "allocation" : "configuration", e.what());
-          }
-          for (void* p : hog) QR_CUDA(cudaFree(p));
-        });
-      for (auto& t : th6) t.join();
+      run_ranks_as_threads(world, [&](int r, thread_bootstrap& bs) {
+        rt::set_device(r % ndev);
+        comm_config mine = cfg;
+        std::vector<void*> hog;  // the failing rank's device, filled up
+        if (r == bad && !late) mine.timeout_ms = 0;
+        if (r == bad && late) {
+          std::size_t free_b = 0, total_b = 0;
+          QR_CUDA(cudaMemGetInfo(&free_b, &total_b));
+          for (std::size_t chunk = std::size_t(1) << 30; chunk >= (std::size_t(1) << 20); chunk /= 2)
+            for (void* p; cudaMalloc(&p, chunk) == cudaSuccess;) hog.push_back(p);
+          (void)cudaGetLastError();
+        }
+        try {
+          communicator comm(bs, mine);
+          std::lock_guard l(mu);
+          QR_EXPECT(false, "rank %d: created a communicator while rank %d failed (%s)", r, bad, late ? "allocation" : "configuration");
+        } catch (const error& e) {
+          std::lock_guard l(mu);
+          const std::string named = "rank " + std::to_string(bad) + " could not create the communicator";
+          if (r == bad)
+            QR_EXPECT(late ? e.code() == errc::runtime : (e.code() == errc::invalid_argument && std::strstr(e.what(), "timeout_ms")),
+                      "rank %d: its own failure (%s): %s", r, late ? "allocation" : "configuration", e.what());
+          else
+            QR_EXPECT(e.code() == (late ? errc::runtime : errc::invalid_argument) && std::strstr(e.what(), named.c_str()),
+                      "rank %d: expected an error naming rank %d (%s), got: %s", r, bad, late ? "allocation" : "configuration", e.what());
+        }
+        for (void* p : hog) QR_CUDA(cudaFree(p));
+      });
     }
 
     // abort() from one rank's host stops every rank's kernels at once (not at the 20 s timeout), every
     // rank's check() names the aborting rank, and a new communicator created collectively works.
     {
-      std::vector<std::thread> th7;
-      auto group7 = std::make_shared<thread_group>(world);
-      for (int r = 0; r < world; ++r)
-        th7.emplace_back([&, r] {
-          thread_bootstrap bs(group7, r);
-          rt::set_device(r % ndev);
-          const std::size_t n = 100000;
-          f16* d;
-          QR_CUDA(cudaMalloc(&d, n * 2));
-          cudaStream_t s;
-          QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-          int token = r;
-          std::vector<int> all(static_cast<std::size_t>(world));
-          {
-            communicator comm(bs, cfg);  // timeout 20 s
-            const auto t0 = std::chrono::steady_clock::now();
-            if (r != world - 1) {  // the last rank does not call: the others wait for it
-              comm.all_reduce<f16>(d, d, n, {codec_kind::fp4, algorithm_kind::two_shot}, s);
-              if (r == 0) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(300));
-                comm.abort();
-              }
-              QR_CUDA(cudaStreamSynchronize(s));
+      run_ranks_as_threads(world, [&](int r, thread_bootstrap& bs) {
+        rt::set_device(r % ndev);
+        const std::size_t n = 100000;
+        f16* d;
+        QR_CUDA(cudaMalloc(&d, n * 2));
+        cudaStream_t s;
+        QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+        int token = r;
+        std::vector<int> all(static_cast<std::size_t>(world));
+        {
+          communicator comm(bs, cfg);  // timeout 20 s
+          const auto t0 = std::chrono::steady_clock::now();
+          if (r != world - 1) {  // the last rank does not call: the others wait for it
+            comm.all_reduce<f16>(d, d, n, {codec_kind::fp4, algorithm_kind::two_shot}, s);
+            if (r == 0) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(300));
+              comm.abort();
             }
-            bs.allgather(&token, all.data(), sizeof token);  // every rank's kernels have stopped
-            if (r == world - 1) {  // idle through the abort: its next call stops at entry
-              comm.all_reduce<f16>(d, d, n, {codec_kind::fp4, algorithm_kind::two_shot}, s);
-              QR_CUDA(cudaStreamSynchronize(s));
-            }
-            // That call, stopping, raises every rank's abort word: no rank frees its workspace before
-            // it is done (destroying a communicator is collective, after every rank's calls ended).
-            bs.allgather(&token, all.data(), sizeof token);
-            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            try {
-              comm.check();
-              std::lock_guard l(mu);
-              QR_EXPECT(false, "rank %d: check() passed after rank 0's abort()", r);
-            } catch (const error& e) {
-              std::lock_guard l(mu);
-              QR_EXPECT(e.code() == errc::failed_state && std::strstr(e.what(), "rank 0 aborted the communicator"),
-                        "rank %d: after rank 0's abort(): %s", r, e.what());
-            }
-            std::lock_guard l(mu);
-            QR_EXPECT(secs < 5.0, "rank %d: the aborted call took %.1f s (timeout 20 s)", r, secs);
-            QR_EXPECT(comm.dead_peers().empty(), "rank %d: ranks of this process reported dead", r);
+            QR_CUDA(cudaStreamSynchronize(s));
           }
-          // recovery: a new communicator, created on every rank together, sums correctly
-          communicator again(bs, cfg);
-          std::vector<std::uint16_t> ones(n, 0x3c00);  // 1.0
-          QR_CUDA(cudaMemcpy(d, ones.data(), n * 2, cudaMemcpyHostToDevice));
-          again.all_reduce<f16>(d, d, n, {codec_kind::none, algorithm_kind::two_shot}, s);
-          QR_CUDA(cudaStreamSynchronize(s));
-          again.check();
-          QR_CUDA(cudaMemcpy(ones.data(), d, n * 2, cudaMemcpyDeviceToHost));
+          bs.allgather(&token, all.data(), sizeof token);  // every rank's kernels have stopped
+          if (r == world - 1) {  // idle through the abort: its next call stops at entry
+            comm.all_reduce<f16>(d, d, n, {codec_kind::fp4, algorithm_kind::two_shot}, s);
+            QR_CUDA(cudaStreamSynchronize(s));
+          }
+          // That call, stopping, raises every rank's abort word: no rank frees its workspace before
+          // it is done (destroying a communicator is collective, after every rank's calls ended).
+          bs.allgather(&token, all.data(), sizeof token);
+          const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          try {
+            comm.check();
+            std::lock_guard l(mu);
+            QR_EXPECT(false, "rank %d: check() passed after rank 0's abort()", r);
+          } catch (const error& e) {
+            std::lock_guard l(mu);
+            QR_EXPECT(e.code() == errc::failed_state && std::strstr(e.what(), "rank 0 aborted the communicator"),
+                      "rank %d: after rank 0's abort(): %s", r, e.what());
+          }
           std::lock_guard l(mu);
-          QR_EXPECT(numeric::to_float(f16{ones[0]}) == float(world) && numeric::to_float(f16{ones[n - 1]}) == float(world),
-                    "rank %d: after recreating, the sum is %g, want %d", r, numeric::to_float(f16{ones[0]}), world);
-          QR_CUDA(cudaStreamDestroy(s));
-          QR_CUDA(cudaFree(d));
-        });
-      for (auto& t : th7) t.join();
+          QR_EXPECT(secs < 5.0, "rank %d: the aborted call took %.1f s (timeout 20 s)", r, secs);
+          QR_EXPECT(comm.dead_peers().empty(), "rank %d: ranks of this process reported dead", r);
+        }
+        // recovery: a new communicator, created on every rank together, sums correctly
+        communicator again(bs, cfg);
+        std::vector<std::uint16_t> ones(n, 0x3c00);  // 1.0
+        QR_CUDA(cudaMemcpy(d, ones.data(), n * 2, cudaMemcpyHostToDevice));
+        again.all_reduce<f16>(d, d, n, {codec_kind::none, algorithm_kind::two_shot}, s);
+        QR_CUDA(cudaStreamSynchronize(s));
+        again.check();
+        QR_CUDA(cudaMemcpy(ones.data(), d, n * 2, cudaMemcpyDeviceToHost));
+        std::lock_guard l(mu);
+        QR_EXPECT(numeric::to_float(f16{ones[0]}) == float(world) && numeric::to_float(f16{ones[n - 1]}) == float(world),
+                  "rank %d: after recreating, the sum is %g, want %d", r, numeric::to_float(f16{ones[0]}), world);
+        QR_CUDA(cudaStreamDestroy(s));
+        QR_CUDA(cudaFree(d));
+      });
     }
 
     // A communicator compiled for one codec and two ranks: other codecs are refused with the list of
     // its codecs and nothing written; other world sizes are refused at creation, on every rank.
     using int8_pair = basic_communicator<transport::default_transport, codec_set<codec::int8>, world_set<2>>;
-    std::vector<std::thread> th3;
-    auto group3 = std::make_shared<thread_group>(world);
-    for (int r = 0; r < world; ++r)
-      th3.emplace_back([&, r] {
-        thread_bootstrap bs(group3, r);
-        rt::set_device(r % ndev);
+    run_ranks_as_threads(world, [&](int r, thread_bootstrap& bs) {
+      rt::set_device(r % ndev);
+      try {
+        int8_pair comm(bs, cfg);
+        QR_EXPECT(world == 2, "rank %d: a communicator compiled for 2 ranks was created with %d", r, world);
+        f16* d;
+        QR_CUDA(cudaMalloc(&d, 1 << 20));
+        QR_CUDA(cudaMemset(d, 0x3c, 1 << 20));
+        cudaStream_t s;
+        QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
         try {
-          int8_pair comm(bs, cfg);
-          QR_EXPECT(world == 2, "rank %d: a communicator compiled for 2 ranks was created with %d", r, world);
-          f16* d;
-          QR_CUDA(cudaMalloc(&d, 1 << 20));
-          QR_CUDA(cudaMemset(d, 0x3c, 1 << 20));
-          cudaStream_t s;
-          QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-          try {
-            comm.all_reduce<f16>(d, d, 100000, {codec_kind::fp4, algorithm_kind::two_shot}, s);
-            QR_EXPECT(false, "rank %d: fp4 accepted by a communicator compiled for int8", r);
-          } catch (const error& e) {
-            QR_EXPECT(e.code() == errc::invalid_argument && std::strstr(e.what(), "codec fp4 is not compiled") && std::strstr(e.what(), "none, int8"),
-                      "rank %d: fp4 on an int8 communicator: %s", r, e.what());
-          }
-          std::vector<std::uint16_t> back(100000);
-          QR_CUDA(cudaMemcpy(back.data(), d, back.size() * 2, cudaMemcpyDeviceToHost));
-          QR_EXPECT(std::all_of(back.begin(), back.end(), [](std::uint16_t v) { return v == 0x3c3c; }), "rank %d: a refused call wrote", r);
-          comm.all_reduce<f16>(d, d, 100000, {codec_kind::int8, algorithm_kind::two_shot}, s);  // 1.0586 on every rank
-          QR_CUDA(cudaStreamSynchronize(s));
-          comm.check();
-          QR_CUDA(cudaMemcpy(back.data(), d, back.size() * 2, cudaMemcpyDeviceToHost));
-          const float want = 2.0f * numeric::to_float(f16{std::uint16_t(0x3c3c)});
-          QR_EXPECT(std::abs(numeric::to_float(f16{back[0]}) - want) < 0.02f, "rank %d: int8 sum %g, want %g", r, numeric::to_float(f16{back[0]}),
-                    want);
-          QR_CUDA(cudaStreamDestroy(s));
-          QR_CUDA(cudaFree(d));
+          comm.all_reduce<f16>(d, d, 100000, {codec_kind::fp4, algorithm_kind::two_shot}, s);
+          QR_EXPECT(false, "rank %d: fp4 accepted by a communicator compiled for int8", r);
         } catch (const error& e) {
-          QR_EXPECT(world != 2 && e.code() == errc::unsupported && std::strstr(e.what(), "compiled for 2 ranks"),
-                    "rank %d: creating a 2-rank communicator with %d ranks: %s", r, world, e.what());
+          QR_EXPECT(e.code() == errc::invalid_argument && std::strstr(e.what(), "codec fp4 is not compiled") && std::strstr(e.what(), "none, int8"),
+                    "rank %d: fp4 on an int8 communicator: %s", r, e.what());
         }
-      });
-    for (auto& t : th3) t.join();
+        std::vector<std::uint16_t> back(100000);
+        QR_CUDA(cudaMemcpy(back.data(), d, back.size() * 2, cudaMemcpyDeviceToHost));
+        QR_EXPECT(std::all_of(back.begin(), back.end(), [](std::uint16_t v) { return v == 0x3c3c; }), "rank %d: a refused call wrote", r);
+        comm.all_reduce<f16>(d, d, 100000, {codec_kind::int8, algorithm_kind::two_shot}, s);  // 1.0586 on every rank
+        QR_CUDA(cudaStreamSynchronize(s));
+        comm.check();
+        QR_CUDA(cudaMemcpy(back.data(), d, back.size() * 2, cudaMemcpyDeviceToHost));
+        const float want = 2.0f * numeric::to_float(f16{std::uint16_t(0x3c3c)});
+        QR_EXPECT(std::abs(numeric::to_float(f16{back[0]}) - want) < 0.02f, "rank %d: int8 sum %g, want %g", r, numeric::to_float(f16{back[0]}),
+                  want);
+        QR_CUDA(cudaStreamDestroy(s));
+        QR_CUDA(cudaFree(d));
+      } catch (const error& e) {
+        QR_EXPECT(world != 2 && e.code() == errc::unsupported && std::strstr(e.what(), "compiled for 2 ranks"),
+                  "rank %d: creating a 2-rank communicator with %d ranks: %s", r, world, e.what());
+      }
+    });
     return qrtest::finish("test_allreduce");
   }
 

@@ -24,6 +24,7 @@
 #include "qreduce/bootstrap/process.hpp"
 #include "qreduce/bootstrap/socket.hpp"
 #include "qreduce/dispatch.hpp"
+#include "qreduce/epilogue/epilogue.hpp"
 #include "qreduce/epilogue/identity.hpp"
 #include "qreduce/epilogue/rmsnorm.hpp"
 #include "qreduce/options.hpp"
@@ -250,7 +251,7 @@ TEST_CASE("plan_two_shot: tiles per segment follow the codec's tile size, chunks
   CHECK((balanced.chunks + 527) / 528 == 2);
 }
 
-TEST_CASE("plan_one_shot: slices of 8 values, whole rows per block with a row-wise epilogue") {
+TEST_CASE("plan_one_shot: slices of 8 values, a tile per block up to the grid") {
   workspace_config c;
   c.world = 2;
   c.blocks = 396;
@@ -268,26 +269,15 @@ TEST_CASE("plan_one_shot: slices of 8 values, whole rows per block with a row-wi
   CHECK(full.blocks == 132);
   CHECK(full.per_block % 8 == 0);
   CHECK(full.per_block * 132 >= cap - 3);
-  // rows: every block gets whole rows, as few rows each as cover them with the grid
-  for (std::size_t hidden : {2880u, 4096u, 8192u, 16384u}) {
-    for (std::size_t rows : {1u, 7u, 64u, 132u, 133u}) {
-      const std::size_t n = rows * hidden;
-      if (n > cap) continue;
-      const auto p = algorithm::plan_one_shot(l, n, hidden);
-      CHECK(p.per_block % hidden == 0);
-      CHECK(p.per_block / hidden == (rows + 131) / 132);
-      CHECK(std::size_t(p.blocks) * p.per_block >= n);
-      CHECK(std::size_t(p.blocks - 1) * p.per_block < n);
-      CHECK(p.blocks <= 132);
-    }
-  }
-  CHECK(algorithm::plan_one_shot(l, 8192, 8192).blocks == 1);  // one token of 8192: one block, no barrier
+  // one token of 8192 (a fused RMSNorm's row is finished by the kernel of rows): four blocks
+  CHECK(algorithm::plan_one_shot(l, 8192).blocks == 4);
 }
 
 namespace {
 struct custom_epilogue {};
 struct custom_row_epilogue {
   static constexpr bool row_pass = true;
+  std::size_t row_values() const { return 64; }
 };
 }  // namespace
 
@@ -309,6 +299,19 @@ TEST_CASE("call signatures: every field tells calls apart, and a mismatch is des
   CHECK(epilogue_id<epilogue::residual_rmsnorm<bf16>> == 1);
   CHECK(epilogue_id<custom_epilogue> == 2);
   CHECK(epilogue_id<custom_row_epilogue> == 3);
+}
+
+TEST_CASE("epilogue concepts: what the kernels and all_reduce_with take") {
+  CHECK(epilogue::epilogue_for<epilogue::identity, bf16>);
+  CHECK(epilogue::epilogue_for<epilogue::identity, f16>);
+  CHECK_FALSE(epilogue::epilogue_for<epilogue::identity, float>);  // the tensor types are fp16 and bf16
+  CHECK_FALSE(epilogue::row_epilogue_for<epilogue::identity, bf16>);
+  CHECK(epilogue::row_epilogue_for<epilogue::residual_rmsnorm<bf16>, bf16>);
+  CHECK(epilogue::row_epilogue_for<custom_row_epilogue, f16>);
+  struct owning {  // kernels take their epilogue by value: it must be a plain copy
+    std::vector<float> table;
+  };
+  CHECK_FALSE(epilogue::epilogue_for<owning, bf16>);
 }
 
 TEST_CASE("codec and world sets: what a communicator is compiled for") {

@@ -122,6 +122,12 @@ for arch in sm_90 sm_100a; do
     "$arch: the INT6 two-shot copies its staged tiles out of shared memory 16 bytes at a time"
   expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*bf16' 'cvt\.rn\.bf16x2\.f32' \
     "$arch: the two-shot rounds its bf16 results two at a time (cvt.rn.bf16x2.f32, numeric::from_float8)"
+  expect_in_kernel "$out/$arch.ptx" 'rows_kernel' 'griddepcontrol\.wait' \
+    "$arch: the kernel of rows waits for the all-reduce it follows (programmatic dependent launch)"
+  expect_in_kernel "$out/$arch.ptx" 'one_shot_kernel' 'griddepcontrol\.launch_dependents' \
+    "$arch: the one-shot lets the kernel of rows after it start (programmatic dependent launch)"
+  expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel' 'griddepcontrol\.launch_dependents' \
+    "$arch: the two-shot lets the kernel of rows after it start (programmatic dependent launch)"
   expect_not_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*3fp4' 'ld\.shared\.v4\.u32' \
     "$arch: the FP4 two-shot stores its lanes directly (no staging)"
 done

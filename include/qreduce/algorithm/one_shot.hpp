@@ -25,8 +25,9 @@
 // the 32-bit counter wraps. A timeout leaves buffers half written: the communicator is then unusable,
 // as after any fault (flags.hpp).
 //
-// With a row-wise epilogue (fused RMSNorm) each block takes whole rows and finishes them itself right
-// after adding them: no barrier over the grid, no second pass by other blocks.
+// A row-wise epilogue (fused RMSNorm) gets its values here like any other; its rows are finished by
+// a kernel of rows launched after this one (two_shot.hpp's rows_kernel), which starts while this one
+// ends (programmatic dependent launch: trigger_dependents below).
 //
 // The last block of the grid also pushes a 16-byte header, the call's signature (signature.hpp),
 // after the buffer's values, and its thread 0 reads the peers' headers, and a header unlike its own
@@ -45,29 +46,25 @@
 #include "../device/tile.hpp"
 #include "../transport/flags.hpp"
 #include "../transport/peer_memory.hpp"
+#include "../epilogue/epilogue.hpp"
 #include "signature.hpp"
 
 namespace qreduce::algorithm {
 
 // How a one-shot call is cut: block b takes values [b * per_block, (b + 1) * per_block) of the n;
-// blocks from `blocks` on have none. With row_values > 0 (a row-wise epilogue) per_block is a whole
-// number of rows. The grid is always the communicator's one-shot grid (see above).
+// blocks from `blocks` on have none. The grid is always the communicator's one-shot grid (see above).
 struct one_shot_plan {
   int blocks = 0;  // blocks with values
-  std::size_t per_block = 0;  // values per block, a multiple of 8 (of row_values with rows)
+  std::size_t per_block = 0;  // values per block, a multiple of 8
 };
 
-inline one_shot_plan plan_one_shot(const workspace_layout& l, std::size_t n, std::size_t row_values = 0) {
+inline one_shot_plan plan_one_shot(const workspace_layout& l, std::size_t n) {
   const std::size_t B = std::size_t(l.cfg.oneshot_blocks);
   auto ceil_div = [](std::size_t a, std::size_t b) { return a / b + (a % b != 0 ? 1 : 0); };
   one_shot_plan p;
-  if (row_values > 0) {
-    p.per_block = ceil_div(ceil_div(n, row_values), B) * row_values;
-  } else {
-    std::size_t blocks = ceil_div(n, codec::tile_values);
-    blocks = blocks < 1 ? 1 : (blocks > B ? B : blocks);
-    p.per_block = (ceil_div(n, blocks) + 7) / 8 * 8;
-  }
+  std::size_t blocks = ceil_div(n, codec::tile_values);
+  blocks = blocks < 1 ? 1 : (blocks > B ? B : blocks);
+  p.per_block = (ceil_div(n, blocks) + 7) / 8 * 8;
   p.blocks = n == 0 ? 0 : int(ceil_div(n, p.per_block));
   return p;
 }
@@ -158,7 +155,7 @@ __global__ void __launch_bounds__(block_threads) one_shot_empty_kernel(std::byte
 template <int W>
 inline constexpr int oneshot_unroll = W == 2 ? 2 : 1;
 
-template <class Transport, class T, int W, class Epilogue>
+template <class Transport, class T, int W, epilogue::epilogue_for<T> Epilogue>
 __global__ void __launch_bounds__(block_threads)
     one_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, std::size_t per_block, Epilogue ep) {
   using namespace device;
@@ -169,6 +166,7 @@ __global__ void __launch_bounds__(block_threads)
   const int parity = int(calls & 1u);
   const bool verifier = b == int(gridDim.x) - 1;  // the block that compares the ranks' calls
   const std::uint64_t call = call_signature(n, dtype_of<T>, 0u, one_shot_id, epilogue_id<Epilogue>, false);
+  trigger_dependents();  // a kernel of rows after this one may start (it waits for this one's end)
   if (lo >= n) {  // no values: count the call, so that every block's parity stays the same
     if (verifier && block_may_start(h) && t == 0) (void)detail::compare_calls<W>(h, parity, call);
     if (t == 0) *h.oneshot_seq(b) = calls + 1u;
@@ -185,8 +183,6 @@ __global__ void __launch_bounds__(block_threads)
     const std::size_t i = first + u * stride;
     if (i < hi) mine[u] = load8_bits(in, n, i);
   }
-  __shared__ int give_up;
-  if (t == 0) give_up = 0;
   if (!block_may_start(h)) return;  // this rank or a peer gave up: no remote write
   if (verifier && t == 0) {
     QR_UNROLL
@@ -310,14 +306,7 @@ __global__ void __launch_bounds__(block_threads)
       }
     }
   }
-  if (!ok) give_up = 1;
-  block_sync();
-  if (t == 0) *h.oneshot_seq(b) = calls + 1u;
-  if constexpr (requires { Epilogue::row_pass; }) {
-    // this block's rows are whole (plan_one_shot) and written: finish them
-    if (give_up == 0)
-      for (std::size_t row = lo / ep.row_values(); row < hi / ep.row_values(); ++row) ep.row(row);
-  }
+  if (t == 0) *h.oneshot_seq(b) = calls + 1u;  // after a fault (recorded: check() throws) too
 }
 
 }  // namespace qreduce::algorithm

@@ -62,6 +62,7 @@
 #include "../transport/flags.hpp"
 #include "signature.hpp"
 #include "../transport/peer_memory.hpp"
+#include "../epilogue/epilogue.hpp"
 
 namespace qreduce::algorithm {
 
@@ -142,7 +143,7 @@ QR_DEVICE QR_FORCEINLINE void copy_tile(std::byte* dst, const std::byte* image, 
 // call_epilogue: the epilogue field of the call's signature (algorithm/signature.hpp), where the
 // caller runs a different epilogue than the one it was asked for (the fused RMSNorm's two-shot hands
 // its sums to a kernel of rows and runs the plain epilogue itself).
-template <class Transport, codec::codec_type C, class T, int W, class Epilogue>
+template <class Transport, codec::codec_type C, class T, int W, epilogue::epilogue_for<T> Epilogue>
 __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate,
                                         const Epilogue& ep, std::uint32_t call_epilogue = epilogue_id<Epilogue>) {
   using namespace device;
@@ -314,26 +315,27 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   }
 }
 
-template <class Transport, codec::codec_type C, class T, int W, class Epilogue>
+template <class Transport, codec::codec_type C, class T, int W, epilogue::epilogue_for<T> Epilogue>
 __global__ void __launch_bounds__(block_threads, twoshot_blocks_per_sm(W))
     two_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate, Epilogue ep,
                     std::uint32_t call_epilogue) {
+  device::trigger_dependents();  // a kernel of rows after this one may start (it waits for this one's end)
   two_shot<Transport, C, T, W>(h, in, out, n, tiles_per_segment, rotate, ep, call_epilogue);
 }
 
-// A row-wise epilogue's rows after the two-shot (epilogue/rmsnorm.hpp), launched after it on the same
-// stream: one block a row, the grid striding over the rows. Against finishing the rows inside the
-// two-shot (each block the rows of its own chunks, or every block after a barrier over its grid),
-// this made the fused residual + RMSNorm 1.2-1.6x faster from 256 to 16k tokens (docs/design.md).
+// A row-wise epilogue's rows after the all-reduce (epilogue/rmsnorm.hpp), launched after it on the
+// same stream with rt::launch_dependent, so that its launch overlaps the all-reduce's end: one block
+// a row, the grid striding over the rows. Against finishing the rows inside the two-shot (each block
+// the rows of its own chunks, or every block after a barrier over its grid), this made the fused
+// residual + RMSNorm 1.2-1.6x faster from 256 to 16k tokens; against the one-shot's blocks finishing
+// their own rows, faster where a few rows left most of the grid idle (docs/design.md).
 // It does not look at the abort word (a load before any work cost 5% at 256 tokens): after a fault
 // it finishes rows of what the all-reduce left, as the all-reduce itself leaves its output
 // unfinished; check() throws either way.
 template <class Epilogue>
 __global__ void __launch_bounds__(block_threads) rows_kernel(Epilogue ep, std::size_t rows) {
-  for (std::size_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    if constexpr (requires { ep.row_alone(row); }) ep.row_alone(row);  // a form for a kernel of its own
-    else ep.row(row);
-  }
+  device::wait_prerequisites();  // the all-reduce before it has ended
+  for (std::size_t row = blockIdx.x; row < rows; row += gridDim.x) ep.row(row);
 }
 
 // The grid of rows_kernel: a block a row, up to this many.

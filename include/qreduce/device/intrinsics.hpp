@@ -35,5 +35,21 @@ QR_DEVICE QR_FORCEINLINE float shfl_xor(float v, int mask) {
 
 QR_DEVICE QR_FORCEINLINE void block_sync() { __syncthreads(); }
 
+// Programmatic dependent launch (sm_90 and later; nothing elsewhere). A kernel launched after this
+// one with rt::launch_dependent may start once every block of this one has called
+// trigger_dependents() (or ended); it calls wait_prerequisites() before reading anything this one
+// writes, which returns when this grid has ended and its memory is visible. The launch of the second
+// kernel then overlaps the end of the first instead of following it.
+QR_DEVICE QR_FORCEINLINE void trigger_dependents() {
+#if QR_BACKEND_CUDA && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+QR_DEVICE QR_FORCEINLINE void wait_prerequisites() {
+#if QR_BACKEND_CUDA && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 }  // namespace qreduce::device
 #endif
