@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GPU tests, for a machine with an NVIDIA GPU and nvcc: builds the GPU test
-# programs for sm_90 + sm_100a, checks the SASS of the fast paths, and runs every GPU test with the
-# ranks as threads and as processes. Logs go to ${OUT:-build/gpu-tests}.
+# The GPU tests, for a machine with an NVIDIA GPU, nvcc and CMake: builds the GPU test programs and
+# the examples for sm_90 + sm_100a through CMake (CMakeLists.txt, QREDUCE_BUILD_CUDA), checks the SASS
+# of the fast paths, and runs every GPU test with the ranks as threads and as processes. Logs go to
+# ${OUT:-build/gpu-tests}.
 #   tools/gpu_tests.sh [--quick] [--no-python] [--archs "90 100a"]
 # --archs: the targets the test programs are built for (default sm_90 and sm_100a; the machine-code
 # check always builds both); --no-python: skip the PyTorch extension and its test.
@@ -29,8 +30,8 @@ b=build/gpu-tests
 mkdir -p "$log" "$b"
 log="$(cd "$log" && pwd)"  # absolute: the PyTorch step runs from python/
 export PATH="$PATH:/usr/local/cuda/bin"
-nv=(nvcc -std=c++20 -O3 -t 2 -Iinclude)
-for a in $archs; do nv+=(-gencode "arch=compute_$a,code=sm_$a"); done
+cuda_archs=""
+for a in $archs; do cuda_archs="${cuda_archs:+$cuda_archs;}$a-real"; done
 passed=0
 failed=0
 step() {
@@ -44,10 +45,11 @@ step() {
   fi
 }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n1
-"${nv[@]}" -o $b/test_codecs_device tests/gpu/test_codecs_device.cu &
-"${nv[@]}" -o $b/test_allreduce tests/gpu/test_allreduce.cu &
-for ex in examples/*/main.cpp; do "${nv[@]}" -x cu -o "$b/$(basename "$(dirname "$ex")")" "$ex" & done
 [ $python -eq 1 ] && (cd python && QREDUCE_CUDA_ARCHS=90 python3 setup.py build_ext --inplace >"$log/python-build.log" 2>&1) &
+if ! { cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=Release -DQREDUCE_BUILD_TESTS=OFF -DQREDUCE_BUILD_CUDA=ON -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" \
+         -DCMAKE_CUDA_ARCHITECTURES="$cuda_archs" && cmake --build "$b" -j "$(nproc)"; } >"$log/build.log" 2>&1; then
+  echo "gpu_tests: the build failed ($log/build.log)"; tail -n 20 "$log/build.log"; wait; exit 1
+fi
 wait
 run_example() {  # two processes sharing the GPU(s)
   local exe="$1" pids=() rc=0
@@ -56,10 +58,10 @@ run_example() {  # two processes sharing the GPU(s)
   return $rc
 }
 step isa-sass bash tests/isa/check.sh "$b/isa"
-step codecs-device $b/test_codecs_device
-for w in 2 4 8; do step "allreduce-threads-$w" $b/test_allreduce --ranks $w --mode threads "${quick[@]}"; done
-for w in 2 4 8; do step "allreduce-procs-$w" timeout 300 $b/test_allreduce --ranks $w --mode procs --quick; done
-for ex in examples/*/main.cpp; do n=$(basename "$(dirname "$ex")"); step "example-$n" run_example "$b/$n"; done
+step codecs-device $b/tests/gpu/test_codecs_device
+for w in 2 4 8; do step "allreduce-threads-$w" $b/tests/gpu/test_allreduce --ranks $w --mode threads "${quick[@]}"; done
+for w in 2 4 8; do step "allreduce-procs-$w" timeout 300 $b/tests/gpu/test_allreduce --ranks $w --mode procs --quick; done
+for ex in examples/*/main.cpp; do n=$(basename "$(dirname "$ex")"); step "example-$n" run_example "$b/examples/example_$n"; done
 [ $python -eq 1 ] && step python-torch env PYTHONPATH=python python3 python/tests/gpu_torch.py 2
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
