@@ -241,8 +241,9 @@ class basic_communicator {
   }
 
   // The all-reduce with the caller's epilogue (epilogue/epilogue.hpp: an operator() called with the
-  // f32 sums of 8 values; a row-wise one also finishes whole rows). Its kernels load on first use: ranks that share one device need
-  // CUDA_MODULE_LOADING=EAGER (or a first call before any peer spins), see docs/design.md.
+  // f32 sums of 8 values; a row-wise one also finishes whole rows). Its kernels load on first use:
+  // ranks that share one device need CUDA_MODULE_LOADING=EAGER (or a first call before any peer
+  // spins), see docs/design.md.
   template <class T, epilogue::epilogue_for<T> Ep>
   algorithm_kind all_reduce_with(const T* in, T* out, std::size_t count, const Ep& ep, allreduce_options opts = {}, rt::stream_t stream = nullptr) {
     usable("all_reduce_with");
