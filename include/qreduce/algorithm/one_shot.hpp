@@ -19,10 +19,9 @@
 // only after its call k + 1 finished, which needed this rank's data of call k + 1, which this rank
 // sends only after its call k finished (kernels on one stream run in order), including emptying every
 // word of buffer [p] it read. This holds whichever block moves which values, so a call may cut the
-// message as it likes (rows whole for a row-wise epilogue, below). Every call launches the whole
-// one-shot grid, and every block counts every call (blocks without values only count), so the
-// blocks' counters, whose parity picks the buffers, stay equal; the parity keeps alternating where
-// the 32-bit counter wraps. A timeout leaves buffers half written: the communicator is then unusable,
+// message as it likes. Every call launches the whole one-shot grid, and every block counts every call
+// (blocks without values only count), so the blocks' counters, whose parity picks the buffers, stay
+// equal; the parity keeps alternating where the 32-bit counter wraps. A timeout leaves buffers half written: the communicator is then unusable,
 // as after any fault (flags.hpp).
 //
 // A row-wise epilogue (fused RMSNorm) gets its values here like any other; its rows are finished by
