@@ -47,7 +47,9 @@ step() {
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n1
 [ $python -eq 1 ] && (cd python && QREDUCE_CUDA_ARCHS=90 python3 setup.py build_ext --inplace >"$log/python-build.log" 2>&1) &
 if ! { cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=Release -DQREDUCE_BUILD_TESTS=OFF -DQREDUCE_BUILD_CUDA=ON -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" \
-         -DCMAKE_CUDA_ARCHITECTURES="$cuda_archs" && cmake --build "$b" -j "$(nproc)"; } >"$log/build.log" 2>&1; then
+         -DCMAKE_CUDA_ARCHITECTURES="$cuda_archs" &&
+       cmake --build "$b" -j "$(nproc)" --target test_codecs_device test_allreduce $(for ex in examples/*/main.cpp; do echo "example_$(basename "$(dirname "$ex")")"; done); } \
+       >"$log/build.log" 2>&1; then
   echo "gpu_tests: the build failed ($log/build.log)"; tail -n 20 "$log/build.log"; wait; exit 1
 fi
 wait
@@ -59,7 +61,7 @@ run_example() {  # two processes sharing the GPU(s)
 }
 step isa-sass bash tests/isa/check.sh "$b/isa"
 step codecs-device $b/tests/gpu/test_codecs_device
-for w in 2 4 8; do step "allreduce-threads-$w" $b/tests/gpu/test_allreduce --ranks $w --mode threads "${quick[@]}"; done
+for w in 2 4 8; do step "allreduce-threads-$w" timeout 900 $b/tests/gpu/test_allreduce --ranks $w --mode threads "${quick[@]}"; done
 for w in 2 4 8; do step "allreduce-procs-$w" timeout 300 $b/tests/gpu/test_allreduce --ranks $w --mode procs --quick; done
 for ex in examples/*/main.cpp; do n=$(basename "$(dirname "$ex")"); step "example-$n" run_example "$b/examples/example_$n"; done
 [ $python -eq 1 ] && step python-torch env PYTHONPATH=python python3 python/tests/gpu_torch.py 2

@@ -151,8 +151,8 @@ step python python_tests
 echo "test: GPU"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   step gpu-codecs "$nv_build/tests/gpu/test_codecs_device"
-  for w in 2 4 8; do step "gpu-allreduce-threads-$w" "$nv_build/tests/gpu/test_allreduce" --ranks $w --mode threads; done
-  for w in 2 4; do step "gpu-allreduce-procs-$w" "$nv_build/tests/gpu/test_allreduce" --ranks $w --mode procs --quick; done
+  for w in 2 4 8; do step "gpu-allreduce-threads-$w" timeout 900 "$nv_build/tests/gpu/test_allreduce" --ranks $w --mode threads; done
+  for w in 2 4; do step "gpu-allreduce-procs-$w" timeout 600 "$nv_build/tests/gpu/test_allreduce" --ranks $w --mode procs --quick; done
 else
   echo "  skip  GPU tests: no GPU visible here (on a machine with an NVIDIA GPU: tools/gpu_tests.sh)"
 fi

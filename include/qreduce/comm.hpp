@@ -182,7 +182,8 @@ class basic_communicator {
 
   // The same with y quantized for the next GEMM (epilogue/outputs.hpp): `out` is an
   // epilogue::out_fp8_per_token, out_mxfp4 or out_nvfp4 (hidden a multiple of 8, 32 or 16); its
-  // buffers must not overlap the inputs. The same kernels run every output (chosen at run time).
+  // buffers must not overlap the inputs. The same all-reduce kernels run every output (chosen at run
+  // time); the kernel of rows is compiled for each.
   template <epilogue::norm_output Out>
   algorithm_kind all_reduce_rmsnorm(const void* x, const void* residual, const void* weight, void* residual_out, const Out& out, std::size_t rows,
                                     std::size_t hidden, float eps, dtype type, allreduce_options opts = {}, rt::stream_t stream = nullptr) {
@@ -223,7 +224,7 @@ class basic_communicator {
           // The two-shot writes its sums into y and a kernel of rows does the rest (rmsnorm.hpp): no
           // residual loads inside the two-shot's steps (1.1-1.3x faster from 256 tokens, docs/design.md).
           ep.sum = ep.out.y;
-          launch(c, static_cast<const T*>(x), ep.out.y, n, opts.rotate, stream, epilogue::identity{}, algorithm::epilogue_id<decltype(ep)>);
+          launch(c, static_cast<const T*>(x), ep.out.y, n, opts.rotate, stream, epilogue::identity{}, algorithm::epilogue_id<decltype(ep)>, true);
           launch_rows(ep, rows, stream);
         } else {
           launch(c, static_cast<const T*>(x), static_cast<T*>(residual_out), n, opts.rotate, stream, ep);
@@ -517,24 +518,32 @@ class basic_communicator {
   }
 
   // call_epilogue: the epilogue its signature names (algorithm/signature.hpp), when not ep's own.
+  // rows_follow: the caller launches a kernel of rows after this one (launch_rows), as a row-wise
+  // epilogue does here itself.
   template <class T, class Ep>
   void launch(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s, const Ep& ep,
-              std::uint32_t call_epilogue = algorithm::epilogue_id<Ep>) {
-    Worlds::visit(world_, [&](auto w) { launch_w<T, decltype(w)::value>(c, in, out, n, rotate, s, ep, call_epilogue); });
+              std::uint32_t call_epilogue = algorithm::epilogue_id<Ep>, bool rows_follow = false) {
+    static_assert(
+        !requires { Ep::row_pass; } || epilogue::row_epilogue_for<Ep, T>,
+        "an epilogue that declares row_pass needs a host-callable row_values() (epilogue/epilogue.hpp)");
+    Worlds::visit(world_, [&](auto w) { launch_w<T, decltype(w)::value>(c, in, out, n, rotate, s, ep, call_epilogue, rows_follow); });
   }
 
   template <class T, int W, class Ep>
-  void launch_w(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s, const Ep& ep, std::uint32_t call_epilogue) {
+  void launch_w(dispatch_choice c, const T* in, T* out, std::size_t n, bool rotate, rt::stream_t s, const Ep& ep, std::uint32_t call_epilogue,
+                bool rows_follow) {
+    const bool dependents = rows_follow || epilogue::row_epilogue_for<Ep, T>;  // a kernel of rows follows
     if (c.algorithm == algorithm_kind::one_shot) {
       const auto p = algorithm::plan_one_shot(h_.layout, n);
-      algorithm::one_shot_kernel<Transport, T, W, Ep><<<h_.layout.cfg.oneshot_blocks, block_threads, 0, s>>>(h_, in, out, n, p.per_block, ep);
+      algorithm::one_shot_kernel<Transport, T, W, Ep>
+          <<<h_.layout.cfg.oneshot_blocks, block_threads, 0, s>>>(h_, in, out, n, p.per_block, ep, dependents);
       rt::check_launch("one_shot_kernel");
     } else {
       visit_codec<codecs>(c.codec, [&](auto tag) {
         using C = typename decltype(tag)::type;
         const auto p = algorithm::plan_two_shot(h_.layout, codec::tile_bytes<C>, n);
         algorithm::two_shot_kernel<Transport, C, T, W, Ep>
-            <<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate, ep, call_epilogue);
+            <<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate, ep, call_epilogue, dependents);
       });
       rt::check_launch("two_shot_kernel");
     }
@@ -550,7 +559,7 @@ class basic_communicator {
     const std::size_t grid = rows < algorithm::rows_kernel_max_blocks ? rows : algorithm::rows_kernel_max_blocks;
     auto run = [&](const auto& e) {
       using E = std::decay_t<decltype(e)>;
-      rt::launch_dependent(&algorithm::rows_kernel<E>, unsigned(grid), unsigned(block_threads), s, e, rows);
+      rt::launch_dependent("rows_kernel", &algorithm::rows_kernel<E>, unsigned(grid), unsigned(block_threads), s, e, rows);
     };
     if constexpr (requires { ep.visit_output(run); }) ep.visit_output(run);
     else run(ep);

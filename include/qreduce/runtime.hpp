@@ -124,11 +124,11 @@ inline void device_synchronize() { check(QR_RT(DeviceSynchronize)(), "DeviceSync
 inline void stream_synchronize(stream_t s) { check(QR_RT(StreamSynchronize)(s), "StreamSynchronize"); }
 inline void check_launch(const char* kernel) { check(QR_RT(GetLastError)(), kernel); }
 
-// Launches kernel<<<grid, block, 0, s>>>(args...) to start while the kernel before it on s ends
+// Launches kernel<<<grid, block, 0, s>>>(args...) (errors name it `name`) to start while the kernel before it on s ends
 // (CUDA's programmatic stream serialization; the kernel calls device::wait_prerequisites() before it
 // reads what that one wrote, device/intrinsics.hpp). HIP has no such launch: a plain one there.
 template <class... Params, class... Args>
-void launch_dependent(void (*kernel)(Params...), unsigned grid, unsigned block, stream_t s, Args&&... args) {
+void launch_dependent(const char* name, void (*kernel)(Params...), unsigned grid, unsigned block, stream_t s, Args&&... args) {
 #if QR_BACKEND_CUDA
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(grid);
@@ -139,13 +139,13 @@ void launch_dependent(void (*kernel)(Params...), unsigned grid, unsigned block, 
   attr.val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = &attr;
   cfg.numAttrs = 1;
-  check(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), "LaunchKernelEx");
+  check(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), name);
 #else
   std::tuple<Params...> held(std::forward<Args>(args)...);  // as the kernel's parameters
   std::apply(
       [&](auto&... p) {
         void* a[] = {&p...};
-        check(hipLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(grid), dim3(block), a, 0, s), "LaunchKernel");
+        check(hipLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(grid), dim3(block), a, 0, s), name);
       },
       held);
 #endif

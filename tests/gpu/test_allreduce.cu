@@ -310,8 +310,8 @@ void run_rmsnorm_quant_case(ctx& c, std::size_t rows, std::size_t hidden, allred
 
 template <class Out>
 void rmsnorm_quant(ctx& c, std::uint64_t& seed) {
-  // rows whole in a one-shot block's share or not in a two-shot segment (2880, 5120), short and long
-  // (16384: read twice by the row pass)
+  // rows that do or do not fill a two-shot segment (2880, 5120), short and long (16384), few and
+  // many per call
   const std::size_t shapes[][2] = {{1, 4096}, {3, 2880}, {16, 8192}, {64, 5120}, {2, 16384}};
   for (const auto& sh : shapes) {
     const std::size_t rows = sh[0], hidden = sh[1];
@@ -337,6 +337,13 @@ void rmsnorm(ctx& c) {
       run_rmsnorm_case<bf16>(c, rows, hidden, {codec_kind::none, algorithm_kind::one_shot, false}, true, ++seed);
       run_rmsnorm_case<f16>(c, rows, hidden, {codec_kind::none, algorithm_kind::one_shot, false}, false, ++seed);
     }
+  }
+  // Many rows: the kernel of rows has more blocks than a device holds at once, and it is launched as a
+  // programmatic dependent of the all-reduce. With ranks sharing a GPU (4 or 8 ranks on fewer GPUs),
+  // its waiting blocks must not keep a peer's all-reduce off the device (one_shot.hpp, two_shot.hpp).
+  if (3 * 4096 * 1024 + 1024 + 512 <= c.max_values) {
+    run_rmsnorm_case<bf16>(c, 4096, 1024, {codec_kind::none, algorithm_kind::two_shot, false}, false, ++seed);
+    run_rmsnorm_case<bf16>(c, 4096, 1024, {codec_kind::fp4, algorithm_kind::two_shot, false}, true, ++seed);
   }
   rmsnorm_quant<epilogue::out_fp8_per_token>(c, seed);
   rmsnorm_quant<epilogue::out_mxfp4>(c, seed);

@@ -25,8 +25,10 @@
 // as after any fault (flags.hpp).
 //
 // A row-wise epilogue (fused RMSNorm) gets its values here like any other; its rows are finished by
-// a kernel of rows launched after this one (two_shot.hpp's rows_kernel), which starts while this one
-// ends (programmatic dependent launch: trigger_dependents below).
+// a kernel of rows launched after this one (two_shot.hpp's rows_kernel) as a programmatic dependent:
+// with `dependents` set, each block lets it start once every thread of the block is past its last
+// wait for a peer (trigger_dependents), never before: the row kernel's blocks then wait only for
+// work that needs no peer, so ranks sharing a GPU cannot block each other through them.
 //
 // The last block of the grid also pushes a 16-byte header, the call's signature (signature.hpp),
 // after the buffer's values, and its thread 0 reads the peers' headers, and a header unlike its own
@@ -156,7 +158,7 @@ inline constexpr int oneshot_unroll = W == 2 ? 2 : 1;
 
 template <class Transport, class T, int W, epilogue::epilogue_for<T> Epilogue>
 __global__ void __launch_bounds__(block_threads)
-    one_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, std::size_t per_block, Epilogue ep) {
+    one_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, std::size_t per_block, Epilogue ep, bool dependents) {
   using namespace device;
   constexpr int U = oneshot_unroll<W>;
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
@@ -165,7 +167,6 @@ __global__ void __launch_bounds__(block_threads)
   const int parity = int(calls & 1u);
   const bool verifier = b == int(gridDim.x) - 1;  // the block that compares the ranks' calls
   const std::uint64_t call = call_signature(n, dtype_of<T>, 0u, one_shot_id, epilogue_id<Epilogue>, false);
-  trigger_dependents();  // a kernel of rows after this one may start (it waits for this one's end)
   if (lo >= n) {  // no values: count the call, so that every block's parity stays the same
     if (verifier && block_may_start(h) && t == 0) (void)detail::compare_calls<W>(h, parity, call);
     if (t == 0) *h.oneshot_seq(b) = calls + 1u;
@@ -304,6 +305,10 @@ __global__ void __launch_bounds__(block_threads)
         ep(out, n, i, acc);
       }
     }
+  }
+  if (dependents) {  // every thread past its waits: the kernel of rows after this one may start
+    block_sync();
+    trigger_dependents();
   }
   if (t == 0) *h.oneshot_seq(b) = calls + 1u;  // after a fault (recorded: check() throws) too
 }

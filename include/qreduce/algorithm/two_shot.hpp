@@ -142,10 +142,13 @@ QR_DEVICE QR_FORCEINLINE void copy_tile(std::byte* dst, const std::byte* image, 
 // its values 8 at a time; a row-wise epilogue's rows are finished afterwards by rows_kernel.
 // call_epilogue: the epilogue field of the call's signature (algorithm/signature.hpp), where the
 // caller runs a different epilogue than the one it was asked for (the fused RMSNorm's two-shot hands
-// its sums to a kernel of rows and runs the plain epilogue itself).
+// its sums to a kernel of rows and runs the plain epilogue itself). dependents: a kernel launched
+// after this one as a programmatic dependent (rows_kernel) may start once every block is past its
+// last wait for a peer (never before: ranks sharing a GPU could otherwise block each other through
+// that kernel's waiting blocks).
 template <class Transport, codec::codec_type C, class T, int W, epilogue::epilogue_for<T> Epilogue>
 __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate,
-                                        const Epilogue& ep, std::uint32_t call_epilogue = epilogue_id<Epilogue>) {
+                                        const Epilogue& ep, std::uint32_t call_epilogue = epilogue_id<Epilogue>, bool dependents = false) {
   using namespace device;
   constexpr int TB = codec::tile_bytes<C>;
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
@@ -220,6 +223,8 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
       const std::size_t j = i - 2, base = chunk_of(j) * chunk;
       const int q = ring_back(2);
       if (!wait_flags<Transport, W>(h, gather_phase, number(j))) break;
+      // the block's last wait for a peer is behind it: a kernel of rows after this one may start
+      if (dependents && j + 1 == rounds) trigger_dependents();
       constexpr int U = tiles_in_flight;
       for (int k0 = 0; k0 < K; k0 += U) {
         lane_code<C> sums[U][W - 1];  // [u][o]: the segment of the o-th peer after this rank
@@ -317,10 +322,9 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
 
 template <class Transport, codec::codec_type C, class T, int W, epilogue::epilogue_for<T> Epilogue>
 __global__ void __launch_bounds__(block_threads, twoshot_blocks_per_sm(W))
-    two_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate, Epilogue ep,
-                    std::uint32_t call_epilogue) {
-  device::trigger_dependents();  // a kernel of rows after this one may start (it waits for this one's end)
-  two_shot<Transport, C, T, W>(h, in, out, n, tiles_per_segment, rotate, ep, call_epilogue);
+    two_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate, Epilogue ep, std::uint32_t call_epilogue,
+                    bool dependents) {
+  two_shot<Transport, C, T, W>(h, in, out, n, tiles_per_segment, rotate, ep, call_epilogue, dependents);
 }
 
 // A row-wise epilogue's rows after the all-reduce (epilogue/rmsnorm.hpp), launched after it on the

@@ -31,8 +31,8 @@
 // the tests compare with the device's, and dequantize(row, hidden, k).
 // The all-reduce kernels take any_output<T>, which holds one of them chosen at run time: one kernel
 // per (codec, dtype, world) serves every output, so the communicator can load them all up front. The
-// kernel of rows after a two-shot, which does not depend on the codec or the world, is compiled for
-// each output type (any_output::visit).
+// kernel of rows after the all-reduce, which does not depend on the codec or the world, is compiled
+// for each output type (any_output::visit).
 #pragma once
 #include <cstddef>
 #include <cstdint>
