@@ -87,9 +87,18 @@ struct scaled_codec {
 
   template <class T>
   QR_HOST_DEVICE static QR_FORCEINLINE lane_payload encode_lane(const float (&x)[8], const state& st) {
+    // A non-finite group (inv 0) encodes as zeros. On a device the 4- and 6-bit roundings take the
+    // NaNs that inv 0 makes of its infinities without fault (their clamps are fminf/fmaxf), so the
+    // payload is cleared once at the end instead of each product selected; the host's rounding casts
+    // to integers, which a NaN must not reach.
+#if QR_DEVICE_PASS
+    constexpr bool clear_after = Format::code_bits != 8;
+#else
+    constexpr bool clear_after = false;
+#endif
     float s[8];
     QR_UNROLL
-    for (int j = 0; j < 8; ++j) s[j] = st.finite ? x[j] * st.inv : 0.0f;
+    for (int j = 0; j < 8; ++j) s[j] = clear_after || st.finite ? x[j] * st.inv : 0.0f;
     lane_payload p{};
     if constexpr (Format::code_bits == 4) {
       if constexpr (requires { Format::encode8(s); }) {
@@ -115,6 +124,8 @@ struct scaled_codec {
         p.w[1] |= (c >> 4) << (2 * j);
       }
     }
+    if constexpr (clear_after)
+      if (!st.finite) p = lane_payload{};
     return p;
   }
 
