@@ -74,6 +74,39 @@ double time_us(rank_ctx& x, const options& o, const std::function<void()>& body)
   return *std::max_element(all.begin(), all.end());
 }
 
+// The same calls captured in one CUDA graph (o.iters of them), whose replays are timed as a whole:
+// the median of 5 replays, per call, the slowest rank's (decode runs under graphs in serving engines).
+double graph_time_us(rank_ctx& x, const options& o, const std::function<void()>& body) {
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  CK(cudaStreamBeginCapture(x.s, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < o.iters; ++i) body();
+  CK(cudaStreamEndCapture(x.s, &g));
+  CK(cudaGraphInstantiate(&ge, g, 0));
+  CK(cudaGraphLaunch(ge, x.s));  // warm
+  cudaEvent_t ev[2];
+  for (auto& e : ev) CK(cudaEventCreate(&e));
+  std::vector<float> per_call;
+  for (int rep = 0; rep < 5; ++rep) {
+    CK(cudaEventRecord(ev[0], x.s));
+    CK(cudaGraphLaunch(ge, x.s));
+    CK(cudaEventRecord(ev[1], x.s));
+    CK(cudaEventSynchronize(ev[1]));
+    float t = 0;
+    CK(cudaEventElapsedTime(&t, ev[0], ev[1]));
+    per_call.push_back(t / float(o.iters));
+  }
+  for (auto& e : ev) CK(cudaEventDestroy(e));
+  CK(cudaGraphExecDestroy(ge));
+  CK(cudaGraphDestroy(g));
+  x.comm->check();
+  const auto all = gather(x, 1e3 * percentile(per_call, 0.5));
+  return *std::max_element(all.begin(), all.end());
+}
+
+// Token counts up to this many are timed under CUDA graphs too (the decode sizes).
+constexpr std::size_t fused_graph_max_tokens = 256;
+
 // Plain all-reduce vs all-reduce fused with residual + RMSNorm vs all-reduce then a separate
 // add+RMSNorm kernel, bf16, for decode-sized and prefill-sized token counts at hidden 4096 and 8192;
 // and the same with y quantized to FP8 per token for the next GEMM (fused output vs a third kernel).
@@ -97,9 +130,11 @@ int fused_bench(rank_ctx& x, const options& o) {
     std::system(("mkdir -p '" + o.out + "'").c_str());
     csv.open(o.out + "/fused_w" + std::to_string(x.world) + ".csv");
     csv << "tokens,hidden,codec,algorithm,plain_us,fused_us,unfused_us,epilogue_cost_us,fused_speedup,fused_fp8_us,unfused_fp8_us,"
-           "fused_fp8_speedup\n";
-    std::printf("\n%-7s %-6s %-6s %-8s %10s %10s %11s %10s %8s %10s %11s %8s\n", "tokens", "hidden", "codec", "ran", "plain_us", "fused_us",
-                "unfused_us", "epilogue", "speedup", "fused+fp8", "unfused+fp8", "speedup");
+           "fused_fp8_speedup,graph_fused_us,graph_unfused_us,graph_fused_speedup,graph_fused_fp8_us,graph_unfused_fp8_us,"
+           "graph_fused_fp8_speedup\n";
+    std::printf("\n%-7s %-6s %-6s %-8s %10s %10s %11s %10s %8s %10s %11s %8s | %-12s %8s %8s %8s %8s %8s %8s\n", "tokens", "hidden", "codec", "ran",
+                "plain_us", "fused_us", "unfused_us", "epilogue", "speedup", "fused+fp8", "unfused+fp8", "speedup", "under graphs:", "fused",
+                "unfused", "speedup", "f+fp8", "u+fp8", "speedup");
   }
   for (std::size_t hidden : hiddens)
     for (std::size_t tokens : tokens_list)
@@ -108,25 +143,36 @@ int fused_bench(rank_ctx& x, const options& o) {
         const allreduce_options opts{k, algorithm_kind::automatic, false};
         const char* ran =
             algorithm_name(x.comm->choice(n * 2, k).algorithm == algorithm_kind::one_shot ? algorithm_kind::one_shot : algorithm_kind::two_shot);
-        const double plain = time_us(x, o, [&] { x.comm->all_reduce(in, out, n, dtype::bf16, opts, x.s); });
-        const double fused = time_us(x, o, [&] { x.comm->all_reduce_rmsnorm(in, res, w, res, y, tokens, hidden, 1e-6f, dtype::bf16, opts, x.s); });
-        const double unfused = time_us(x, o, [&] {
+        const auto fused_call = [&] { x.comm->all_reduce_rmsnorm(in, res, w, res, y, tokens, hidden, 1e-6f, dtype::bf16, opts, x.s); };
+        const auto unfused_call = [&] {
           x.comm->all_reduce(in, out, n, dtype::bf16, opts, x.s);
           add_rmsnorm_kernel<bf16><<<unsigned(tokens), block_threads, 0, x.s>>>(out, res, w, y, hidden, 1e-6f);
-        });
-        const double fused8 = time_us(x, o, [&] {
+        };
+        const auto fused8_call = [&] {
           x.comm->all_reduce_rmsnorm(in, res, w, res, epilogue::out_fp8_per_token{q, qs}, tokens, hidden, 1e-6f, dtype::bf16, opts, x.s);
-        });
-        const double unfused8 = time_us(x, o, [&] {
-          x.comm->all_reduce(in, out, n, dtype::bf16, opts, x.s);
-          add_rmsnorm_kernel<bf16><<<unsigned(tokens), block_threads, 0, x.s>>>(out, res, w, y, hidden, 1e-6f);
+        };
+        const auto unfused8_call = [&] {
+          unfused_call();
           fp8_quant_kernel<<<unsigned(tokens), block_threads, 0, x.s>>>(y, hidden, q, qs);
-        });
+        };
+        const double plain = time_us(x, o, [&] { x.comm->all_reduce(in, out, n, dtype::bf16, opts, x.s); });
+        const double fused = time_us(x, o, fused_call), unfused = time_us(x, o, unfused_call);
+        const double fused8 = time_us(x, o, fused8_call), unfused8 = time_us(x, o, unfused8_call);
+        double g[4] = {};  // fused, unfused, fused8, unfused8 under graphs
+        if (tokens <= fused_graph_max_tokens) {
+          g[0] = graph_time_us(x, o, fused_call);
+          g[1] = graph_time_us(x, o, unfused_call);
+          g[2] = graph_time_us(x, o, fused8_call);
+          g[3] = graph_time_us(x, o, unfused8_call);
+        }
+        const double gs = g[0] > 0 ? g[1] / g[0] : 0.0, gs8 = g[2] > 0 ? g[3] / g[2] : 0.0;
         if (x.rank == 0) {
-          std::printf("%-7zu %-6zu %-6s %-8s %10.1f %10.1f %11.1f %10.1f %8.2f %10.1f %11.1f %8.2f\n", tokens, hidden, codec_name(k), ran, plain,
-                      fused, unfused, fused - plain, unfused / fused, fused8, unfused8, unfused8 / fused8);
+          std::printf("%-7zu %-6zu %-6s %-8s %10.1f %10.1f %11.1f %10.1f %8.2f %10.1f %11.1f %8.2f | %-12s %8.1f %8.1f %8.2f %8.1f %8.1f %8.2f\n",
+                      tokens, hidden, codec_name(k), ran, plain, fused, unfused, fused - plain, unfused / fused, fused8, unfused8, unfused8 / fused8,
+                      "", g[0], g[1], gs, g[2], g[3], gs8);
           csv << tokens << "," << hidden << "," << codec_name(k) << "," << ran << "," << plain << "," << fused << "," << unfused << ","
-              << fused - plain << "," << unfused / fused << "," << fused8 << "," << unfused8 << "," << unfused8 / fused8 << "\n";
+              << fused - plain << "," << unfused / fused << "," << fused8 << "," << unfused8 << "," << unfused8 / fused8 << "," << g[0] << "," << g[1]
+              << "," << gs << "," << g[2] << "," << g[3] << "," << gs8 << "\n";
           std::fflush(stdout);
         }
       }

@@ -220,9 +220,10 @@ class basic_communicator {
                                          epilogue::any_output<T>::of(out),
                                          hidden,
                                          eps};
-        if (c.algorithm == algorithm_kind::two_shot && ep.out.kind == epilogue::norm_output_kind::native) {
-          // The two-shot writes its sums into y and a kernel of rows does the rest (rmsnorm.hpp): no
-          // residual loads inside the two-shot's steps (1.1-1.3x faster from 256 tokens, docs/design.md).
+        if (ep.out.kind == epilogue::norm_output_kind::native) {
+          // The all-reduce writes its sums into y and a kernel of rows does the rest (rmsnorm.hpp): no
+          // residual loads inside the all-reduce (two-shot: 1.1-1.3x faster from 256 tokens; one-shot:
+          // 2-5% under CUDA graphs, docs/design.md).
           ep.sum = ep.out.y;
           launch(c, static_cast<const T*>(x), ep.out.y, n, opts.rotate, stream, epilogue::identity{}, algorithm::epilogue_id<decltype(ep)>, true);
           launch_rows(ep, rows, stream);

@@ -133,8 +133,9 @@ void correctness(ctx& c) {
 }
 
 // Inputs of a fused RMSNorm case (every rank's x, the residual, the weight) and the expected
-// residual_out: the algorithm's f32 sum plus the residual, rounded once; with sum_in_t (the two-shot
-// with y in the tensor's type, which leaves its sums in y) the sum rounded to T first.
+// residual_out: the algorithm's f32 sum plus the residual, rounded once; with sum_in_t (y in the
+// tensor's type: the all-reduce leaves its sums in y) the sum rounded to T first, as an all-reduce
+// followed by a separate add rounds it.
 template <class T>
 struct rmsnorm_case_inputs {
   std::vector<std::vector<T>> inputs;
@@ -167,7 +168,7 @@ rmsnorm_case_inputs<T> rmsnorm_inputs(const ctx& c, std::size_t rows, std::size_
 template <class T>
 void run_rmsnorm_case(ctx& c, std::size_t rows, std::size_t hidden, allreduce_options o, bool in_place, std::uint64_t seed) {
   const std::size_t n = rows * hidden;
-  const auto [inputs, residual, weight, want_r] = rmsnorm_inputs<T>(c, rows, hidden, o, o.algorithm == algorithm_kind::two_shot, seed);
+  const auto [inputs, residual, weight, want_r] = rmsnorm_inputs<T>(c, rows, hidden, o, true, seed);
 
   // device buffers: x in a, residual (then residual_out, in place or not) and weight and y in b
   T* x = static_cast<T*>(c.a);

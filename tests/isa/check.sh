@@ -130,6 +130,10 @@ for arch in sm_90 sm_100a; do
     "$arch: the two-shot lets the kernel of rows after it start (programmatic dependent launch)"
   expect_not_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*3fp4' 'ld\.shared\.v4\.u32' \
     "$arch: the FP4 two-shot stores its lanes directly (no staging)"
+  expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel' 'cp\.async\.bulk\.prefetch\.L2\.global' \
+    "$arch: the two-shot asks for each step's inputs into L2 in bulk (device::prefetch_l2)"
+  expect_in_kernel "$out/$arch.ptx" 'isa_encode.*3fp4' 'max\.NaN\.f32' \
+    "$arch: the group's largest magnitude taken in float with NaN kept (codec::absmax_bits8)"
 done
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e2m1x2\.f32' "sm_100a: fp4 encode uses cvt.rn.satfinite.e2m1x2"
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e4m3x2\.f32' "sm_100a: fp8 encode uses cvt.rn.satfinite.e4m3x2"
@@ -141,6 +145,7 @@ if command -v cuobjdump >/dev/null 2>&1; then
   expect "$out/sass.txt" 'F2FP\.SATFINITE\.E2M1' "SASS (sm_100a): E2M1 conversion instruction"
   expect "$out/sass.txt" 'MUFU\.RCP' "SASS: the scale's reciprocal on the multifunction unit (MUFU.RCP)"
   expect "$out/sass.txt" 'F2FP\.BF16\.F32\.PACK_AB' "SASS: bf16 results rounded two at a time (F2FP.BF16.F32.PACK_AB)"
+  expect "$out/sass.txt" 'FMNMX\.NAN R[0-9]+, \|R[0-9]+\|' "SASS: absmax as FMNMX.NAN with the absolute value folded into its operand"
 else
   echo "  (no cuobjdump here: SASS not checked; the GPU machine checks it)"
 fi

@@ -102,14 +102,6 @@ inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_b
 #if !QR_BACKEND_HOST
 namespace qreduce::algorithm {
 
-// Tiles a step loads before decoding or encoding any: the scatter step the input of this many tiles,
-// the reduce step the own input and the peers' codes of this many, the gather step the peers' codes
-// of this many. Loads in flight come from resident warps instead: one tile a step keeps a thread at
-// the 32 registers that 8 blocks a multiprocessor allow at 2 ranks (twoshot_blocks_per_sm), and on
-// 2x H200 that beat 2 tiles at 4 blocks for every codec from 64 MiB up and all but FP8 and `none`
-// (within 1%) at 1 GiB, by up to 13% (INT6) (docs/design.md).
-inline constexpr int tiles_in_flight = 1;
-
 // The codecs whose lanes carry more than 4 bytes of a group's payload (INT6: 4 + 2 at places
 // interleaved through every line; FP8, INT8: 8) send their encoded tiles through shared memory: every
 // thread writes its lane's payload and scale into an image of the tile there (the codec's own store
@@ -120,12 +112,11 @@ inline constexpr int tiles_in_flight = 1;
 template <codec::codec_type C>
 inline constexpr bool stages_tiles = C::scale_bytes > 0 && C::payload_bytes > 16;
 
-// Tile images a block keeps in shared memory: U a step's tiles at a time, two sets used in turn, so
-// that one barrier a set orders both its writes before its copies and the copies of the set before
-// it before this set's writes.
-template <codec::codec_type C, int U>
+// Tile images a block keeps in shared memory: two, used in turn, so that one barrier an image orders
+// both its writes before its copies and the copies of the image before it before its writes.
+template <codec::codec_type C>
 struct tile_stage {
-  alignas(16) std::byte image[2][U][codec::tile_bytes<C>];
+  alignas(16) std::byte image[2][codec::tile_bytes<C>];
 };
 
 // Copies a tile image (tile_bytes, a multiple of 16) to `dst` with the block's threads, 16 bytes each.
@@ -134,6 +125,15 @@ QR_DEVICE QR_FORCEINLINE void copy_tile(std::byte* dst, const std::byte* image, 
   constexpr int pieces = codec::tile_bytes<C> / 16;
   QR_UNROLL
   for (int i = t; i < pieces; i += block_threads) reinterpret_cast<uint4*>(dst)[i] = reinterpret_cast<const uint4*>(image)[i];
+}
+
+// Values [i, i + count) of a tensor of n (i a multiple of 8) asked into L2 at once (device::prefetch_l2),
+// as far as whole 16-byte pieces inside the tensor go.
+template <class T>
+QR_DEVICE QR_FORCEINLINE void prefetch_values(const T* p, std::size_t n, std::size_t i, std::size_t count) {
+  if (i >= n) return;
+  const std::size_t m = (n - i < count ? n - i : count) / 8 * 8;
+  device::prefetch_l2(p + i, std::uint32_t(m * sizeof(T)));
 }
 
 // The two-shot all-reduce of n values as a device function: every thread of every block of a grid of
@@ -180,134 +180,146 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   if (t == 0) call_shared = call_signature(n, dtype_of<T>, codec_id<C>, two_shot_id, call_epilogue, rotate);
   block_sync();  // read by threads 1..W-1 before signal_flags' own barrier
   auto call = [&] { return *static_cast<volatile std::uint64_t*>(&call_shared); };
-  __shared__ tile_stage<C, tiles_in_flight> stage;
-  int set = 0;  // the stage's set of images the next staged step writes
+  __shared__ tile_stage<C> stage;
+  int set = 0;  // the stage's image the next staged step writes
+  // Each step works a tile at a time (one tile's loads, then its arithmetic: loads in flight come from
+  // resident warps, eight blocks a multiprocessor at 32 registers a thread; two tiles a step at four
+  // blocks were up to 13% slower on 2x H200, docs/design.md). Its addresses are set once a step and
+  // advanced a tile at a time: recomputed from the round and the tile for every tile, they were
+  // about 60 of the gather step's 136 instructions a tile (FP4, sm_90 SASS; now about 20), though
+  // the time moved little (INT6 at 1 GiB 1352 -> 1334 us, FP4 1086 -> 1080).
+  const int lane_offset = 8 * t;
 
   for (std::size_t i = 0; i < rounds + 2; ++i) {
+    // Every step asks for what it will load into L2 when it starts (the inputs, and the peers' codes
+    // once their flags are up; the reduce's own input at the start of the iteration): a thread's
+    // loads then wait for L2, not each for memory in turn. On 2x H200 FP4 at 1 GiB 1086 -> 1062 us,
+    // at 64 MiB 95.5 -> 92.0; asking for the next scatter's input a step ahead was slower (INT6 at
+    // 1 GiB 1336 -> 1403: the lines it brings in push out those of the steps between).
+    if (t == 0 && i >= 1 && i <= rounds) prefetch_values(in, n, chunk_of(i - 1) * chunk + r * seg, seg);
     if (i < rounds) {  // scatter(i): encode each segment into its owner's slot
       const std::size_t base = chunk_of(i) * chunk;
-      const int q = ring_i;
-      // j = k * (W - 1) + o: tile k of the o-th peer's segment (the own segment is not sent)
-      auto peer_of = [&](int j) { return (r + 1 + j % (W - 1)) % W; };
-      constexpr int U = tiles_in_flight;
-      for (int j0 = 0; j0 < K * (W - 1); j0 += U) {
-        uint4 v[U];
+      std::size_t src[W - 1];  // [o]: the next tile of the o-th peer's segment (the own is not sent)
+      std::byte* dst[W - 1];
+      QR_UNROLL
+      for (int o = 0; o < W - 1; ++o) {
+        const int s = (r + 1 + o) % W;
+        src[o] = base + std::size_t(s) * seg;
+        dst[o] = h.scatter_slot(s, ring_i, b, r);
+        if (t == 0) prefetch_values(in, n, src[o], seg);
+      }
+      for (int k = 0; k < K; ++k) {
         QR_UNROLL
-        for (int u = 0; u < U; ++u) {
-          const int j = j0 + u, k = j / (W - 1), s = peer_of(j);
-          if (j < K * (W - 1)) v[u] = load8_bits(in, n, base + s * seg + std::size_t(k) * codec::tile_values + 8 * t);
-        }
-        QR_UNROLL
-        for (int u = 0; u < U; ++u) {
-          const int j = j0 + u, k = j / (W - 1), s = peer_of(j);
-          if (j < K * (W - 1)) {
-            float x[8];
-            unpack8<T>(v[u], x);
-            if (rotate) device::rotate<C>(x, t);
-            if constexpr (stages_tiles<C>) store_lane<C>(stage.image[set][u], t, encode_lane<C, T>(x));
-            else store_lane<C>(h.scatter_slot(s, q, b, r) + k * TB, t, encode_lane<C, T>(x));
+        for (int o = 0; o < W - 1; ++o) {
+          float x[8];
+          unpack8<T>(load8_bits(in, n, src[o] + lane_offset), x);
+          if (rotate) device::rotate<C>(x, t);
+          if constexpr (stages_tiles<C>) {
+            store_lane<C>(stage.image[set], t, encode_lane<C, T>(x));
+            block_sync();
+            copy_tile<C>(dst[o], stage.image[set], t);
+            set ^= 1;
+          } else {
+            store_lane<C>(dst[o], t, encode_lane<C, T>(x));
           }
-        }
-        if constexpr (stages_tiles<C>) {
-          block_sync();
-          QR_UNROLL
-          for (int u = 0; u < U; ++u) {
-            const int j = j0 + u, k = j / (W - 1), s = peer_of(j);
-            if (j < K * (W - 1)) copy_tile<C>(h.scatter_slot(s, q, b, r) + k * TB, stage.image[set][u], t);
-          }
-          set ^= 1;
+          src[o] += codec::tile_values;
+          dst[o] += TB;
         }
       }
     }
     if (i >= 2) {  // gather(i - 2): decode every reduced segment and hand it to the epilogue
       const std::size_t j = i - 2, base = chunk_of(j) * chunk;
-      const int q = ring_back(2);
       if (!wait_flags<Transport, W>(h, gather_phase, number(j))) break;
       // the block's last wait for a peer is behind it: a kernel of rows after this one may start
       if (dependents && j + 1 == rounds) trigger_dependents();
-      constexpr int U = tiles_in_flight;
-      for (int k0 = 0; k0 < K; k0 += U) {
-        lane_code<C> sums[U][W - 1];  // [u][o]: the segment of the o-th peer after this rank
+      const std::byte* src[W - 1];  // [o]: the next tile of the o-th peer's reduced segment
+      std::size_t dst[W - 1];
+      QR_UNROLL
+      for (int o = 0; o < W - 1; ++o) {
+        const int s = (r + 1 + o) % W;
+        src[o] = h.gather_slot(r, ring_back(2), b, s);
+        dst[o] = base + std::size_t(s) * seg;
+        if (t == 0) device::prefetch_l2(src[o], std::uint32_t(K * TB));
+      }
+      for (int k = 0; k < K; ++k) {
+        lane_code<C> sums[W - 1];
         QR_UNROLL
-        for (int u = 0; u < U; ++u) {
-          QR_UNROLL
-          for (int o = 0; o < W - 1; ++o)
-            if (k0 + u < K) sums[u][o] = load_code<C, T>(h.gather_slot(r, q, b, (r + 1 + o) % W) + (k0 + u) * TB, t);
-        }
+        for (int o = 0; o < W - 1; ++o) sums[o] = load_code<C, T>(src[o], t);
         QR_UNROLL
-        for (int u = 0; u < U; ++u) {
-          if (k0 + u >= K) break;
-          QR_UNROLL
-          for (int o = 0; o < W - 1; ++o) {
-            float y[8];
-            decode_code<C, T>(sums[u][o], y);
-            if (rotate) device::unrotate<C>(y, t);
-            ep(out, n, base + std::size_t((r + 1 + o) % W) * seg + std::size_t(k0 + u) * codec::tile_values + 8 * t, y);
-          }
+        for (int o = 0; o < W - 1; ++o) {
+          float y[8];
+          decode_code<C, T>(sums[o], y);
+          if (rotate) device::unrotate<C>(y, t);
+          ep(out, n, dst[o] + lane_offset, y);
+          src[o] += TB;
+          dst[o] += codec::tile_values;
         }
       }
     }
     if (i < rounds)  // scatter(i)'s flags, after the gather gave its stores time to land
       signal_flags<Transport, W>(h, scatter_phase, number(i), ring_i, call());
     if (i >= 1 && i <= rounds) {  // reduce(i - 1): the own segment in f32, encoded once, sent to every peer
-      const std::size_t j = i - 1, own = chunk_of(j) * chunk + r * seg;
+      const std::size_t j = i - 1;
       const int q = ring_back(1);
       if (!wait_flags<Transport, W>(h, scatter_phase, number(j))) break;
       fetch_calls<W>(h, q, peer_calls);  // compared before the gather flag goes up
-      constexpr int U = tiles_in_flight;
-      for (int k0 = 0; k0 < K; k0 += U) {
-        lane_code<C> in_codes[U][W];  // [u][r] unused: the own contribution is read as it is
-        uint4 mine[U];
+      std::size_t own = chunk_of(j) * chunk + r * seg;  // the next tile of the own segment
+      const std::byte* src[W];  // [s]: the next tile of rank s's contribution ([r] unused: read as it is)
+      std::byte* dst[W];  // [p]: the next tile of rank p's gather slot ([r] unused)
+      QR_UNROLL
+      for (int s = 0; s < W; ++s) {
+        if (s == r) continue;
+        src[s] = h.scatter_slot(r, q, b, s);
+        dst[s] = h.gather_slot(s, q, b, r);
+        if (t == 0) device::prefetch_l2(src[s], std::uint32_t(K * TB));
+      }
+      for (int k = 0; k < K; ++k) {
+        lane_code<C> in_codes[W];  // [r] unused
+        const uint4 mine = load8_bits(in, n, own + lane_offset);
         QR_UNROLL
-        for (int u = 0; u < U; ++u) {
-          if (k0 + u >= K) break;
-          mine[u] = load8_bits(in, n, own + std::size_t(k0 + u) * codec::tile_values + 8 * t);
-          QR_UNROLL
-          for (int s = 0; s < W; ++s)
-            if (s != r) in_codes[u][s] = load_code<C, T>(h.scatter_slot(r, q, b, s) + (k0 + u) * TB, t);
-        }
+        for (int s = 0; s < W; ++s)
+          if (s != r) in_codes[s] = load_code<C, T>(src[s], t);
+        float acc[8] = {};
         QR_UNROLL
-        for (int u = 0; u < U; ++u) {
-          if (k0 + u >= K) break;
-          float acc[8] = {};
-          QR_UNROLL
-          for (int s = 0; s < W; ++s) {  // rank order: the same sum on every rank
-            float y[8];
-            if (s == r) {
-              unpack8<T>(mine[u], y);
-              if (rotate) device::rotate<C>(y, t);
-            } else {
-              decode_code<C, T>(in_codes[u][s], y);
-            }
-            QR_UNROLL
-            for (int e = 0; e < 8; ++e) acc[e] += y[e];
-          }
-          const auto code = encode_lane<C, T>(acc);
-          if constexpr (stages_tiles<C>) {
-            store_lane<C>(stage.image[set][u], t, code);
-          } else {
-            QR_UNROLL
-            for (int p = 0; p < W; ++p)
-              if (p != r) store_lane<C>(h.gather_slot(p, q, b, r) + (k0 + u) * TB, t, code);
-          }
-          // The own reduced segment goes to the output from here, decoded as the peers decode its
-          // stored bytes: no store to and load from this rank's own gather slot.
+        for (int s = 0; s < W; ++s) {  // rank order: the same sum on every rank
           float y[8];
-          decode_code<C, T>(as_stored<C>(code, t), y);
-          if (rotate) device::unrotate<C>(y, t);
-          ep(out, n, own + std::size_t(k0 + u) * codec::tile_values + 8 * t, y);
+          if (s == r) {
+            unpack8<T>(mine, y);
+            if (rotate) device::rotate<C>(y, t);
+          } else {
+            decode_code<C, T>(in_codes[s], y);
+          }
+          QR_UNROLL
+          for (int e = 0; e < 8; ++e) acc[e] += y[e];
         }
+        const auto code = encode_lane<C, T>(acc);
+        if constexpr (stages_tiles<C>) {
+          store_lane<C>(stage.image[set], t, code);
+        } else {
+          QR_UNROLL
+          for (int p = 0; p < W; ++p)
+            if (p != r) store_lane<C>(dst[p], t, code);
+        }
+        // The own reduced segment goes to the output from here, decoded as the peers decode its
+        // stored bytes: no store to and load from this rank's own gather slot.
+        float y[8];
+        decode_code<C, T>(as_stored<C>(code, t), y);
+        if (rotate) device::unrotate<C>(y, t);
+        ep(out, n, own + lane_offset, y);
         if constexpr (stages_tiles<C>) {
           block_sync();
           QR_UNROLL
-          for (int u = 0; u < U; ++u) {
-            if (k0 + u >= K) break;
-            QR_UNROLL
-            for (int p = 0; p < W; ++p)
-              if (p != r) copy_tile<C>(h.gather_slot(p, q, b, r) + (k0 + u) * TB, stage.image[set][u], t);
-          }
+          for (int p = 0; p < W; ++p)
+            if (p != r) copy_tile<C>(dst[p], stage.image[set], t);
           set ^= 1;
         }
+        QR_UNROLL
+        for (int s = 0; s < W; ++s) {
+          if (s == r) continue;
+          src[s] += TB;
+          dst[s] += TB;
+        }
+        own += codec::tile_values;
       }
       // nothing of a peer whose call is unlike this rank's goes further than this rank's own output
       if (!signal_flags<Transport, W>(h, gather_phase, number(j), -1, call(), peer_calls)) break;
