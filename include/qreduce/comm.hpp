@@ -187,6 +187,9 @@ class basic_communicator {
   template <epilogue::norm_output Out>
   algorithm_kind all_reduce_rmsnorm(const void* x, const void* residual, const void* weight, void* residual_out, const Out& out, std::size_t rows,
                                     std::size_t hidden, float eps, dtype type, allreduce_options opts = {}, rt::stream_t stream = nullptr) {
+    static_assert(
+        requires { epilogue::any_output<f16>::of(out); } || requires { epilogue::any_output<bf16>::of(out); },
+        "all_reduce_rmsnorm: the output must be one that epilogue::any_output holds (epilogue/outputs.hpp)");
     usable("all_reduce_rmsnorm");
     if (hidden == 0 || hidden % 8 != 0 || hidden % Out::group != 0 || hidden > 65536)
       throw error(errc::invalid_argument, std::string("all_reduce_rmsnorm: hidden must be a positive multiple of ") +
@@ -213,7 +216,7 @@ class basic_communicator {
     const dispatch_choice c = *prepared;
     auto run = [&](auto ttag) {
       using T = typename decltype(ttag)::type;
-      if constexpr (requires { epilogue::any_output<T>::of(out); }) {  // else refused by check_output
+      if constexpr (requires { epilogue::any_output<T>::of(out); }) {  // else y is of the other dtype: refused by check_output
         epilogue::residual_rmsnorm<T> ep{static_cast<const T*>(residual),
                                          static_cast<T*>(residual_out),
                                          static_cast<const T*>(weight),
@@ -404,24 +407,15 @@ class basic_communicator {
     creation_status status;  // this rank's failure before this all-gather
   };
 
-  // Argument checks of the RMSNorm outputs; their tensors join `tensors` for the device check.
-  template <class T>
-  static std::optional<std::string> check_output(const epilogue::out_native<T>& o, dtype type, std::vector<const void*>& tensors) {
-    if (type != dtype_of<T>) return "the output type does not match the dtype";
-    return check_buffer(o.y, 16, "y", tensors);
-  }
-  static std::optional<std::string> check_output(const epilogue::out_fp8_per_token& o, dtype, std::vector<const void*>& tensors) {
-    if (auto why = check_buffer(o.q, 16, "the fp8 output", tensors)) return why;
-    return check_buffer(o.scale, 4, "the fp8 scales", tensors);
-  }
-  static std::optional<std::string> check_output(const epilogue::out_mxfp4& o, dtype, std::vector<const void*>& tensors) {
-    if (auto why = check_buffer(o.q, 16, "the mxfp4 output", tensors)) return why;
-    return check_buffer(o.scale, 1, "the mxfp4 scales", tensors);
-  }
-  static std::optional<std::string> check_output(const epilogue::out_nvfp4& o, dtype, std::vector<const void*>& tensors) {
-    if (auto why = check_buffer(o.q, 16, "the nvfp4 output", tensors)) return why;
-    if (auto why = check_buffer(o.scale, 1, "the nvfp4 scales", tensors)) return why;
-    return check_buffer(o.global_scale, 4, "the nvfp4 global scale", tensors);
+  // Argument checks of an RMSNorm output: its dtype if it writes the tensor's type, and its buffers(),
+  // which join `tensors` for the device check.
+  template <epilogue::norm_output Out>
+  static std::optional<std::string> check_output(const Out& o, dtype type, std::vector<const void*>& tensors) {
+    if constexpr (requires { typename Out::value_type; })
+      if (type != dtype_of<typename Out::value_type>) return "the output type does not match the dtype";
+    for (const epilogue::output_buffer& b : o.buffers())
+      if (auto why = check_buffer(b.ptr, b.align, b.name, tensors)) return why;
+    return std::nullopt;
   }
   static std::optional<std::string> check_buffer(const void* p, std::size_t align, const char* what, std::vector<const void*>& tensors) {
     if (p == nullptr) return std::string(what) + " is null";

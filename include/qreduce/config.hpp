@@ -68,6 +68,15 @@
 #define QR_NOINLINE __noinline__
 #endif
 
+// Before a QR_HOST_DEVICE function template that calls what it is given (a visitor): nvcc checks no
+// execution spaces in it, so it takes host lambdas on the host and device ones on the device without
+// a warning (clang checks only the code each pass emits).
+#if defined(__NVCC__)
+#define QR_EXEC_CHECK_DISABLE _Pragma("nv_exec_check_disable")
+#else
+#define QR_EXEC_CHECK_DISABLE
+#endif
+
 // ---- per-pass capabilities -------------------------------------------------------------------
 #define QR_HAS_NATIVE_FP8_E4M3_CVT 0
 #define QR_HAS_NATIVE_FP8_FNUZ_CVT 0

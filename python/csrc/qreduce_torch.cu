@@ -131,26 +131,33 @@ at::Tensor all_reduce_rmsnorm(const at::Tensor& x, at::Tensor& residual, const a
   return y;
 }
 
-// The same with y quantized (epilogue/outputs.hpp). out_format: 1 fp8 per token, 2 mxfp4, 3 nvfp4
-// (global_scale: a 1-element float32 tensor). Returns (codes, scales); residual is updated in place.
+// The same with y quantized (epilogue/outputs.hpp). out_format: the output's
+// qreduce::epilogue::norm_output_kind, 1 fp8 per token, 2 mxfp4, 3 nvfp4 (global_scale: a 1-element
+// float32 tensor). Returns (codes, scales); residual is updated in place.
 std::tuple<at::Tensor, at::Tensor> all_reduce_rmsnorm_quant(const at::Tensor& x, at::Tensor& residual, const at::Tensor& weight, double eps,
                                                             int64_t out_format, const std::optional<at::Tensor>& global_scale, int64_t comm,
                                                             int64_t codec, int64_t algorithm, bool rotate) {
+  using qreduce::epilogue::norm_output_kind;
   const auto held = rmsnorm_comm(comm, x, residual, weight);
   auto& c = *held;
-  TORCH_CHECK(out_format >= 1 && out_format <= 3, "qreduce: bad output format id ", out_format);
+  TORCH_CHECK(out_format > int64_t(norm_output_kind::native) && out_format <= int64_t(norm_output_kind::nvfp4), "qreduce: bad output format id ",
+              out_format);
+  qreduce::epilogue::any_output<qreduce::bf16> out;  // T is y's type, which a quantized output does not write
+  out.kind = norm_output_kind(out_format);
+  const bool per_token = out.kind == norm_output_kind::fp8_per_token;
   const std::int64_t hidden = x.size(-1), rows = x.numel() / std::max<std::int64_t>(hidden, 1);
   auto shape = x.sizes().vec();
   auto u8 = x.options().dtype(at::kByte);
   at::Tensor q, scale;
-  if (out_format == 3)
+  if (out.kind == norm_output_kind::nvfp4)
     TORCH_CHECK(global_scale.has_value() && global_scale->is_cuda() && global_scale->scalar_type() == at::kFloat && global_scale->numel() == 1 &&
                     global_scale->device() == x.device(),
                 "qreduce: nvfp4 needs global_scale, a 1-element float32 tensor on the communicator's device");
-  const std::int64_t group = out_format == 1 ? 1 : (out_format == 2 ? 32 : 16);
+  // values per scale: the FP4 outputs' group (fp8 per token has one scale a row)
+  const std::int64_t group = per_token ? 1 : out.visit([](const auto& o) { return std::int64_t(std::decay_t<decltype(o)>::group); });
   TORCH_CHECK(hidden % group == 0, "qreduce: hidden must be a multiple of ", group, " for this output");
   c10::cuda::CUDAGuard guard(x.device());
-  if (out_format == 1) {
+  if (per_token) {
     q = at::empty(shape, u8);
     shape.back() = 1;
     scale = at::empty(shape, x.options().dtype(at::kFloat));
@@ -160,15 +167,14 @@ std::tuple<at::Tensor, at::Tensor> all_reduce_rmsnorm_quant(const at::Tensor& x,
     shape.back() = hidden / group;
     scale = at::empty(shape, u8);
   }
-  auto run = [&](const auto& out) {
-    c.all_reduce_rmsnorm(x.data_ptr(), residual.data_ptr(), weight.data_ptr(), residual.data_ptr(), out, std::size_t(rows), std::size_t(hidden),
-                         float(eps), dtype_of(x), options(codec, algorithm, rotate), at::cuda::getCurrentCUDAStream().stream());
-  };
-  auto* qp = q.data_ptr<std::uint8_t>();
+  out.q = q.data_ptr<std::uint8_t>();
+  out.scale = scale.data_ptr();
+  if (out.kind == norm_output_kind::nvfp4) out.global_scale = global_scale->data_ptr<float>();
   try {
-    if (out_format == 1) run(qreduce::epilogue::out_fp8_per_token{qp, scale.data_ptr<float>()});
-    else if (out_format == 2) run(qreduce::epilogue::out_mxfp4{qp, scale.data_ptr<std::uint8_t>()});
-    else run(qreduce::epilogue::out_nvfp4{qp, scale.data_ptr<std::uint8_t>(), global_scale->data_ptr<float>()});
+    out.visit([&](const auto& o) {
+      c.all_reduce_rmsnorm(x.data_ptr(), residual.data_ptr(), weight.data_ptr(), residual.data_ptr(), o, std::size_t(rows), std::size_t(hidden),
+                           float(eps), dtype_of(x), options(codec, algorithm, rotate), at::cuda::getCurrentCUDAStream().stream());
+    });
   } catch (const qreduce::error& e) {
     TORCH_CHECK(false, e.what());
   }

@@ -12,6 +12,11 @@ ALWAYS_ROTATED = ("int8", "int4m")
 WORLDS = (2, 4, 8)
 # qreduce::algorithm_kind (include/qreduce/options.hpp); the fallback is chosen in Python.
 ALGORITHMS = ("auto", "oneshot", "twoshot")
+# The fused RMSNorm's quantized outputs, name -> id: qreduce::epilogue::norm_output_kind
+# (include/qreduce/epilogue/outputs.hpp).
+OUTPUT_FORMATS = {"fp8": 1, "mxfp4": 2, "nvfp4": 3}
+# Values per scale of the FP4 outputs, by id: their `group` (fp8 has one scale a row).
+OUTPUT_SCALE_GROUPS = {OUTPUT_FORMATS["mxfp4"]: 32, OUTPUT_FORMATS["nvfp4"]: 16}
 
 
 def codec_id(name: str) -> int:

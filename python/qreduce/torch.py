@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 
 from . import _C  # noqa: F401  (registers torch.ops.qreduce)
-from .config import WORLDS, algorithm_id, codec_id
+from .config import OUTPUT_FORMATS, OUTPUT_SCALE_GROUPS, WORLDS, algorithm_id, codec_id
 
 
 @torch.library.register_fake("qreduce::all_reduce")
@@ -27,15 +27,12 @@ def _all_reduce_rmsnorm_fake(x, residual, weight, eps, comm, codec, algorithm, r
     return torch.empty_like(x)
 
 
-OUTPUT_FORMATS = {"fp8": 1, "mxfp4": 2, "nvfp4": 3}
-
-
 @torch.library.register_fake("qreduce::all_reduce_rmsnorm_quant")
 def _all_reduce_rmsnorm_quant_fake(x, residual, weight, eps, out_format, global_scale, comm, codec, algorithm, rotate):
     hidden = x.shape[-1]
-    if out_format == 1:
+    if out_format == OUTPUT_FORMATS["fp8"]:
         return x.new_empty(x.shape, dtype=torch.uint8), x.new_empty((*x.shape[:-1], 1), dtype=torch.float32)
-    group = 32 if out_format == 2 else 16
+    group = OUTPUT_SCALE_GROUPS[out_format]
     return (x.new_empty((*x.shape[:-1], hidden // 2), dtype=torch.uint8),
             x.new_empty((*x.shape[:-1], hidden // group), dtype=torch.uint8))
 

@@ -1,5 +1,6 @@
-"""The codec list and the world sizes are written once, in C++ (include/qreduce/codec/all.hpp and
-include/qreduce/options.hpp); the Python package and the dispatch-table generator must say the same."""
+"""The codec list, the world sizes and the fused RMSNorm's output formats are written once, in C++
+(include/qreduce/codec/all.hpp, include/qreduce/options.hpp and include/qreduce/epilogue/outputs.hpp);
+the Python package and the dispatch-table generator must say the same."""
 import os
 import re
 import sys
@@ -24,6 +25,17 @@ def cxx_codecs():
 def cxx_worlds():
     text = read("include/qreduce/options.hpp")
     return tuple(int(w) for w in re.search(r"using all_worlds = world_set<([0-9, ]*)>;", text).group(1).split(","))
+
+
+def cxx_output_kinds():
+    text = read("include/qreduce/epilogue/outputs.hpp")
+    enum = re.search(r"enum class norm_output_kind : std::uint8_t \{([^}]*)\}", text).group(1)
+    return {name.strip(): i for i, name in enumerate(enum.split(","))}
+
+
+def cxx_output_groups():
+    text = read("include/qreduce/epilogue/outputs.hpp")
+    return {name: int(group) for name, group in re.findall(r"struct out_(\w+) \{[^}]*?static constexpr int group = (\d+);", text)}
 
 
 def cxx_tile_ratios():
@@ -61,6 +73,13 @@ class Lists(unittest.TestCase):
         from qreduce import config
         self.assertEqual(tuple(config.WORLDS), cxx_worlds())
         self.assertEqual(tuple(load_tool("gen_dispatch").WORLDS), cxx_worlds())
+
+    def test_output_formats_match_the_cxx_kinds(self):
+        from qreduce import config
+        kinds, groups = cxx_output_kinds(), cxx_output_groups()
+        self.assertEqual(list(kinds), ["native", "fp8_per_token", "mxfp4", "nvfp4"])
+        self.assertEqual(config.OUTPUT_FORMATS, {"fp8": kinds["fp8_per_token"], "mxfp4": kinds["mxfp4"], "nvfp4": kinds["nvfp4"]})
+        self.assertEqual(config.OUTPUT_SCALE_GROUPS, {kinds["mxfp4"]: groups["mxfp4"], kinds["nvfp4"]: groups["nvfp4"]})
 
     def test_generator_ratios_match_the_wire_format(self):
         ratios = cxx_tile_ratios()

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
+#include <type_traits>
 #include <vector>
 #include "qreduce/epilogue/outputs.hpp"
 
@@ -156,4 +158,48 @@ TEST_CASE("quantized outputs on Gaussian rows stay inside their formats' error")
   out_nvfp4 nv{q.data(), s.data(), &global};
   nv.reference(y.data(), hidden, 0);
   CHECK(max_abs_error(nv, y, hidden) <= 4.5 * rms / 6.0 * 1.07);
+}
+
+TEST_CASE("any_output::visit passes the output it holds, as its own type; row_absmax() is that output's") {
+  std::uint8_t q[16] = {}, s[4] = {};
+  float fs = 0, global = 1.0f;
+  bf16 y[8] = {};
+  const auto name = [](const any_output<bf16>& a) {
+    return std::string(a.visit([](const auto& o) { return std::remove_cvref_t<decltype(o)>::name; }));
+  };
+  const auto native = any_output<bf16>::of(out_native<bf16>{y});
+  const auto fp8 = any_output<bf16>::of(out_fp8_per_token{q, &fs});
+  const auto mx = any_output<bf16>::of(out_mxfp4{q, s});
+  const auto nv = any_output<bf16>::of(out_nvfp4{q, s, &global});
+  CHECK(name(native) == "native");
+  CHECK(name(fp8) == "fp8_per_token");
+  CHECK(name(mx) == "mxfp4");
+  CHECK(name(nv) == "nvfp4");
+  CHECK(!native.row_absmax());
+  CHECK(fp8.row_absmax());
+  CHECK(!mx.row_absmax());
+  CHECK(!nv.row_absmax());
+  nv.visit([&](const auto& o) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<decltype(o)>, out_nvfp4>) CHECK((o.q == q && o.scale == s && o.global_scale == &global));
+    else FAIL("not the nvfp4 output");
+  });
+  CHECK(is_any_output<any_output<bf16>>);
+  CHECK(!is_any_output<out_nvfp4>);
+}
+
+TEST_CASE("every output lists its buffers for the communicator's checks") {
+  std::uint8_t q[16] = {}, s[4] = {};
+  float fs = 0, global = 1.0f;
+  const auto names = [](const auto& o) {
+    std::string n;
+    for (const output_buffer& b : o.buffers()) n += std::string(n.empty() ? "" : ", ") + b.name + " " + std::to_string(b.align);
+    return n;
+  };
+  CHECK(names(out_native<bf16>{nullptr}) == "y 16");
+  CHECK(names(out_fp8_per_token{q, &fs}) == "the fp8 output 16, the fp8 scales 4");
+  CHECK(names(out_mxfp4{q, s}) == "the mxfp4 output 16, the mxfp4 scales 1");
+  CHECK(names(out_nvfp4{q, s, &global}) == "the nvfp4 output 16, the nvfp4 scales 1, the nvfp4 global scale 4");
+  CHECK(out_nvfp4{q, s, &global}.buffers()[2].ptr == &global);
+  static_assert(norm_output<out_native<bf16>> && norm_output<out_fp8_per_token> && norm_output<out_mxfp4> && norm_output<out_nvfp4>);
+  static_assert(std::is_same_v<out_native<f16>::value_type, f16>);
 }

@@ -27,13 +27,18 @@
 //   group        the number of values hidden must be a multiple of
 //   store(row, hidden, k, y, active, row_absmax)   values [k, k+8) of the row; every thread of the
 //                block calls it (active = false past the row's end) since groups span lanes.
+// for the communicator's argument checks (comm.hpp):
+//   buffers()    its tensors: pointer, alignment and name (in the messages) of each
+//   value_type   only where it writes the tensor's type (out_native): the dtype it must match
 // and, on the host, reference(y_row, hidden, row) writing the same bytes from f32 values, which
 // the tests compare with the device's, and dequantize(row, hidden, k).
 // The all-reduce kernels take any_output<T>, which holds one of them chosen at run time: one kernel
 // per (codec, dtype, world) serves every output, so the communicator can load them all up front. The
 // kernel of rows after the all-reduce, which does not depend on the codec or the world, is compiled
-// for each output type (any_output::visit).
+// for each output type (any_output::visit). norm_output_kind numbers the output types; the Python
+// binding passes it as the output format id.
 #pragma once
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -101,18 +106,31 @@ QR_HOST_DEVICE QR_FORCEINLINE std::uint32_t absmax_bits(const float* y, int coun
 }
 }  // namespace detail
 
+// One tensor of an output, for the communicator's argument checks: null, or not `align`-byte
+// aligned, is refused with `name` in the message.
+struct output_buffer {
+  const void* ptr;
+  std::size_t align;
+  const char* name;
+};
+
 // What the communicator accepts as an RMSNorm output (type traits, not std::convertible_to: see
 // codec/codec.hpp).
 template <class Out>
 concept norm_output = std::is_convertible_v<decltype(Out::row_absmax), bool> && std::is_convertible_v<decltype(Out::group), int> &&
-    std::is_convertible_v<decltype(Out::name), const char*>;
+    std::is_convertible_v<decltype(Out::name), const char*> && requires(const Out& o) {
+  o.buffers();
+};
 
 template <class T>
 struct out_native {
   static constexpr bool row_absmax = false;
   static constexpr int group = 8;
   static constexpr const char* name = "native";
+  using value_type = T;
   T* y;
+
+  std::array<output_buffer, 1> buffers() const { return {{{y, 16, "y"}}}; }
 
 #if !QR_BACKEND_HOST
   QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active, float) const {
@@ -127,6 +145,8 @@ struct out_fp8_per_token {
   static constexpr const char* name = "fp8_per_token";
   std::uint8_t* q;  // rows x hidden E4M3 codes
   float* scale;  // rows
+
+  std::array<output_buffer, 2> buffers() const { return {{{q, 16, "the fp8 output"}, {scale, 4, "the fp8 scales"}}}; }
 
 #if !QR_BACKEND_HOST
   QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active, float row_absmax) const {
@@ -163,6 +183,8 @@ struct out_mxfp4 {
   using codec_t = codec::mxfp4;
   std::uint8_t* q;  // rows x hidden / 2
   std::uint8_t* scale;  // rows x hidden / 32, E8M0
+
+  std::array<output_buffer, 2> buffers() const { return {{{q, 16, "the mxfp4 output"}, {scale, 1, "the mxfp4 scales"}}}; }
 
 #if !QR_BACKEND_HOST
   QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active, float) const {
@@ -201,6 +223,10 @@ struct out_nvfp4 {
   std::uint8_t* q;  // rows x hidden / 2
   std::uint8_t* scale;  // rows x hidden / 16, E4M3
   const float* global_scale;  // one f32 in device memory (host memory for reference())
+
+  std::array<output_buffer, 3> buffers() const {
+    return {{{q, 16, "the nvfp4 output"}, {scale, 1, "the nvfp4 scales"}, {global_scale, 4, "the nvfp4 global scale"}}};
+  }
 
 #if !QR_BACKEND_HOST
   QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active, float) const {
@@ -251,16 +277,20 @@ struct any_output {
   static any_output of(const out_mxfp4& o) { return {norm_output_kind::mxfp4, nullptr, o.q, o.scale, nullptr}; }
   static any_output of(const out_nvfp4& o) { return {norm_output_kind::nvfp4, nullptr, o.q, o.scale, o.global_scale}; }
 
-  // Calls f with the output it holds, as its own type: for kernels specialised on the output (the
-  // fused RMSNorm's kernel of rows, algorithm::rows_kernel), where one kernel for all costs registers.
+  // Calls f with the output it holds, as its own type, and returns what f returns. On the host: the
+  // kernels specialised on the output (the fused RMSNorm's kernel of rows, algorithm::rows_kernel),
+  // where one kernel for all costs registers. On the device: store() and row_absmax(); `kind` is the
+  // same for the whole grid, so every thread of a block takes the same branch.
+  QR_EXEC_CHECK_DISABLE
   template <class F>
-  void visit(F&& f) const {
+  QR_HOST_DEVICE QR_FORCEINLINE decltype(auto) visit(F&& f) const {
     switch (kind) {
-      case norm_output_kind::native: f(out_native<T>{y}); break;
-      case norm_output_kind::fp8_per_token: f(out_fp8_per_token{q, static_cast<float*>(scale)}); break;
-      case norm_output_kind::mxfp4: f(out_mxfp4{q, static_cast<std::uint8_t*>(scale)}); break;
-      case norm_output_kind::nvfp4: f(out_nvfp4{q, static_cast<std::uint8_t*>(scale), global_scale}); break;
+      case norm_output_kind::native: break;
+      case norm_output_kind::fp8_per_token: return f(out_fp8_per_token{q, static_cast<float*>(scale)});
+      case norm_output_kind::mxfp4: return f(out_mxfp4{q, static_cast<std::uint8_t*>(scale)});
+      case norm_output_kind::nvfp4: return f(out_nvfp4{q, static_cast<std::uint8_t*>(scale), global_scale});
     }
+    return f(out_native<T>{y});
   }
   // Calls f with std::type_identity of every output type visit() may pass.
   template <class F>
@@ -271,18 +301,21 @@ struct any_output {
     f(std::type_identity<out_nvfp4>{});
   }
 
+  // Whether the output it holds needs the row's largest |y| (its row_absmax).
+  QR_HOST_DEVICE QR_FORCEINLINE bool row_absmax() const {
+    return visit([](const auto& o) { return std::remove_cvref_t<decltype(o)>::row_absmax; });
+  }
 #if !QR_BACKEND_HOST
-  QR_DEVICE QR_FORCEINLINE bool row_absmax() const { return kind == norm_output_kind::fp8_per_token; }
-  // `kind` is the same for the whole grid: every thread of a block takes the same branch.
   QR_DEVICE QR_FORCEINLINE void store(std::size_t row, std::size_t hidden, std::size_t k, const float (&v)[8], bool active, float row_absmax) const {
-    switch (kind) {
-      case norm_output_kind::native: out_native<T>{y}.store(row, hidden, k, v, active, row_absmax); break;
-      case norm_output_kind::fp8_per_token: out_fp8_per_token{q, static_cast<float*>(scale)}.store(row, hidden, k, v, active, row_absmax); break;
-      case norm_output_kind::mxfp4: out_mxfp4{q, static_cast<std::uint8_t*>(scale)}.store(row, hidden, k, v, active, row_absmax); break;
-      case norm_output_kind::nvfp4: out_nvfp4{q, static_cast<std::uint8_t*>(scale), global_scale}.store(row, hidden, k, v, active, row_absmax); break;
-    }
+    visit([&](const auto& o) { o.store(row, hidden, k, v, active, row_absmax); });
   }
 #endif
 };
+
+// Whether Out is an any_output (the output chosen at run time) rather than one output type.
+template <class Out>
+inline constexpr bool is_any_output = false;
+template <class T>
+inline constexpr bool is_any_output<any_output<T>> = true;
 
 }  // namespace qreduce::epilogue

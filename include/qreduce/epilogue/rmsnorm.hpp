@@ -48,13 +48,13 @@ struct residual_rmsnorm {
   // Calls f with this epilogue specialised on the output it holds (any_output::visit).
   template <class F>
   void visit_output(F&& f) const {
-    if constexpr (std::is_same_v<Out, any_output<T>>) out.visit([&](const auto& o) { f(with_output(o)); });
+    if constexpr (is_any_output<Out>) out.visit([&](const auto& o) { f(with_output(o)); });
     else f(*this);
   }
   // Calls f with std::type_identity of every epilogue visit_output() may pass.
   template <class F>
   static void visit_output_types(F&& f) {
-    if constexpr (std::is_same_v<Out, any_output<T>>)
+    if constexpr (is_any_output<Out>)
       Out::visit_types([&](auto otag) { f(std::type_identity<residual_rmsnorm<T, typename decltype(otag)::type>>{}); });
     else f(std::type_identity<residual_rmsnorm>{});
   }
@@ -62,7 +62,7 @@ struct residual_rmsnorm {
 #if !QR_BACKEND_HOST
   // Whether the output needs the row's largest |r' * g|.
   QR_DEVICE QR_FORCEINLINE bool needs_absmax() const {
-    if constexpr (std::is_same_v<Out, any_output<T>>) return out.row_absmax();
+    if constexpr (is_any_output<Out>) return out.row_absmax();
     else return Out::row_absmax;
   }
 
