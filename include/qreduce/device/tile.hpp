@@ -12,6 +12,11 @@
 #include "../codec/rotation.hpp"
 #include "../transport/workspace.hpp"
 #include "intrinsics.hpp"
+#if QR_WAVE_REDUCE_CUB
+#include <cub/warp/warp_reduce.cuh>
+#elif QR_WAVE_REDUCE_ROCPRIM
+#include <rocprim/warp/warp_reduce.hpp>
+#endif
 
 #if !QR_BACKEND_HOST
 namespace qreduce::device {
@@ -173,14 +178,25 @@ QR_DEVICE QR_FORCEINLINE void decode_lane(const std::byte* tile, int t, float (&
 }
 
 // Reduction of one value per thread over the block in a fixed order (the same result on every
-// rank): a butterfly within each wave, then the waves' results in wave order.
+// rank): each wave's values by CUB's or rocPRIM's wave reduction where it compiles (config.hpp),
+// else a butterfly of lane exchanges, then the waves' results in wave order.
 template <class V, class Op>
 QR_DEVICE inline V block_reduce(V v, Op op) {
   constexpr int waves = block_threads / QR_WAVE_SIZE;
   __shared__ V part[waves];
+  const int w = int(threadIdx.x) / QR_WAVE_SIZE;
+#if QR_WAVE_REDUCE_CUB
+  using wave_reduce = cub::WarpReduce<V>;
+  __shared__ typename wave_reduce::TempStorage scratch[waves];
+  v = wave_reduce(scratch[w]).Reduce(v, op);  // lane 0's is the wave's
+#elif QR_WAVE_REDUCE_ROCPRIM
+  using wave_reduce = rocprim::warp_reduce<V, QR_WAVE_SIZE>;
+  __shared__ typename wave_reduce::storage_type scratch[waves];
+  wave_reduce().reduce(v, v, scratch[w], op);  // lane 0's is the wave's
+#else
   QR_UNROLL
   for (int m = QR_WAVE_SIZE / 2; m > 0; m >>= 1) v = op(v, shfl_xor(v, m));
-  const int w = int(threadIdx.x) / QR_WAVE_SIZE;
+#endif
   if (int(threadIdx.x) % QR_WAVE_SIZE == 0) part[w] = v;
   block_sync();
   V s = part[0];
