@@ -16,7 +16,7 @@
 //   QR_HAS_NATIVE_FP4_CVT         f32 -> E2M1 conversion (sm_100a family-specific, gfx950)
 //   QR_HAS_NATIVE_FP4_DECODE      E2M1 -> f32 conversion instruction (gfx950)
 //   QR_WAVE_SIZE                  lanes per wave of this pass (32 on NVIDIA, 64 on CDNA)
-//   QR_WAVE_REDUCE_CUB            a wave's reduction by CUB (every NVIDIA pass)
+//   QR_WAVE_REDUCE_CUB            a wave's reduction by CUB (CUDA, host pass included)
 //   QR_WAVE_REDUCE_ROCPRIM        a wave's reduction by rocPRIM (gfx942: rocPRIM 3.4.1's headers stop
 //                                 compiling for gfx950 on its 128-bit atomics, docs/design.md)
 #pragma once
@@ -116,7 +116,7 @@
 
 #define QR_WAVE_REDUCE_CUB 0
 #define QR_WAVE_REDUCE_ROCPRIM 0
-#if QR_DEVICE_PASS && QR_BACKEND_CUDA
+#if QR_BACKEND_CUDA  // both passes: nvcc registers CUB's device variables from the host pass
 #undef QR_WAVE_REDUCE_CUB
 #define QR_WAVE_REDUCE_CUB 1
 #endif
