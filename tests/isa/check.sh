@@ -130,8 +130,6 @@ for arch in sm_90 sm_100a; do
     "$arch: the two-shot lets the kernel of rows after it start (programmatic dependent launch)"
   expect_not_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*3fp4' 'ld\.shared\.v4\.u32' \
     "$arch: the FP4 two-shot stores its lanes directly (no staging)"
-  expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel' 'cp\.async\.bulk\.prefetch\.L2\.global' \
-    "$arch: the two-shot asks for each step's inputs into L2 in bulk (device::prefetch_l2)"
   expect_in_kernel "$out/$arch.ptx" 'isa_encode.*3fp4' 'max\.NaN\.f32' \
     "$arch: the group's largest magnitude taken in float with NaN kept (codec::absmax_bits8)"
 done

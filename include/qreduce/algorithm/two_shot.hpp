@@ -127,15 +127,6 @@ QR_DEVICE QR_FORCEINLINE void copy_tile(std::byte* dst, const std::byte* image, 
   for (int i = t; i < pieces; i += block_threads) reinterpret_cast<uint4*>(dst)[i] = reinterpret_cast<const uint4*>(image)[i];
 }
 
-// Values [i, i + count) of a tensor of n (i a multiple of 8) asked into L2 at once (device::prefetch_l2),
-// as far as whole 16-byte pieces inside the tensor go.
-template <class T>
-QR_DEVICE QR_FORCEINLINE void prefetch_values(const T* p, std::size_t n, std::size_t i, std::size_t count) {
-  if (i >= n) return;
-  const std::size_t m = (n - i < count ? n - i : count) / 8 * 8;
-  device::prefetch_l2(p + i, std::uint32_t(m * sizeof(T)));
-}
-
 // The two-shot all-reduce of n values as a device function: every thread of every block of a grid of
 // plan.blocks blocks (block_threads threads each) calls it with the plan's K. A user kernel can call
 // it (examples/03_custom_epilogue); two_shot_kernel is its __global__ wrapper. It hands the epilogue
@@ -191,12 +182,6 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   const int lane_offset = 8 * t;
 
   for (std::size_t i = 0; i < rounds + 2; ++i) {
-    // Every step asks for what it will load into L2 when it starts (the inputs, and the peers' codes
-    // once their flags are up; the reduce's own input at the start of the iteration): a thread's
-    // loads then wait for L2, not each for memory in turn. On 2x H200 FP4 at 1 GiB 1086 -> 1062 us,
-    // at 64 MiB 95.5 -> 92.0; asking for the next scatter's input a step ahead was slower (INT6 at
-    // 1 GiB 1336 -> 1403: the lines it brings in push out those of the steps between).
-    if (t == 0 && i >= 1 && i <= rounds) prefetch_values(in, n, chunk_of(i - 1) * chunk + r * seg, seg);
     if (i < rounds) {  // scatter(i): encode each segment into its owner's slot
       const std::size_t base = chunk_of(i) * chunk;
       std::size_t src[W - 1];  // [o]: the next tile of the o-th peer's segment (the own is not sent)
@@ -206,7 +191,6 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         const int s = (r + 1 + o) % W;
         src[o] = base + std::size_t(s) * seg;
         dst[o] = h.scatter_slot(s, ring_i, b, r);
-        if (t == 0) prefetch_values(in, n, src[o], seg);
       }
       for (int k = 0; k < K; ++k) {
         QR_UNROLL
@@ -239,7 +223,6 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         const int s = (r + 1 + o) % W;
         src[o] = h.gather_slot(r, ring_back(2), b, s);
         dst[o] = base + std::size_t(s) * seg;
-        if (t == 0) device::prefetch_l2(src[o], std::uint32_t(K * TB));
       }
       for (int k = 0; k < K; ++k) {
         lane_code<C> sums[W - 1];
@@ -271,7 +254,6 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         if (s == r) continue;
         src[s] = h.scatter_slot(r, q, b, s);
         dst[s] = h.gather_slot(s, q, b, r);
-        if (t == 0) device::prefetch_l2(src[s], std::uint32_t(K * TB));
       }
       for (int k = 0; k < K; ++k) {
         lane_code<C> in_codes[W];  // [r] unused

@@ -51,18 +51,5 @@ QR_DEVICE QR_FORCEINLINE void wait_prerequisites() {
 #endif
 }
 
-// Asks for bytes [p, p + bytes) of global memory to be brought into L2 (p 16-byte aligned, bytes a
-// multiple of 16), one instruction for a whole range, no registers held and nothing returned: the
-// loads of that range that follow find it there instead of each waiting for memory in turn (sm_90
-// and later: a bulk prefetch; nothing elsewhere).
-QR_DEVICE QR_FORCEINLINE void prefetch_l2(const void* p, std::uint32_t bytes) {
-#if QR_BACKEND_CUDA && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (bytes > 0) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes));
-#else
-  (void)p;
-  (void)bytes;
-#endif
-}
-
 }  // namespace qreduce::device
 #endif
