@@ -531,7 +531,7 @@ class basic_communicator {
     if (c.algorithm == algorithm_kind::one_shot) {
       const auto p = algorithm::plan_one_shot(h_.layout, n);
       algorithm::one_shot_kernel<Transport, T, W, Ep>
-          <<<h_.layout.cfg.oneshot_blocks, block_threads, 0, s>>>(h_, in, out, n, p.per_block, ep, dependents);
+          <<<h_.layout.cfg.oneshot_blocks, block_threads, 0, s>>>(h_, in, out, n, p.per_block, ep, call_epilogue, dependents);
       rt::check_launch("one_shot_kernel");
     } else {
       visit_codec<codecs>(c.codec, [&](auto tag) {

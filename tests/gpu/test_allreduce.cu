@@ -758,15 +758,16 @@ int main(int argc, char** argv) {
       });
     }
 
-    // Mismatched calls: rank 0 calls with another codec, count or type than the others. Every rank
-    // must get errc::mismatch describing both calls (never a sum, never a timeout), and a later
-    // call on the same communicator must fail too.
+    // Mismatched calls: rank 0 calls with another codec, count, type or epilogue than the others.
+    // Every rank must get errc::mismatch describing both calls (never a sum, never a timeout), and a
+    // later call on the same communicator must fail too.
     struct mismatch_case {
       const char* name;
       std::size_t n0, n;  // rank 0's count, the others'
       bool bf16_on_0;  // rank 0 calls with bf16, the others with fp16
       allreduce_options o0, o;
       const char *says0, *says;  // what the message must say of rank 0's call and of the others'
+      bool fused_on_0 = false;  // rank 0 calls the fused residual + RMSNorm (one row of n0, y in fp16)
     };
     const mismatch_case cases[] = {
         {"two-shot codecs",
@@ -801,20 +802,31 @@ int main(int argc, char** argv) {
          {codec_kind::none, algorithm_kind::one_shot},
          "4096 bf16 values",
          "4096 fp16 values"},
+        {"one-shot fused against plain",
+         4096,
+         4096,
+         false,
+         {codec_kind::none, algorithm_kind::one_shot},
+         {codec_kind::none, algorithm_kind::one_shot},
+         "epilogue residual + RMSNorm",
+         "epilogue identity",
+         true},
     };
     for (const auto& mc : cases) {
       run_ranks_as_threads(world, [&](int r, thread_bootstrap& bs) {
         rt::set_device(r % ndev);
         const std::size_t n = r == 0 ? mc.n0 : mc.n;
-        f16* d;
-        QR_CUDA(cudaMalloc(&d, n * 2));
-        QR_CUDA(cudaMemset(d, 0x3c, n * 2));
+        f16* d;  // x (n), then for the fused call the residual (n), y (n) and the weight (n)
+        QR_CUDA(cudaMalloc(&d, 4 * n * 2));
+        QR_CUDA(cudaMemset(d, 0x3c, 4 * n * 2));
         cudaStream_t s;
         QR_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
         {
           communicator comm(bs, short_cfg);
           auto call = [&] {
             if (r == 0 && mc.bf16_on_0) comm.all_reduce<bf16>(reinterpret_cast<bf16*>(d), reinterpret_cast<bf16*>(d), n, mc.o0, s);
+            else if (r == 0 && mc.fused_on_0)
+              comm.all_reduce_rmsnorm(d, d + n, d + 3 * n, d + n, epilogue::out_native<f16>{d + 2 * n}, 1, n, 1e-6f, dtype::f16, mc.o0, s);
             else comm.all_reduce<f16>(d, d, n, r == 0 ? mc.o0 : mc.o, s);
             QR_CUDA(cudaStreamSynchronize(s));
             comm.check();

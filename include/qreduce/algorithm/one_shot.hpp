@@ -30,6 +30,11 @@
 // wait for a peer (trigger_dependents), never before: the row kernel's blocks then wait only for
 // work that needs no peer, so ranks sharing a GPU cannot block each other through them.
 //
+// call_epilogue is the epilogue field of the call's signature: the epilogue the caller was asked for,
+// where it runs another (the fused RMSNorm with y in the tensor's type runs the plain epilogue into y
+// and finishes in its kernel of rows), so that a plain all-reduce on one rank against a fused one on
+// another is still a mismatch.
+//
 // The last block of the grid also pushes a 16-byte header, the call's signature (signature.hpp),
 // after the buffer's values, and its thread 0 reads the peers' headers, and a header unlike its own
 // call is a call mismatch (flags.hpp): so different counts or types are an error on every rank, not
@@ -157,8 +162,8 @@ template <int W>
 inline constexpr int oneshot_unroll = W == 2 ? 2 : 1;
 
 template <class Transport, class T, int W, epilogue::epilogue_for<T> Epilogue>
-__global__ void __launch_bounds__(block_threads)
-    one_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, std::size_t per_block, Epilogue ep, bool dependents) {
+__global__ void __launch_bounds__(block_threads) one_shot_kernel(device_handle h, const T* in, T* out, std::size_t n, std::size_t per_block,
+                                                                 Epilogue ep, std::uint32_t call_epilogue, bool dependents) {
   using namespace device;
   constexpr int U = oneshot_unroll<W>;
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
@@ -166,7 +171,7 @@ __global__ void __launch_bounds__(block_threads)
   const std::size_t lo = std::size_t(b) * per_block;
   const int parity = int(calls & 1u);
   const bool verifier = b == int(gridDim.x) - 1;  // the block that compares the ranks' calls
-  const std::uint64_t call = call_signature(n, dtype_of<T>, 0u, one_shot_id, epilogue_id<Epilogue>, false);
+  const std::uint64_t call = call_signature(n, dtype_of<T>, 0u, one_shot_id, call_epilogue, false);
   if (lo >= n) {  // no values: count the call, so that every block's parity stays the same
     if (verifier && block_may_start(h) && t == 0) (void)detail::compare_calls<W>(h, parity, call);
     if (t == 0) *h.oneshot_seq(b) = calls + 1u;

@@ -174,7 +174,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   __shared__ tile_stage<C> stage;
   int set = 0;  // the stage's image the next staged step writes
   // Each step works a tile at a time (one tile's loads, then its arithmetic: loads in flight come from
-  // resident warps, eight blocks a multiprocessor at 32 registers a thread; two tiles a step at four
+  // resident warps, at 2 ranks eight blocks a multiprocessor at 32 registers a thread; two tiles a step at four
   // blocks were up to 13% slower on 2x H200, docs/design.md). Its addresses are set once a step and
   // advanced a tile at a time: recomputed from the round and the tile for every tile, they were
   // about 60 of the gather step's 136 instructions a tile (FP4, sm_90 SASS; now about 20), though

@@ -101,15 +101,21 @@ constexpr std::size_t encoded_bytes(std::size_t n) {
 
 // Largest magnitude of 8 floats as the bits of a non-negative float: integer order matches magnitude
 // order, and NaN > inf > every finite value, so one unsigned max finds both the scale and non-finites.
-// On NVIDIA devices the same maximum is taken in float: max.NaN.f32 returns NaN where either operand
-// is one, and the absolute values fold into its operands: one instruction a value instead of a mask
-// and an integer max (a NaN comes out as the canonical NaN, which is all the callers ask of it: not
-// finite).
+// On NVIDIA devices (sm_80 and later) the same maximum is taken in float: max.NaN.f32 returns NaN
+// where either operand is one, and the absolute values fold into its operands: one instruction a
+// value instead of a mask and an integer max (a NaN comes out as the canonical NaN, which is all the
+// callers ask of it: not finite). Both are written out without .ftz, so that a program built with
+// -ftz=true still takes subnormal magnitudes as they are, as the host does.
 QR_HOST_DEVICE QR_FORCEINLINE std::uint32_t absmax_bits8(const float (&x)[8]) {
-#if QR_BACKEND_CUDA && QR_DEVICE_PASS
-  float m = fabsf(x[0]);
+#if QR_BACKEND_CUDA && QR_DEVICE_PASS && __CUDA_ARCH__ >= 800
+  const auto abs = [](float v) {
+    float a;
+    asm("abs.f32 %0, %1;" : "=f"(a) : "f"(v));
+    return a;
+  };
+  float m = abs(x[0]);
   QR_UNROLL
-  for (int j = 1; j < 8; ++j) asm("max.NaN.f32 %0, %1, %2;" : "=f"(m) : "f"(m), "f"(fabsf(x[j])));
+  for (int j = 1; j < 8; ++j) asm("max.NaN.f32 %0, %1, %2;" : "=f"(m) : "f"(m), "f"(abs(x[j])));
   return numeric::float_bits(m);
 #else
   std::uint32_t m = 0u;

@@ -87,12 +87,13 @@ struct scaled_codec {
 
   template <class T>
   QR_HOST_DEVICE static QR_FORCEINLINE lane_payload encode_lane(const float (&x)[8], const state& st) {
-    // A non-finite group (inv 0) encodes as zeros. On a device the 4- and 6-bit roundings take the
-    // NaNs that inv 0 makes of its infinities without fault (their clamps are fminf/fmaxf), so the
-    // payload is cleared once at the end instead of each product selected; the host's rounding casts
-    // to integers, which a NaN must not reach.
+    // A non-finite group (inv 0) encodes as zeros. On a device the 4- and 6-bit formats whose
+    // rounding takes a NaN without fault (Format::device_rounds_nan: their clamps are fminf/fmaxf,
+    // no float-to-integer conversion) get every product, the NaNs that inv 0 makes of infinities
+    // included, and the payload is cleared once at the end instead of each product selected; the
+    // host's rounding casts to integers, which a NaN must not reach.
 #if QR_DEVICE_PASS
-    constexpr bool clear_after = Format::code_bits != 8;
+    constexpr bool clear_after = Format::code_bits != 8 && requires { requires bool(Format::device_rounds_nan); };
 #else
     constexpr bool clear_after = false;
 #endif

@@ -8,11 +8,11 @@
 // rows, one block a row, in a kernel of rows after the all-reduce (algorithm::rows_kernel, launched
 // to overlap the all-reduce's end): the sum of squares is a fixed-order block reduction over the
 // stored r', so every rank computes the same y. Phase 1 runs
-//   * inside the all-reduce (the f32 sum, per 8 values; r' rounded once): the one-shot, and the
-//     two-shot with a quantized y (no room for the sums there);
-//   * in the kernel of rows for the two-shot with y in the tensor's type: the all-reduce writes its
-//     sums, rounded to T, into y (`sum` set: r' = round(sum) + r, rounded again, as an unfused
-//     all-reduce + add + RMSNorm computes it), so that no residual load sits in the two-shot's steps.
+//   * inside the all-reduce (the f32 sum, per 8 values; r' rounded once) with a quantized y (no
+//     room for the sums there), one-shot or two-shot;
+//   * in the kernel of rows with y in the tensor's type: the all-reduce writes its sums, rounded to
+//     T, into y (`sum` set: r' = round(sum) + r, rounded again, as an unfused all-reduce + add +
+//     RMSNorm computes it), so that no residual load sits in the all-reduce.
 #pragma once
 #include <cstddef>
 #include <type_traits>

@@ -104,6 +104,8 @@ __device__ __forceinline__ void f16x2_to_f32(std::uint32_t h, float& lo, float& 
 
 struct e2m1 : minifloat_format<2, 1, 1, 0x7u, true> {
   static constexpr const char* name = "e2m1";
+  // Its device rounding (code_float, the native conversions) takes a NaN without fault.
+  static constexpr bool device_rounds_nan = true;
   // The rounding in float arithmetic only (same codes as the generic rounding; float operations
   // issue at twice the rate of integer ones on the GPUs). For a = min(|s|, 6) the code is
   //   rne(2a)      on [0, 2)  (grid 0.5: codes 0..4)
@@ -256,6 +258,8 @@ struct int_format {
   static_assert(B >= 2 && B <= 8);
   static constexpr int code_bits = B;
   static constexpr float max = float((1 << (B - 1)) - 1);
+  // Its device rounding (clamps by fminf/fmaxf, then the float's own rounding) takes a NaN without fault.
+  static constexpr bool device_rounds_nan = true;
   // On the device without conversion instructions (float <-> int conversions and rounding issue at
   // an eighth of the FP32 rate on NVIDIA: at 1 GiB they would be about a third of INT4's two-shot),
   // by the float's own rounding and bit pattern; the same codes and values as the host's reference.
