@@ -100,30 +100,11 @@ result run_config(rank_ctx& x, const options& o, const config& c, std::vector<vo
   res.median_us = slowest.med;
   res.p10_us = slowest.p10;
   res.p90_us = slowest.p90;
-  if (o.graph || c.bytes <= graph_default_max_bytes) {
-    cudaGraph_t g;
-    cudaGraphExec_t ge;
-    CK(cudaStreamBeginCapture(x.s, cudaStreamCaptureModeThreadLocal));
-    for (int i = 0; i < o.iters; ++i) launch(x, c, ins[std::size_t(i) % sets], outs[std::size_t(i) % sets], n);
-    CK(cudaStreamEndCapture(x.s, &g));
-    CK(cudaGraphInstantiate(&ge, g, 0));
-    CK(cudaGraphLaunch(ge, x.s));  // warm
-    std::vector<float> per_call;
-    for (int rep = 0; rep < 5; ++rep) {
-      CK(cudaEventRecord(ev[0], x.s));
-      CK(cudaGraphLaunch(ge, x.s));
-      CK(cudaEventRecord(ev[1], x.s));
-      CK(cudaEventSynchronize(ev[1]));
-      float t = 0;
-      CK(cudaEventElapsedTime(&t, ev[0], ev[1]));
-      per_call.push_back(t / float(o.iters));
-    }
-    CK(cudaGraphExecDestroy(ge));
-    CK(cudaGraphDestroy(g));
-    x.comm->check();
-    const auto graphs = gather(x, 1e3 * percentile(per_call, 0.5));
-    res.graph_us = *std::max_element(graphs.begin(), graphs.end());
-  }
+  if (o.graph || c.bytes <= graph_default_max_bytes)
+    res.graph_us = graph_time_us(x, o, [&, i = std::size_t(0)]() mutable {
+      launch(x, c, ins[i % sets], outs[i % sets], n);
+      ++i;
+    });
   for (auto& e : ev) CK(cudaEventDestroy(e));
   seed += 1000;
   return res;

@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <ctime>
 #include <sstream>
 #include <string>
@@ -152,6 +153,36 @@ double percentile(std::vector<float> v, double p) {
   const double k = p * double(v.size() - 1);
   const std::size_t lo = std::size_t(k), hi = std::min(lo + 1, v.size() - 1);
   return double(v[lo]) + (k - double(lo)) * double(v[hi] - v[lo]);
+}
+
+// o.iters calls of body captured in one CUDA graph, whose replays are timed as a whole: the median
+// of 5 replays, per call, the slowest rank's (decode runs under graphs in serving engines).
+double graph_time_us(rank_ctx& x, const options& o, const std::function<void()>& body) {
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  CK(cudaStreamBeginCapture(x.s, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < o.iters; ++i) body();
+  CK(cudaStreamEndCapture(x.s, &g));
+  CK(cudaGraphInstantiate(&ge, g, 0));
+  CK(cudaGraphLaunch(ge, x.s));  // warm
+  cudaEvent_t ev[2];
+  for (auto& e : ev) CK(cudaEventCreate(&e));
+  std::vector<float> per_call;
+  for (int rep = 0; rep < 5; ++rep) {
+    CK(cudaEventRecord(ev[0], x.s));
+    CK(cudaGraphLaunch(ge, x.s));
+    CK(cudaEventRecord(ev[1], x.s));
+    CK(cudaEventSynchronize(ev[1]));
+    float t = 0;
+    CK(cudaEventElapsedTime(&t, ev[0], ev[1]));
+    per_call.push_back(t / float(o.iters));
+  }
+  for (auto& e : ev) CK(cudaEventDestroy(e));
+  CK(cudaGraphExecDestroy(ge));
+  CK(cudaGraphDestroy(g));
+  x.comm->check();
+  const auto all = gather(x, 1e3 * percentile(per_call, 0.5));
+  return *std::max_element(all.begin(), all.end());
 }
 
 // Median over `reps` runs of body() on stream s, in milliseconds by device events, after one warm-up run.
