@@ -135,14 +135,21 @@ int fused_bench(rank_ctx& x, const options& o) {
           g[2] = graph_time_us(x, o, fused8_call);
           g[3] = graph_time_us(x, o, unfused8_call);
         }
-        const double gs = g[0] > 0 ? g[1] / g[0] : 0.0, gs8 = g[2] > 0 ? g[3] / g[2] : 0.0;
+        const bool graphed = tokens <= fused_graph_max_tokens;
+        const double gv[6] = {g[0], g[1], graphed ? g[1] / g[0] : 0.0, g[2], g[3], graphed ? g[3] / g[2] : 0.0};
         if (x.rank == 0) {
-          std::printf("%-7zu %-6zu %-6s %-8s %10.1f %10.1f %11.1f %10.1f %8.2f %10.1f %11.1f %8.2f | %-12s %8.1f %8.1f %8.2f %8.1f %8.1f %8.2f\n",
-                      tokens, hidden, codec_name(k), ran, plain, fused, unfused, fused - plain, unfused / fused, fused8, unfused8, unfused8 / fused8,
-                      "", g[0], g[1], gs, g[2], g[3], gs8);
+          std::printf("%-7zu %-6zu %-6s %-8s %10.1f %10.1f %11.1f %10.1f %8.2f %10.1f %11.1f %8.2f | %-12s", tokens, hidden, codec_name(k), ran,
+                      plain, fused, unfused, fused - plain, unfused / fused, fused8, unfused8, unfused8 / fused8, "");
           csv << tokens << "," << hidden << "," << codec_name(k) << "," << ran << "," << plain << "," << fused << "," << unfused << ","
-              << fused - plain << "," << unfused / fused << "," << fused8 << "," << unfused8 << "," << unfused8 / fused8 << "," << g[0] << "," << g[1]
-              << "," << gs << "," << g[2] << "," << g[3] << "," << gs8 << "\n";
+              << fused - plain << "," << unfused / fused << "," << fused8 << "," << unfused8 << "," << unfused8 / fused8;
+          for (int j = 0; j < 6; ++j) {  // not timed under graphs: "-" and empty CSV fields
+            if (graphed) std::printf(j % 3 == 2 ? " %8.2f" : " %8.1f", gv[j]);
+            else std::printf(" %8s", "-");
+            csv << ",";
+            if (graphed) csv << gv[j];
+          }
+          std::printf("\n");
+          csv << "\n";
           std::fflush(stdout);
         }
       }

@@ -67,7 +67,7 @@ class basic_communicator {
       overrides_ = dispatch_overrides::from_env();
       mine.proposed = propose_grids(cfg, world_, rt::multiprocessor_count(device_));
       mine.round_bytes = round_bytes_for(cfg, world_);
-      mine.oneshot_values_per_block = cfg.oneshot_values_per_block;
+      mine.oneshot_values_per_block = oneshot_values_for(cfg, world_);
       mine.timeout_ms = cfg.timeout_ms;
       mine.arch = arch_;
       if (overrides_.codec) mine.codec_override = std::uint8_t(*overrides_.codec);
@@ -94,7 +94,7 @@ class basic_communicator {
     wc.blocks = g.two_shot;
     wc.oneshot_blocks = g.one_shot;
     wc.round_bytes = round_bytes_for(cfg, world_);
-    wc.oneshot_values_per_block = cfg.oneshot_values_per_block;
+    wc.oneshot_values_per_block = oneshot_values_for(cfg, world_);
     h_.layout = workspace_layout::make(wc);
     h_.rank = rank_;
     h_.timeout_ns = cfg.timeout_ms * 1000000ull;
@@ -223,7 +223,10 @@ class basic_communicator {
                                          epilogue::any_output<T>::of(out),
                                          hidden,
                                          eps};
-        if (ep.out.kind == epilogue::norm_output_kind::native) {
+        if (c.algorithm == algorithm_kind::one_shot && algorithm::one_shot_rows_fit(h_.layout, rows, hidden)) {
+          // One kernel: each block sums a row and finishes it in registers (one_shot.hpp).
+          ep.visit_output([&](const auto& e) { launch_one_shot_rows(static_cast<const T*>(x), rows, e, stream); });
+        } else if (ep.out.kind == epilogue::norm_output_kind::native) {
           // The all-reduce writes its sums into y and a kernel of rows does the rest (rmsnorm.hpp): no
           // residual loads inside the all-reduce (two-shot: 1.1-1.3x faster from 256 tokens; one-shot:
           // 2-5% under CUDA graphs, docs/design.md).
@@ -507,6 +510,10 @@ class basic_communicator {
       using T = typename decltype(ttag)::type;
       per_epilogue(ttag, std::type_identity<epilogue::identity>{});
       per_epilogue(ttag, std::type_identity<epilogue::residual_rmsnorm<T>>{});
+      epilogue::residual_rmsnorm<T>::visit_output_types([&](auto etag) {
+        using O = typename decltype(etag)::type::output;
+        load(reinterpret_cast<const void*>(&algorithm::one_shot_rmsnorm_kernel<Transport, T, W, O>));
+      });
     };
     per_type(std::type_identity<f16>{});
     per_type(std::type_identity<bf16>{});
@@ -543,6 +550,17 @@ class basic_communicator {
       rt::check_launch("two_shot_kernel");
     }
     if constexpr (epilogue::row_epilogue_for<Ep, T>) launch_rows(ep, n / ep.row_values(), s);
+  }
+
+  // The fused RMSNorm's one-shot for rows that fit a block (algorithm::one_shot_rmsnorm_kernel), for
+  // one output type.
+  template <class T, class Out>
+  void launch_one_shot_rows(const T* x, std::size_t rows, const epilogue::residual_rmsnorm<T, Out>& ep, rt::stream_t s) {
+    Worlds::visit(world_, [&](auto w) {
+      algorithm::one_shot_rmsnorm_kernel<Transport, T, decltype(w)::value, Out>
+          <<<h_.layout.cfg.oneshot_blocks, algorithm::oneshot_rows_threads, 0, s>>>(h_, x, rows, ep);
+    });
+    rt::check_launch("one_shot_rmsnorm_kernel");
   }
 
   // A row-wise epilogue's rows after the all-reduce (algorithm::rows_kernel), on the same stream,

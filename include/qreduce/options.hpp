@@ -46,7 +46,7 @@ struct comm_config {
   std::size_t round_bytes = 0;  // two-shot: encoded bytes a block sends per phase per round;
                                 // 0: 16 KiB, or 4 KiB a rank where that is more (8 ranks)
   std::size_t max_workspace_bytes = std::size_t(64) << 20;  // the two-shot grid shrinks to fit
-  int oneshot_values_per_block = 4096;  // one-shot capacity per block (multiple of 2048)
+  int oneshot_values_per_block = 0;  // one-shot capacity per block (multiple of 2048); 0: 8192 at 2 ranks, 4096 at 4 and 8
   std::uint64_t timeout_ms = 10000;  // bound on every wait for a peer
 };
 
@@ -102,6 +102,14 @@ inline std::size_t round_bytes_for(const comm_config& c, int world) {
   return per_rank > 16384 ? per_rank : 16384;
 }
 
+// The one-shot's capacity per block: 8192 values at 2 ranks (a 2 MiB bf16 message, where the
+// one-shot still beats the two-shot on 2x H200: docs/results/2026-11-26e-h200x2/), 4096 at 4 and 8
+// (each rank reads world - 1 peers' copies, and the slots grow with the world).
+inline int oneshot_values_for(const comm_config& c, int world) {
+  if (c.oneshot_values_per_block != 0) return c.oneshot_values_per_block;
+  return world == 2 ? 4 * codec::tile_values : 2 * codec::tile_values;
+}
+
 // A set of world sizes a communicator is compiled for; all_worlds is every size qreduce supports.
 template <int... Ws>
 struct world_set {
@@ -129,8 +137,8 @@ inline void validate_config(const comm_config& c, int world) {
   if (round < min_round || round > (std::size_t(1) << 20) || round % (256 * std::size_t(world)) != 0)
     throw error(errc::invalid_argument, "round_bytes must be a multiple of " + std::to_string(256 * world) + " in [" + std::to_string(min_round) +
                                             ", 1048576] for " + std::to_string(world) + " ranks");
-  if (c.oneshot_values_per_block < codec::tile_values || c.oneshot_values_per_block % codec::tile_values != 0 ||
-      c.oneshot_values_per_block > 64 * codec::tile_values)
+  const int oneshot_values = oneshot_values_for(c, world);
+  if (oneshot_values < codec::tile_values || oneshot_values % codec::tile_values != 0 || oneshot_values > 64 * codec::tile_values)
     throw error(errc::invalid_argument, "oneshot_values_per_block must be a multiple of 2048 in [2048, 131072]");
   if (c.timeout_ms < 1 || c.timeout_ms > 3600u * 1000u) throw error(errc::invalid_argument, "timeout_ms must be in [1, 3600000]");
 }
@@ -149,7 +157,7 @@ inline grids propose_grids(const comm_config& c, int world, int multiprocessors)
   wc.world = world;
   wc.blocks = 0;
   wc.round_bytes = round_bytes_for(c, world);
-  wc.oneshot_values_per_block = c.oneshot_values_per_block;
+  wc.oneshot_values_per_block = oneshot_values_for(c, world);
   // The one-shot's slots come first out of the budget; where the two-shot grid that is left is
   // smaller than the one-shot's, the one-shot shrinks to it and the budget is shared out again.
   for (int pass = 0; pass < 2; ++pass) {

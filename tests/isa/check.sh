@@ -108,12 +108,29 @@ expect_rows_registers() {
   else fail=$((fail + 1)); echo "  FAIL  sm_90: kernels of rows: $(wc -w <<<"$entries") entries (want 4), $ok of native/FP8 at <= 32 registers"; fi
 }
 expect_rows_registers
+# The fused RMSNorm's one-shot (rows in registers from the sums to y), 2 ranks: one kernel for each
+# output, none spilling (ptxas: no stack frame, no spill stores).
+expect_one_shot_rows_registers() {
+  local entries args=() e n ok=0
+  entries=$(sed -n 's/^\.visible \.entry \(_ZN7qreduce9algorithm23one_shot_rmsnorm_kernel[^(]*\)(.*/\1/p' "$out/sm_90.ptx")
+  for e in $entries; do args+=(-e "$e"); done
+  "$(dirname "$nvcc")/ptxas" -arch=sm_90 -v "${args[@]}" "$out/sm_90.ptx" -o "$out/one-shot-rows.cubin" 2>"$out/one-shot-rows-ptxas.txt" || true
+  n=$(grep -c ' 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads' "$out/one-shot-rows-ptxas.txt" || true)
+  if [ "$(wc -w <<<"$entries")" -eq 4 ] && [ "$n" -eq 4 ]; then
+    pass=$((pass + 1)); echo "  ok    sm_90: the fused RMSNorm's one-shot, one kernel for each output, none spilling"
+  else fail=$((fail + 1)); echo "  FAIL  sm_90: fused one-shot kernels: $(wc -w <<<"$entries") entries (want 4), $n without spills"; fi
+}
+expect_one_shot_rows_registers
 expect_in_kernel "$out/sm_90.ptx" 'isa_encode.*3fp4' 'rcp\.approx\.ftz\.f32' \
   "sm_90: the scale's reciprocal is an approximate reciprocal and a Newton step (codec/scale.hpp)"
 for arch in sm_90 sm_100a; do
   expect_in_kernel "$out/$arch.ptx" 'isa_encode.*5int4m' 'prmt\.b32' "$arch: int4m packs its codes with byte gathers (prmt)"
   expect_in_kernel "$out/$arch.ptx" 'one_shot_kernel' 'ld\.relaxed\.sys\.global\.v4\.b32' \
     "$arch: the one-shot polls its slots with 16-byte relaxed system-scope loads (its flag is in the data)"
+  expect_in_kernel "$out/$arch.ptx" 'one_shot_rmsnorm_kernel' 'ld\.relaxed\.sys\.global\.v4\.b32' \
+    "$arch: the fused one-shot polls its slots as the one-shot does"
+  expect_not_in_kernel "$out/$arch.ptx" 'one_shot_rmsnorm_kernel' 'griddepcontrol' \
+    "$arch: the fused one-shot is one kernel (no dependent launch around it)"
   expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel' 'cp\.async\.ca\.shared\.global' \
     "$arch: the two-shot fetches its peers' call signatures with cp.async (no load latency in a round)"
   expect_not_in_kernel "$out/$arch.ptx" 'isa_encode.*codec(3fp4|5mxfp4|4int[468]|3fp8|8fp8_fnuz)E|two_shot_kernel' 'div\.rn\.f32|rcp\.rn\.f32' \

@@ -53,6 +53,7 @@
 #include "../transport/flags.hpp"
 #include "../transport/peer_memory.hpp"
 #include "../epilogue/epilogue.hpp"
+#include "../epilogue/rmsnorm.hpp"
 #include "signature.hpp"
 
 namespace qreduce::algorithm {
@@ -73,6 +74,20 @@ inline one_shot_plan plan_one_shot(const workspace_layout& l, std::size_t n) {
   p.per_block = (ceil_div(n, blocks) + 7) / 8 * 8;
   p.blocks = n == 0 ? 0 : int(ceil_div(n, p.per_block));
   return p;
+}
+
+// The fused RMSNorm's one-shot (one_shot_rmsnorm_kernel): a block of this many threads takes whole
+// rows, each thread this many vectors of 8 values of a row, in registers from the sums to y. It runs
+// rows of at most 8192 values, at most oneshot_rows_per_block a block (shorter rows leave threads
+// idle; a block finishes its rows one after another: one_shot_rows_fit). Other shapes go through
+// the plain one-shot and a kernel of rows.
+inline constexpr int oneshot_rows_threads = 512;
+inline constexpr int oneshot_rows_vectors = 2;
+inline constexpr std::size_t oneshot_rows_max_hidden = 8 * std::size_t(oneshot_rows_threads) * oneshot_rows_vectors;
+inline constexpr std::size_t oneshot_rows_per_block = 4;
+
+inline bool one_shot_rows_fit(const workspace_layout& l, std::size_t rows, std::size_t hidden) {
+  return hidden <= oneshot_rows_max_hidden && rows <= oneshot_rows_per_block * std::size_t(l.cfg.oneshot_blocks);
 }
 
 // What an empty one-shot buffer holds: -0.0 in both 16-bit values of every word.
@@ -314,6 +329,159 @@ __global__ void __launch_bounds__(block_threads) one_shot_kernel(device_handle h
   if (dependents) {  // every thread past its waits: the kernel of rows after this one may start
     block_sync();
     trigger_dependents();
+  }
+  if (t == 0) *h.oneshot_seq(b) = calls + 1u;  // after a fault (recorded: check() throws) too
+}
+
+// The all-reduce fused with residual add and RMSNorm for rows that fit a block (one_shot_rows_fit):
+// the one-shot above, cut by rows instead of by equal shares, with each row finished by the block
+// that sums it. Block b takes rows b, b + gridDim.x, ... (a block past the last row has none; the grid
+// is the one-shot grid, and every block counts every call, as above). Thread t pushes and sums values
+// [k, k+8) of a row for k = 8 * (t + v * oneshot_rows_threads) and keeps the sums in registers: r' is
+// formed, stored and squared there, one block reduction gives 1 / rms, and y goes to the output
+// (epilogue/rmsnorm.hpp, finish_row). A block first pushes all its rows, then sums and finishes them
+// one by one, so that a later row's values travel while an earlier one is finished; the residual and
+// the weight of a row are loaded before its peers' values are looked at. One kernel where the plain
+// one-shot needs a kernel of rows after it, and r' is never read back.
+//
+// The buffers, their emptiness and parity, are the plain one-shot's (value i at byte 2i): a peer
+// running this kernel and one running the plain one-shot for the same n exchange the same words, and
+// their calls' signatures differ in the epilogue, so the verifier (the grid's last block: its threads
+// s < W poll peer s's header with its first row's values, or its thread 0 alone when it has no row)
+// reports the mismatch on both.
+template <class Transport, class T, int W, class Out>
+__global__ void __launch_bounds__(oneshot_rows_threads)
+    one_shot_rmsnorm_kernel(device_handle h, const T* in, std::size_t rows, epilogue::residual_rmsnorm<T, Out> ep) {
+  using namespace device;
+  constexpr int NT = oneshot_rows_threads, V = oneshot_rows_vectors;
+  const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
+  const std::size_t hidden = ep.hidden, n = rows * hidden, first_row = std::size_t(b), row_step = gridDim.x;
+  const std::uint32_t calls = *h.oneshot_seq(b);
+  const int parity = int(calls & 1u);
+  const bool verifier = b == int(gridDim.x) - 1;
+  const std::uint64_t call = call_signature(n, dtype_of<T>, 0u, one_shot_id, epilogue_id<decltype(ep)>, false);
+  if (first_row >= rows) {  // no row: count the call, so that every block's parity stays the same
+    if (verifier && block_may_start(h) && t == 0) (void)detail::compare_calls<W>(h, parity, call);
+    if (t == 0) *h.oneshot_seq(b) = calls + 1u;
+    return;
+  }
+  std::uint32_t k[V];  // a row has at most oneshot_rows_max_hidden values
+  bool valid[V];
+  QR_UNROLL
+  for (int v = 0; v < V; ++v) {
+    k[v] = 8u * std::uint32_t(t + v * NT);
+    valid[v] = k[v] < hidden;  // hidden is a multiple of 8: whole vectors
+  }
+  auto load_input = [&](std::size_t row, uint4(&x)[V]) {
+    QR_UNROLL
+    for (int v = 0; v < V; ++v)
+      if (valid[v]) x[v] = *reinterpret_cast<const uint4*>(in + row * hidden + k[v]);
+  };
+  // The first row's input, residual and weight are read while thread 0 reads the abort word.
+  uint4 mine[V];
+  load_input(first_row, mine);
+  typename epilogue::residual_rmsnorm<T, Out>::template row_inputs<V> inputs;
+  ep.load_row_inputs(first_row, k, valid, inputs);
+  if (!block_may_start(h)) return;  // this rank or a peer gave up: no remote write
+  if (verifier && t == 0) {
+    QR_UNROLL
+    for (int p = 0; p < W; ++p)
+      if (p != r) *reinterpret_cast<uint4*>(h.oneshot_header(p, parity, r, b)) = detail::header_of(call);
+  }
+  for (std::size_t row = first_row; row < rows; row += row_step) {  // push every row of this block
+    uint4 later[V];
+    if (row != first_row) load_input(row, later);
+    QR_UNROLL
+    for (int v = 0; v < V; ++v)
+      if (valid[v]) {
+        const uint4 x = detail::without_empty(row == first_row ? mine[v] : later[v]);
+        QR_UNROLL
+        for (int p = 0; p < W; ++p)
+          if (p != r) *reinterpret_cast<uint4*>(h.oneshot_buffer(p, parity, r) + 2 * (row * hidden + k[v])) = x;
+      }
+  }
+  for (std::size_t row = first_row; row < rows; row += row_step) {  // then sum and finish them
+    const bool headers = verifier && row == first_row && t < W && t != r;  // this thread checks peer t's call
+    if (row != first_row) {
+      load_input(row, mine);
+      ep.load_row_inputs(row, k, valid, inputs);
+    }
+    auto slot = [&](int s, int v) { return h.oneshot_buffer(r, parity, s) + 2 * (row * hidden + k[v]); };
+    uint4 got[V][W];  // [v][r] unused: the own values are the input's
+    uint4 header = make_uint4(empty_word, empty_word, empty_word, empty_word);
+    QR_UNROLL
+    for (int v = 0; v < V; ++v) {
+      QR_UNROLL
+      for (int s = 0; s < W; ++s)
+        if (s != r && valid[v]) got[v][s] = load_relaxed_v4<scope::system>(slot(s, v));
+    }
+    if (headers) header = load_relaxed_v4<scope::system>(h.oneshot_header(r, parity, t, b));
+    // The first rank whose values (or header) this thread still misses, and what it saw there.
+    auto missing = [&](std::uint32_t& seen) {
+      int late = -1;
+      QR_UNROLL
+      for (int v = 0; v < V; ++v) {
+        QR_UNROLL
+        for (int s = 0; s < W; ++s)
+          if (s != r && valid[v] && late < 0 && !detail::arrived(got[v][s])) {
+            late = s;
+            seen = got[v][s].x;
+          }
+      }
+      if (headers && late < 0 && !detail::arrived(header)) {
+        late = t;
+        seen = header.x;
+      }
+      return late;
+    };
+    std::uint32_t seen = 0;
+    int late = missing(seen);
+    bool ok = true;
+    if (late >= 0)
+      ok = wait_bounded(
+          h,
+          [&](std::uint32_t& last) {
+            // every missing vector read again, all loads issued before any is looked at
+            QR_UNROLL
+            for (int v = 0; v < V; ++v) {
+              QR_UNROLL
+              for (int s = 0; s < W; ++s)
+                if (s != r && valid[v] && !detail::arrived(got[v][s])) got[v][s] = load_relaxed_v4<scope::system>(slot(s, v));
+            }
+            if (headers && !detail::arrived(header)) header = load_relaxed_v4<scope::system>(h.oneshot_header(r, parity, t, b));
+            late = missing(last);
+            return late < 0 ? 1 : 0;
+          },
+          late, oneshot_phase, 0u);
+    if (ok && headers) {  // peer t's call is this rank's: else nothing of this call is added
+      *reinterpret_cast<uint4*>(h.oneshot_header(r, parity, t, b)) = make_uint4(empty_word, empty_word, empty_word, empty_word);
+      const std::uint64_t theirs = detail::call_of(header);
+      if (theirs != call) {
+        record_call_mismatch(h, t, oneshot_phase, 0u, call, theirs);
+        ok = false;
+      }
+    }
+    if (!block_all(ok)) break;  // a fault (recorded); the block reductions below need every thread
+    float x[V][8];
+    QR_UNROLL
+    for (int v = 0; v < V; ++v) {
+      QR_UNROLL
+      for (int j = 0; j < 8; ++j) x[v][j] = 0.0f;
+      if (!valid[v]) continue;
+      QR_UNROLL
+      for (int s = 0; s < W; ++s) {
+        float y[8];
+        if (s == r) {
+          unpack8<T>(mine[v], y);
+        } else {
+          *reinterpret_cast<uint4*>(slot(s, v)) = make_uint4(empty_word, empty_word, empty_word, empty_word);
+          unpack8<T>(got[v][s], y);
+        }
+        QR_UNROLL
+        for (int j = 0; j < 8; ++j) x[v][j] += y[j];
+      }
+    }
+    ep.template finish_row<NT>(row, k, valid, x, inputs);
   }
   if (t == 0) *h.oneshot_seq(b) = calls + 1u;  // after a fault (recorded: check() throws) too
 }

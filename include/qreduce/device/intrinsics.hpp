@@ -35,6 +35,9 @@ QR_DEVICE QR_FORCEINLINE float shfl_xor(float v, int mask) {
 
 QR_DEVICE QR_FORCEINLINE void block_sync() { __syncthreads(); }
 
+// The block barrier that also tells every thread whether `pred` held in all of them.
+QR_DEVICE QR_FORCEINLINE bool block_all(bool pred) { return __syncthreads_and(pred ? 1 : 0) != 0; }
+
 // Programmatic dependent launch (sm_90 and later; nothing elsewhere). A kernel launched after this
 // one with rt::launch_dependent may start once every block of this one has called
 // trigger_dependents() (or ended); it calls wait_prerequisites() before reading anything this one

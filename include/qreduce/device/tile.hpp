@@ -177,12 +177,13 @@ QR_DEVICE QR_FORCEINLINE void decode_lane(const std::byte* tile, int t, float (&
   decode_code<C, T>(load_code<C, T>(tile, t), y);
 }
 
-// Reduction of one value per thread over the block in a fixed order (the same result on every
-// rank): each wave's values by CUB's or rocPRIM's wave reduction where it compiles (config.hpp),
-// else a butterfly of lane exchanges, then the waves' results in wave order.
-template <class V, class Op>
+// Reduction of one value per thread over a block of Threads threads in a fixed order (the same
+// result on every rank): each wave's values by CUB's or rocPRIM's wave reduction where it compiles
+// (config.hpp), else a butterfly of lane exchanges, then the waves' results in wave order.
+template <int Threads, class V, class Op>
 QR_DEVICE inline V block_reduce(V v, Op op) {
-  constexpr int waves = block_threads / QR_WAVE_SIZE;
+  static_assert(Threads % QR_WAVE_SIZE == 0, "a block of whole waves");
+  constexpr int waves = Threads / QR_WAVE_SIZE;
   __shared__ V part[waves];
   const int w = int(threadIdx.x) / QR_WAVE_SIZE;
 #if QR_WAVE_REDUCE_CUB
@@ -206,12 +207,14 @@ QR_DEVICE inline V block_reduce(V v, Op op) {
   return s;
 }
 
+template <int Threads = block_threads>
 QR_DEVICE inline float block_sum(float v) {
-  return block_reduce(v, [](float a, float b) { return a + b; });
+  return block_reduce<Threads>(v, [](float a, float b) { return a + b; });
 }
 
+template <int Threads = block_threads>
 QR_DEVICE inline std::uint32_t block_max(std::uint32_t v) {
-  return block_reduce(v, [](std::uint32_t a, std::uint32_t b) { return a > b ? a : b; });
+  return block_reduce<Threads>(v, [](std::uint32_t a, std::uint32_t b) { return a > b ? a : b; });
 }
 
 }  // namespace qreduce::device

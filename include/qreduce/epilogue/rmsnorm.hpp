@@ -5,9 +5,12 @@
 //   y  = (1 / sqrt(mean(r'^2) + eps)) * (r' * g)  handed to the output (outputs.hpp): the tensor's
 //                                                 type, FP8 per token, MXFP4 or NVFP4
 // All in f32 inside. Phase 1 adds the residual to the sum and stores r'; phase 2 normalizes whole
-// rows, one block a row, in a kernel of rows after the all-reduce (algorithm::rows_kernel, launched
-// to overlap the all-reduce's end): the sum of squares is a fixed-order block reduction over the
-// stored r', so every rank computes the same y. Phase 1 runs
+// rows, one block a row: the sum of squares is a fixed-order block reduction, so every rank computes
+// the same y. Where the one-shot runs and a row fits a block (algorithm::one_shot_rows_fit: rows of
+// at most 8192 values, at most one a block), both phases run in the one-shot's own kernel, the row in
+// registers from the sums to y (algorithm::one_shot_rmsnorm_kernel, load_row_inputs / finish_row).
+// Elsewhere phase 2 runs in a kernel of rows after the all-reduce (algorithm::rows_kernel, launched
+// to overlap the all-reduce's end) over the stored r', and phase 1 runs
 //   * inside the all-reduce (the f32 sum, per 8 values; r' rounded once) with a quantized y (no
 //     room for the sums there), one-shot or two-shot;
 //   * in the kernel of rows with y in the tensor's type: the all-reduce writes its sums, rounded to
@@ -29,6 +32,7 @@ template <class T, class Out = any_output<T>>
 struct residual_rmsnorm {
   static constexpr bool row_pass = true;
   static constexpr std::uint32_t call_id = 1;  // its number in a call's signature (algorithm/signature.hpp)
+  using output = Out;
   const T* residual;
   T* residual_out;
   const T* weight;
@@ -119,6 +123,71 @@ struct residual_rmsnorm {
       }
     }
     finish(row, ss, am, need_absmax);
+  }
+
+  // Rows held in registers (algorithm::one_shot_rmsnorm_kernel): thread t of a block of Threads holds
+  // values [k, k+8) of its row for k = 8 * (t + v * Threads), v < V, where k < hidden (`valid`).
+  // The residual and the weight are loaded (load_row_inputs) before the sums arrive; finish_row
+  // forms r' from the sums, stores it, and hands y to the output without reading r' back.
+  template <int V>
+  struct row_inputs {
+    uint4 r[V], g[V];
+  };
+  template <int V>
+  QR_DEVICE QR_FORCEINLINE void load_row_inputs(std::size_t row, const std::uint32_t (&k)[V], const bool (&valid)[V], row_inputs<V>& in) const {
+    QR_UNROLL
+    for (int v = 0; v < V; ++v)
+      if (valid[v]) {
+        in.r[v] = *reinterpret_cast<const uint4*>(residual + row * hidden + k[v]);
+        in.g[v] = *reinterpret_cast<const uint4*>(weight + k[v]);
+      }
+  }
+  // r' = sum + r: with y in the tensor's type the sum is rounded to T first, as an all-reduce followed
+  // by an add computes it (the same bits as the kernel of rows makes from sums left in y); with a
+  // quantized y rounded once, as phase 1 in the all-reduce computes it.
+  template <int Threads, int V>
+  QR_DEVICE QR_FORCEINLINE void finish_row(std::size_t row, const std::uint32_t (&k)[V], const bool (&valid)[V], float (&x)[V][8],
+                                           const row_inputs<V>& in) const {
+    constexpr bool sum_in_t = requires(const Out& o) { o.y; };
+    float ss = 0.0f;
+    std::uint32_t am = 0u;
+    QR_UNROLL
+    for (int v = 0; v < V; ++v) {
+      if (!valid[v]) continue;
+      if constexpr (sum_in_t) device::unpack8<T>(device::pack8<T>(x[v]), x[v]);
+      float r[8];
+      device::unpack8<T>(in.r[v], r);
+      QR_UNROLL
+      for (int j = 0; j < 8; ++j) x[v][j] += r[j];
+      const uint4 bits = device::pack8<T>(x[v]);
+      *reinterpret_cast<uint4*>(residual_out + row * hidden + k[v]) = bits;
+      device::unpack8<T>(bits, x[v]);
+      QR_UNROLL
+      for (int j = 0; j < 8; ++j) ss += x[v][j] * x[v][j];
+      if constexpr (Out::row_absmax) {
+        float g[8], p[8];
+        device::unpack8<T>(in.g[v], g);
+        QR_UNROLL
+        for (int j = 0; j < 8; ++j) p[j] = x[v][j] * g[j];
+        const std::uint32_t a = codec::absmax_bits8(p);
+        am = a > am ? a : am;
+      }
+    }
+    ss = device::block_sum<Threads>(ss);
+    const float inv = 1.0f / sqrtf(ss / float(hidden) + eps);
+    float row_absmax = 0.0f;
+    if constexpr (Out::row_absmax) row_absmax = inv * numeric::bits_float(device::block_max<Threads>(am));
+    QR_UNROLL
+    for (int v = 0; v < V; ++v) {
+      float y[8] = {};
+      if (valid[v]) {
+        float g[8];
+        device::unpack8<T>(in.g[v], g);
+        QR_UNROLL
+        for (int j = 0; j < 8; ++j) y[j] = inv * (x[v][j] * g[j]);
+      }
+      out.store(row, hidden, k[v], y, valid[v], row_absmax);
+    }
   }
 
   // The reductions, then y = inv * (r' * g) handed to the output, round by round (every thread runs
