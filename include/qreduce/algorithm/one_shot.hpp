@@ -388,24 +388,20 @@ __global__ void __launch_bounds__(oneshot_rows_threads)
     for (int p = 0; p < W; ++p)
       if (p != r) *reinterpret_cast<uint4*>(h.oneshot_header(p, parity, r, b)) = detail::header_of(call);
   }
-  for (std::size_t row = first_row; row < rows; row += row_step) {  // push every row of this block
-    uint4 later[V];
-    if (row != first_row) load_input(row, later);
+  auto push = [&](std::size_t row, const uint4(&x)[V]) {
     QR_UNROLL
     for (int v = 0; v < V; ++v)
       if (valid[v]) {
-        const uint4 x = detail::without_empty(row == first_row ? mine[v] : later[v]);
+        const uint4 w = detail::without_empty(x[v]);
         QR_UNROLL
         for (int p = 0; p < W; ++p)
-          if (p != r) *reinterpret_cast<uint4*>(h.oneshot_buffer(p, parity, r) + 2 * (row * hidden + k[v])) = x;
+          if (p != r) *reinterpret_cast<uint4*>(h.oneshot_buffer(p, parity, r) + 2 * (row * hidden + k[v])) = w;
       }
-  }
-  for (std::size_t row = first_row; row < rows; row += row_step) {  // then sum and finish them
+  };
+  // Sums the row whose input is in `mine` and residual and weight in `inputs`, and finishes it. False
+  // after a fault (recorded).
+  auto finish = [&](std::size_t row) -> bool {
     const bool headers = verifier && row == first_row && t < W && t != r;  // this thread checks peer t's call
-    if (row != first_row) {
-      load_input(row, mine);
-      ep.load_row_inputs(row, k, valid, inputs);
-    }
     auto slot = [&](int s, int v) { return h.oneshot_buffer(r, parity, s) + 2 * (row * hidden + k[v]); };
     uint4 got[V][W];  // [v][r] unused: the own values are the input's
     uint4 header = make_uint4(empty_word, empty_word, empty_word, empty_word);
@@ -461,7 +457,7 @@ __global__ void __launch_bounds__(oneshot_rows_threads)
         ok = false;
       }
     }
-    if (!block_all(ok)) break;  // a fault (recorded); the block reductions below need every thread
+    if (!block_all(ok)) return false;  // a fault (recorded); the block reductions below need every thread
     float x[V][8];
     QR_UNROLL
     for (int v = 0; v < V; ++v) {
@@ -482,6 +478,24 @@ __global__ void __launch_bounds__(oneshot_rows_threads)
       }
     }
     ep.template finish_row<NT>(row, k, valid, x, inputs);
+    return true;
+  };
+  push(first_row, mine);
+  if (first_row + row_step >= rows) {  // one row (the decode sizes): straight-line code
+    (void)finish(first_row);
+  } else {  // push every row of this block, then sum and finish them in turn
+    for (std::size_t row = first_row + row_step; row < rows; row += row_step) {
+      uint4 x[V];
+      load_input(row, x);
+      push(row, x);
+    }
+    for (std::size_t row = first_row; row < rows; row += row_step) {
+      if (row != first_row) {
+        load_input(row, mine);
+        ep.load_row_inputs(row, k, valid, inputs);
+      }
+      if (!finish(row)) break;
+    }
   }
   if (t == 0) *h.oneshot_seq(b) = calls + 1u;  // after a fault (recorded: check() throws) too
 }
