@@ -7,9 +7,12 @@
 
 namespace bench {
 
-// The unfused baseline's second kernel: residual += sum; y = rmsnorm(residual) * weight (one block a row).
+// The unfused baseline's second kernel: residual += sum; y = rmsnorm(residual) * weight (one block a row;
+// restrict-qualified pointers, as vLLM's fused_add_rms_norm has them, so that the compiler may keep
+// several loads in flight across the store of the residual).
 template <class T>
-__global__ void add_rmsnorm_kernel(const T* sum, T* residual, const T* weight, T* y, std::size_t hidden, float eps) {
+__global__ void add_rmsnorm_kernel(const T* __restrict__ sum, T* __restrict__ residual, const T* __restrict__ weight, T* __restrict__ y,
+                                   std::size_t hidden, float eps) {
   const std::size_t row = blockIdx.x;
   float ss = 0.0f;
   for (std::size_t k = 8 * threadIdx.x; k < hidden; k += 8 * block_threads) {
@@ -35,7 +38,7 @@ __global__ void add_rmsnorm_kernel(const T* sum, T* residual, const T* weight, T
 
 // The unfused baseline's third kernel for an FP8 next GEMM: per-token E4M3 quantization of y (one
 // block a row), the layout of epilogue::out_fp8_per_token.
-__global__ void fp8_quant_kernel(const bf16* y, std::size_t hidden, std::uint8_t* q, float* scale) {
+__global__ void fp8_quant_kernel(const bf16* __restrict__ y, std::size_t hidden, std::uint8_t* __restrict__ q, float* __restrict__ scale) {
   const std::size_t row = blockIdx.x;
   std::uint32_t am = 0u;
   for (std::size_t k = 8 * threadIdx.x; k < hidden; k += 8 * block_threads) {

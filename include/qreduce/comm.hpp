@@ -499,7 +499,12 @@ class basic_communicator {
       using E = typename decltype(etag)::type;
       load(reinterpret_cast<const void*>(&algorithm::one_shot_kernel<Transport, T, W, E>));
       if constexpr (epilogue::row_epilogue_for<E, T>)
-        for_rows_kernels<E>([&](auto rtag) { load(reinterpret_cast<const void*>(&algorithm::rows_kernel<typename decltype(rtag)::type>)); });
+        for_rows_kernels<E>([&](auto rtag) {
+          using R = typename decltype(rtag)::type;
+          load(reinterpret_cast<const void*>(&algorithm::rows_kernel<R>));
+          if constexpr (requires(const R& e) { e.template batched_row<algorithm::rows_kernel_batch>(std::size_t(0)); })
+            load(reinterpret_cast<const void*>(&algorithm::rows_kernel<R, algorithm::rows_kernel_batch>));
+        });
       for (codec_kind k : codecs_of<codecs>)
         visit_codec<codecs>(k, [&](auto tag) {
           using C = typename decltype(tag)::type;
@@ -572,6 +577,12 @@ class basic_communicator {
     const std::size_t grid = rows < algorithm::rows_kernel_max_blocks ? rows : algorithm::rows_kernel_max_blocks;
     auto run = [&](const auto& e) {
       using E = std::decay_t<decltype(e)>;
+      constexpr int B = algorithm::rows_kernel_batch;
+      if constexpr (requires { e.template batched_row<B>(std::size_t(0)); })
+        if (rows <= algorithm::rows_kernel_batched_rows) {
+          rt::launch_dependent("rows_kernel", &algorithm::rows_kernel<E, B>, unsigned(grid), unsigned(block_threads), s, e, rows);
+          return;
+        }
       rt::launch_dependent("rows_kernel", &algorithm::rows_kernel<E>, unsigned(grid), unsigned(block_threads), s, e, rows);
     };
     if constexpr (requires { ep.visit_output(run); }) ep.visit_output(run);

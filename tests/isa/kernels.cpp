@@ -40,7 +40,10 @@ void instantiate_all() {
   (void)&algorithm::two_shot_kernel<transport::default_transport, codec::int6, bf16, 2, epilogue::identity>;  // stages its tiles
   (void)&algorithm::one_shot_kernel<transport::default_transport, bf16, 8, epilogue::identity>;
   // the fused RMSNorm's kernels of rows after a two-shot, one for each output type, as comm.hpp launches them
-  epilogue::residual_rmsnorm<bf16>::visit_output_types([](auto tag) { (void)&algorithm::rows_kernel<typename decltype(tag)::type>; });
+  epilogue::residual_rmsnorm<bf16>::visit_output_types([](auto tag) {
+    (void)&algorithm::rows_kernel<typename decltype(tag)::type>;
+    (void)&algorithm::rows_kernel<typename decltype(tag)::type, algorithm::rows_kernel_batch>;
+  });
   // the fused RMSNorm's one-shot (rows that fit a block), 2 ranks, one for each output type
   epilogue::residual_rmsnorm<bf16>::visit_output_types(
       [](auto tag) { (void)&algorithm::one_shot_rmsnorm_kernel<transport::default_transport, bf16, 2, typename decltype(tag)::type::output>; });

@@ -329,15 +329,27 @@ __global__ void __launch_bounds__(block_threads, twoshot_blocks_per_sm(W))
 // their own rows, faster where a few rows left most of the grid idle (docs/design.md).
 // It does not look at the abort word (a load before any work cost 5% at 256 tokens): after a fault
 // it finishes rows of what the all-reduce left, as the all-reduce itself leaves its output
-// unfinished; check() throws either way.
-template <class Epilogue>
+// unfinished; check() throws either way. Batch > 1: the epilogue's batched_row<Batch>() instead of
+// row(), where it has one (the fused RMSNorm: more loads in flight a thread, fewer blocks a
+// multiprocessor), for calls of at most rows_kernel_batched_rows rows.
+template <class Epilogue, int Batch = 1>
 __global__ void __launch_bounds__(block_threads) rows_kernel(Epilogue ep, std::size_t rows) {
   device::wait_prerequisites();  // the all-reduce before it has ended
-  for (std::size_t row = blockIdx.x; row < rows; row += gridDim.x) ep.row(row);
+  for (std::size_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    if constexpr (Batch > 1) ep.template batched_row<Batch>(row);
+    else ep.row(row);
+  }
 }
 
 // The grid of rows_kernel: a block a row, up to this many.
 inline constexpr std::size_t rows_kernel_max_blocks = std::size_t(1) << 20;
+
+// The fused RMSNorm's kernel of rows loads 4 vectors a thread before using any (rows_kernel<E, 4>)
+// for calls of at most this many rows: 256 x 8192 on 2x H200 1.03-1.04x of unfused under CUDA graphs
+// where one vector at a time gave 0.99-1.00x; from 1024 rows it loses (16k x 4096: 7% slower), as
+// 106 registers a thread leave two blocks a multiprocessor (docs/results/2026-11-26e-h200x2/).
+inline constexpr std::size_t rows_kernel_batched_rows = 512;
+inline constexpr int rows_kernel_batch = 4;
 
 }  // namespace qreduce::algorithm
 #endif

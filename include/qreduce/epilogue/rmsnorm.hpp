@@ -125,6 +125,62 @@ struct residual_rmsnorm {
     finish(row, ss, am, need_absmax);
   }
 
+  // row() with B vectors of 8 values a thread loaded before any is used, in each pass: the stores of
+  // one vector cannot be moved above the next one's loads, which may alias them, so row() has one
+  // load in flight a thread at a time. It costs registers (106-118 a thread at B = 4, against 32) and
+  // pays where rows are few (algorithm::rows_kernel_batched_rows).
+  template <int B>
+  QR_DEVICE QR_FORCEINLINE void batched_row(std::size_t row) const {
+    const T* rp = residual + row * hidden;
+    const T* sp = sum != nullptr ? sum + row * hidden : nullptr;
+    T* wp = residual_out + row * hidden;
+    const std::size_t step = 8 * std::size_t(block_threads);
+    const bool need_absmax = needs_absmax();
+    float ss = 0.0f;
+    std::uint32_t am = 0u;
+    for (std::size_t k0 = 8 * std::size_t(threadIdx.x); k0 < hidden; k0 += B * step) {
+      uint4 a[B], c[B];  // the sums (with sum set) and r, or r' alone
+      QR_UNROLL
+      for (int v = 0; v < B; ++v) {
+        const std::size_t k = k0 + v * step;
+        if (k >= hidden) continue;
+        if (sum != nullptr) {
+          a[v] = *reinterpret_cast<const uint4*>(sp + k);
+          c[v] = *reinterpret_cast<const uint4*>(rp + k);
+        } else {
+          a[v] = *reinterpret_cast<const uint4*>(wp + k);
+        }
+      }
+      QR_UNROLL
+      for (int v = 0; v < B; ++v) {
+        const std::size_t k = k0 + v * step;
+        if (k >= hidden) continue;
+        float x[8];
+        device::unpack8<T>(a[v], x);
+        if (sum != nullptr) {
+          float r[8];
+          device::unpack8<T>(c[v], r);
+          QR_UNROLL
+          for (int j = 0; j < 8; ++j) x[j] += r[j];
+          const uint4 bits = device::pack8<T>(x);
+          *reinterpret_cast<uint4*>(wp + k) = bits;  // hidden is a multiple of 8: never a partial vector
+          device::unpack8<T>(bits, x);
+        }
+        QR_UNROLL
+        for (int j = 0; j < 8; ++j) ss += x[j] * x[j];
+        if (need_absmax) {
+          float g[8];
+          device::load8(weight, hidden, k, g);
+          QR_UNROLL
+          for (int j = 0; j < 8; ++j) x[j] *= g[j];
+          const std::uint32_t m = codec::absmax_bits8(x);
+          am = m > am ? m : am;
+        }
+      }
+    }
+    finish_batched<B>(row, ss, am, need_absmax);
+  }
+
   // Rows held in registers (algorithm::one_shot_rmsnorm_kernel): thread t of a block of Threads holds
   // values [k, k+8) of its row for k = 8 * (t + v * Threads), v < V, where k < hidden (`valid`).
   // The residual and the weight are loaded (load_row_inputs) before the sums arrive; finish_row
@@ -212,6 +268,43 @@ struct residual_rmsnorm {
         for (int j = 0; j < 8; ++j) y[j] = inv * (y[j] * g[j]);
       }
       out.store(row, hidden, k, y, active, row_absmax);
+    }
+  }
+  // finish() with B rounds' loads before their stores.
+  template <int B>
+  QR_DEVICE QR_FORCEINLINE void finish_batched(std::size_t row, float ss, std::uint32_t am, bool need_absmax) const {
+    const T* rp = residual_out + row * hidden;
+    const std::size_t step = 8 * std::size_t(block_threads);
+    ss = device::block_sum(ss);
+    const float inv = 1.0f / sqrtf(ss / float(hidden) + eps);
+    // inv > 0 and rounding is monotonic: max |inv * p| = inv * max |p|, bit for bit
+    float row_absmax = 0.0f;
+    if (need_absmax) row_absmax = inv * numeric::bits_float(device::block_max(am));
+    for (std::size_t k0 = 8 * std::size_t(threadIdx.x); k0 < hidden + 8 * std::size_t(threadIdx.x); k0 += B * step) {
+      uint4 a[B], g[B];
+      QR_UNROLL
+      for (int v = 0; v < B; ++v) {
+        const std::size_t k = k0 + v * step;
+        if (k < hidden) {
+          a[v] = *reinterpret_cast<const uint4*>(rp + k);
+          g[v] = *reinterpret_cast<const uint4*>(weight + k);
+        }
+      }
+      QR_UNROLL
+      for (int v = 0; v < B; ++v) {
+        const std::size_t k = k0 + v * step;
+        if (k - 8 * std::size_t(threadIdx.x) >= hidden) break;  // past the row for every thread: no round
+        const bool active = k < hidden;
+        float y[8] = {};
+        if (active) {
+          float x[8], w[8];
+          device::unpack8<T>(a[v], x);
+          device::unpack8<T>(g[v], w);
+          QR_UNROLL
+          for (int j = 0; j < 8; ++j) y[j] = inv * (x[j] * w[j]);
+        }
+        out.store(row, hidden, k, y, active, row_absmax);
+      }
     }
   }
 
