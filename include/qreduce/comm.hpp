@@ -65,9 +65,9 @@ class basic_communicator {
       device_ = rt::get_device();
       arch_ = rt::device_arch(device_);
       overrides_ = dispatch_overrides::from_env();
-      mine.proposed = propose_grids(cfg, world_, rt::multiprocessor_count(device_));
+      mine.proposed = propose_grids(cfg, world_, rt::multiprocessor_count(device_), arch_);
       mine.round_bytes = round_bytes_for(cfg, world_);
-      mine.oneshot_values_per_block = oneshot_values_for(cfg, world_);
+      mine.oneshot_values_per_block = oneshot_values_for(cfg, world_, arch_);
       mine.timeout_ms = cfg.timeout_ms;
       mine.arch = arch_;
       if (overrides_.codec) mine.codec_override = std::uint8_t(*overrides_.codec);
@@ -94,7 +94,7 @@ class basic_communicator {
     wc.blocks = g.two_shot;
     wc.oneshot_blocks = g.one_shot;
     wc.round_bytes = round_bytes_for(cfg, world_);
-    wc.oneshot_values_per_block = oneshot_values_for(cfg, world_);
+    wc.oneshot_values_per_block = oneshot_values_for(cfg, world_, arch_);
     h_.layout = workspace_layout::make(wc);
     h_.rank = rank_;
     h_.timeout_ns = cfg.timeout_ms * 1000000ull;
@@ -224,7 +224,7 @@ class basic_communicator {
                                          hidden,
                                          eps};
         if (c.algorithm == algorithm_kind::one_shot && algorithm::one_shot_rows_fit(h_.layout, rows, hidden)) {
-          // One kernel: each block sums a row and finishes it in registers (one_shot.hpp).
+          // One kernel: each block sums its rows (at most 4) and finishes them in registers (one_shot.hpp).
           ep.visit_output([&](const auto& e) { launch_one_shot_rows(static_cast<const T*>(x), rows, e, stream); });
         } else if (ep.out.kind == epilogue::norm_output_kind::native) {
           // The all-reduce writes its sums into y and a kernel of rows does the rest (rmsnorm.hpp): no
@@ -515,10 +515,11 @@ class basic_communicator {
       using T = typename decltype(ttag)::type;
       per_epilogue(ttag, std::type_identity<epilogue::identity>{});
       per_epilogue(ttag, std::type_identity<epilogue::residual_rmsnorm<T>>{});
-      epilogue::residual_rmsnorm<T>::visit_output_types([&](auto etag) {
-        using O = typename decltype(etag)::type::output;
-        load(reinterpret_cast<const void*>(&algorithm::one_shot_rmsnorm_kernel<Transport, T, W, O>));
-      });
+      if constexpr (algorithm::one_shot_rows_world<W>)
+        epilogue::residual_rmsnorm<T>::visit_output_types([&](auto etag) {
+          using O = typename decltype(etag)::type::output;
+          load(reinterpret_cast<const void*>(&algorithm::one_shot_rmsnorm_kernel<Transport, T, W, O>));
+        });
     };
     per_type(std::type_identity<f16>{});
     per_type(std::type_identity<bf16>{});
@@ -562,8 +563,10 @@ class basic_communicator {
   template <class T, class Out>
   void launch_one_shot_rows(const T* x, std::size_t rows, const epilogue::residual_rmsnorm<T, Out>& ep, rt::stream_t s) {
     Worlds::visit(world_, [&](auto w) {
-      algorithm::one_shot_rmsnorm_kernel<Transport, T, decltype(w)::value, Out>
-          <<<h_.layout.cfg.oneshot_blocks, algorithm::oneshot_rows_threads, 0, s>>>(h_, x, rows, ep);
+      constexpr int W = decltype(w)::value;
+      if constexpr (algorithm::one_shot_rows_world<W>)
+        algorithm::one_shot_rmsnorm_kernel<Transport, T, W, Out>
+            <<<h_.layout.cfg.oneshot_blocks, algorithm::oneshot_rows_threads, 0, s>>>(h_, x, rows, ep);
     });
     rt::check_launch("one_shot_rmsnorm_kernel");
   }

@@ -46,7 +46,7 @@ struct comm_config {
   std::size_t round_bytes = 0;  // two-shot: encoded bytes a block sends per phase per round;
                                 // 0: 16 KiB, or 4 KiB a rank where that is more (8 ranks)
   std::size_t max_workspace_bytes = std::size_t(64) << 20;  // the two-shot grid shrinks to fit
-  int oneshot_values_per_block = 0;  // one-shot capacity per block (multiple of 2048); 0: 8192 at 2 ranks, 4096 at 4 and 8
+  int oneshot_values_per_block = 0;  // one-shot capacity per block (multiple of 2048); 0: 8192 at 2 ranks on sm_90, else 4096
   std::uint64_t timeout_ms = 10000;  // bound on every wait for a peer
 };
 
@@ -102,12 +102,14 @@ inline std::size_t round_bytes_for(const comm_config& c, int world) {
   return per_rank > 16384 ? per_rank : 16384;
 }
 
-// The one-shot's capacity per block: 8192 values at 2 ranks (a 2 MiB bf16 message, where the
-// one-shot still beats the two-shot on 2x H200: docs/results/2026-11-26e-h200x2/), 4096 at 4 and 8
-// (each rank reads world - 1 peers' copies, and the slots grow with the world).
-inline int oneshot_values_for(const comm_config& c, int world) {
+// The one-shot's capacity per block (arch: as the dispatch table numbers it, 0 if not known): 8192
+// values at 2 ranks on sm_90 (a 2 MiB bf16 message on 132 multiprocessors, where the one-shot still
+// beats the two-shot on 2x H200: docs/results/2026-11-26e-h200x2/), 4096 elsewhere, where nothing
+// measured more (a larger one-shot takes workspace from the two-shot's grid, and each rank reads
+// world - 1 peers' copies).
+inline int oneshot_values_for(const comm_config& c, int world, int arch = 0) {
   if (c.oneshot_values_per_block != 0) return c.oneshot_values_per_block;
-  return world == 2 ? 4 * codec::tile_values : 2 * codec::tile_values;
+  return world == 2 && arch == 90 ? 4 * codec::tile_values : 2 * codec::tile_values;
 }
 
 // A set of world sizes a communicator is compiled for; all_worlds is every size qreduce supports.
@@ -149,7 +151,7 @@ inline void validate_config(const comm_config& c, int world) {
 struct grids {
   std::int32_t two_shot = 0, one_shot = 0;
 };
-inline grids propose_grids(const comm_config& c, int world, int multiprocessors) {
+inline grids propose_grids(const comm_config& c, int world, int multiprocessors, int arch = 0) {
   grids g;
   const int cap = c.max_blocks > 0 ? c.max_blocks : 1 << 30;
   g.one_shot = multiprocessors < cap ? multiprocessors : cap;
@@ -157,7 +159,7 @@ inline grids propose_grids(const comm_config& c, int world, int multiprocessors)
   wc.world = world;
   wc.blocks = 0;
   wc.round_bytes = round_bytes_for(c, world);
-  wc.oneshot_values_per_block = oneshot_values_for(c, world);
+  wc.oneshot_values_per_block = oneshot_values_for(c, world, arch);
   // The one-shot's slots come first out of the budget; where the two-shot grid that is left is
   // smaller than the one-shot's, the one-shot shrinks to it and the budget is shared out again.
   for (int pass = 0; pass < 2; ++pass) {

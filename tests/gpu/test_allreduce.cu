@@ -326,9 +326,9 @@ void rmsnorm_quant(ctx& c, std::uint64_t& seed) {
 
 void rmsnorm(ctx& c) {
   std::uint64_t seed = 7000;
-  // one_shot_rows_fit: rows of up to 8192 values, one or several a block (200 x 2048 on a grid of
-  // fewer blocks); rows too long (16384) or too many (600 x 512) for it
-  const std::size_t shapes[][2] = {{1, 4096}, {3, 2880}, {16, 8192}, {64, 5120}, {1, 16384}, {200, 2048}, {600, 512}};
+  // one_shot_rows_fit: rows of up to 8192 values, one or several a block (200 x 2048 and 150 x 2880
+  // where the grid has fewer blocks); rows too long (16384) or too many (600 x 512) for it
+  const std::size_t shapes[][2] = {{1, 4096}, {3, 2880}, {16, 8192}, {64, 5120}, {1, 16384}, {200, 2048}, {150, 2880}, {600, 512}};
   for (const auto& sh : shapes) {
     const std::size_t rows = sh[0], hidden = sh[1];
     if (3 * rows * hidden + hidden + 512 > c.max_values) continue;

@@ -73,6 +73,17 @@ TEST_CASE("validate_config: world sizes and limits") {
   CHECK(code_of([&] { validate_config(c, 4); }) == errc::invalid_argument);
 }
 
+TEST_CASE("oneshot_values_for: 8192 at 2 ranks on sm_90, 4096 elsewhere, the caller's value as given") {
+  CHECK(oneshot_values_for({}, 2, 90) == 8192);
+  CHECK(oneshot_values_for({}, 2, 100) == 4096);
+  CHECK(oneshot_values_for({}, 2) == 4096);
+  CHECK(oneshot_values_for({}, 4, 90) == 4096);
+  comm_config c;
+  c.oneshot_values_per_block = 6144;
+  CHECK(oneshot_values_for(c, 2, 90) == 6144);
+  CHECK(propose_grids({}, 2, 132, 90).two_shot == 1056);  // the larger one-shot still leaves 8 blocks a multiprocessor
+}
+
 TEST_CASE("propose_grids: blocks per multiprocessor, capped, and within the workspace budget") {
   comm_config c;
   for (int w : {2, 4, 8}) {

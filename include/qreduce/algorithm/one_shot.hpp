@@ -24,8 +24,9 @@
 // equal; the parity keeps alternating where the 32-bit counter wraps. A timeout leaves buffers half written: the communicator is then unusable,
 // as after any fault (flags.hpp).
 //
-// A row-wise epilogue (fused RMSNorm) gets its values here like any other; its rows are finished by
-// a kernel of rows launched after this one (two_shot.hpp's rows_kernel) as a programmatic dependent:
+// A row-wise epilogue (fused RMSNorm, where one_shot_rmsnorm_kernel below does not take its rows)
+// gets its values here like any other; its rows are finished by a kernel of rows launched after
+// this one (two_shot.hpp's rows_kernel) as a programmatic dependent:
 // with `dependents` set, each block lets it start once every thread of the block is past its last
 // wait for a peer (trigger_dependents), never before: the row kernel's blocks then wait only for
 // work that needs no peer, so ranks sharing a GPU cannot block each other through them.
@@ -86,8 +87,18 @@ inline constexpr int oneshot_rows_vectors = 2;
 inline constexpr std::size_t oneshot_rows_max_hidden = 8 * std::size_t(oneshot_rows_threads) * oneshot_rows_vectors;
 inline constexpr std::size_t oneshot_rows_per_block = 4;
 
+// World sizes it runs at: at 8 ranks the W - 1 peers' vectors a thread polls (64 registers) make
+// it spill (ptxas: 230-280 bytes a thread); there the plain one-shot and the kernel of rows run.
+template <int W>
+inline constexpr bool one_shot_rows_world = W <= 4;
+
+// Where it runs: 2 and 4 ranks, rows of at most 8192 values whose copies to the peers come to at most
+// 16384 values ((W - 1) x hidden: one block moves a row, and at 4 ranks one row of 8192 took 8.2 us
+// under CUDA graphs against 7.7 with the plain one-shot's four blocks; rows of 4096 there 1.1-1.2x
+// faster than that; docs/results/2026-11-26e-h200x4/), at most oneshot_rows_per_block a block.
 inline bool one_shot_rows_fit(const workspace_layout& l, std::size_t rows, std::size_t hidden) {
-  return hidden <= oneshot_rows_max_hidden && rows <= oneshot_rows_per_block * std::size_t(l.cfg.oneshot_blocks);
+  return l.cfg.world <= 4 && hidden <= oneshot_rows_max_hidden && std::size_t(l.cfg.world - 1) * hidden <= 16384 &&
+         rows <= oneshot_rows_per_block * std::size_t(l.cfg.oneshot_blocks);
 }
 
 // What an empty one-shot buffer holds: -0.0 in both 16-bit values of every word.
@@ -171,8 +182,8 @@ __global__ void __launch_bounds__(block_threads) one_shot_empty_kernel(std::byte
 }
 
 // Slices of 8 values a thread keeps in flight: the pushes and the first reads of this many are
-// issued before waiting on any. 2 (a block's 4096 values in one pass) at 2 ranks; 1 at 4 and 8,
-// where a slice already has W - 1 reads in flight.
+// issued before waiting on any. 2 (4096 values a block a pass) at 2 ranks; 1 at 4 and 8, where a
+// slice already has W - 1 reads in flight.
 template <int W>
 inline constexpr int oneshot_unroll = W == 2 ? 2 : 1;
 
@@ -345,10 +356,12 @@ __global__ void __launch_bounds__(block_threads) one_shot_kernel(device_handle h
 // one-shot needs a kernel of rows after it, and r' is never read back.
 //
 // The buffers, their emptiness and parity, are the plain one-shot's (value i at byte 2i): a peer
-// running this kernel and one running the plain one-shot for the same n exchange the same words, and
-// their calls' signatures differ in the epilogue, so the verifier (the grid's last block: its threads
-// s < W poll peer s's header with its first row's values, or its thread 0 alone when it has no row)
-// reports the mismatch on both.
+// running this kernel and one running the plain one-shot for the same n exchange the same words.
+// Where the peer's call is a plain all-reduce, the signatures differ in the epilogue and the
+// verifier (the grid's last block: its threads s < W poll peer s's header with its first row's
+// values, or its thread 0 alone when it has no row) reports the mismatch on both; a fused call with
+// other row lengths is not told apart (signature.hpp). A block with several rows bounds each row's
+// wait by the timeout on its own.
 template <class Transport, class T, int W, class Out>
 __global__ void __launch_bounds__(oneshot_rows_threads)
     one_shot_rmsnorm_kernel(device_handle h, const T* in, std::size_t rows, epilogue::residual_rmsnorm<T, Out> ep) {

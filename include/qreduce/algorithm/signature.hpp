@@ -12,7 +12,9 @@
 // every rank, never a silent sum of unlike data; that call's outputs are undefined. Not covered:
 // calls whose algorithms differ (`auto` picks per rank, from the count and the codec) meet in no
 // buffer and time out, naming the rank each waited for; the row length of a row-wise epilogue is not
-// in the signature.
+// in the signature: fused RMSNorm calls with the same count and different row lengths go through,
+// each rank normalizing its own rows (and, at one-shot sizes, possibly one rank in the fused
+// one-shot and the other in the plain one-shot and a kernel of rows: their buffers are the same).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -34,8 +34,8 @@
 // the tests compare with the device's, and dequantize(row, hidden, k).
 // The all-reduce kernels take any_output<T>, which holds one of them chosen at run time: one kernel
 // per (codec, dtype, world) serves every output, so the communicator can load them all up front. The
-// kernel of rows after the all-reduce, which does not depend on the codec or the world, is compiled
-// for each output type (any_output::visit). norm_output_kind numbers the output types; the Python
+// kernel of rows after the all-reduce, which does not depend on the codec or the world, and the
+// fused RMSNorm's one-shot are compiled for each output type (any_output::visit). norm_output_kind numbers the output types; the Python
 // binding passes it as the output format id.
 #pragma once
 #include <array>

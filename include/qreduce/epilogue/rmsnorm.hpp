@@ -7,8 +7,9 @@
 // All in f32 inside. Phase 1 adds the residual to the sum and stores r'; phase 2 normalizes whole
 // rows, one block a row: the sum of squares is a fixed-order block reduction, so every rank computes
 // the same y. Where the one-shot runs and a row fits a block (algorithm::one_shot_rows_fit: rows of
-// at most 8192 values, at most one a block), both phases run in the one-shot's own kernel, the row in
-// registers from the sums to y (algorithm::one_shot_rmsnorm_kernel, load_row_inputs / finish_row).
+// at most 8192 values, at most 4 a block, 2 and 4 ranks), both phases run in the one-shot's own
+// kernel, each row in registers from the sums to y (algorithm::one_shot_rmsnorm_kernel,
+// load_row_inputs / finish_row).
 // Elsewhere phase 2 runs in a kernel of rows after the all-reduce (algorithm::rows_kernel, launched
 // to overlap the all-reduce's end) over the stored r', and phase 1 runs
 //   * inside the all-reduce (the f32 sum, per 8 values; r' rounded once) with a quantized y (no
@@ -27,7 +28,7 @@
 namespace qreduce::epilogue {
 
 // Out: any_output<T> (the output chosen at run time: the all-reduce kernels) or one output type of
-// outputs.hpp (the kernel of rows, compiled for each: with_output()).
+// outputs.hpp (the kernel of rows and the fused one-shot, compiled for each: with_output()).
 template <class T, class Out = any_output<T>>
 struct residual_rmsnorm {
   static constexpr bool row_pass = true;
