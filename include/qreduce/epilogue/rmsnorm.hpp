@@ -87,14 +87,32 @@ struct residual_rmsnorm {
       device::load8(rp, hidden, k, x);
       return;
     }
-    float r[8];
     device::load8(sp, hidden, k, x);
-    device::load8(rp, hidden, k, r);
+    add_residual(x, device::load8_bits(rp, hidden, k), wp + k);
+  }
+
+  // x = x + r rounded to T, stored at dst (a whole vector: hidden is a multiple of 8), and read back
+  // as stored.
+  QR_DEVICE QR_FORCEINLINE static void add_residual(float (&x)[8], const uint4& r_bits, T* dst) {
+    float r[8];
+    device::unpack8<T>(r_bits, r);
     QR_UNROLL
     for (int j = 0; j < 8; ++j) x[j] += r[j];
     const uint4 bits = device::pack8<T>(x);
-    *reinterpret_cast<uint4*>(wp + k) = bits;  // hidden is a multiple of 8: never a partial vector
+    *reinterpret_cast<uint4*>(dst) = bits;
     device::unpack8<T>(bits, x);
+  }
+
+  // 1 / rms of the row and, where the output needs it, the row's largest |y|, from this thread's sum
+  // of squares and largest |r' * g| (a block of Threads threads): inv > 0 and rounding is monotonic,
+  // so max |inv * p| = inv * max |p|, bit for bit.
+  struct row_scale {
+    float inv, absmax;
+  };
+  template <int Threads = block_threads>
+  QR_DEVICE QR_FORCEINLINE row_scale scale_of(float ss, std::uint32_t am, bool need_absmax) const {
+    const float inv = 1.0f / sqrtf(device::block_sum<Threads>(ss) / float(hidden) + eps);
+    return {inv, need_absmax ? inv * numeric::bits_float(device::block_max<Threads>(am)) : 0.0f};
   }
 
   // Phase 2 for one row, by the whole block (every thread calls it; algorithm::rows_kernel): r' read
@@ -158,15 +176,7 @@ struct residual_rmsnorm {
         if (k >= hidden) continue;
         float x[8];
         device::unpack8<T>(a[v], x);
-        if (sum != nullptr) {
-          float r[8];
-          device::unpack8<T>(c[v], r);
-          QR_UNROLL
-          for (int j = 0; j < 8; ++j) x[j] += r[j];
-          const uint4 bits = device::pack8<T>(x);
-          *reinterpret_cast<uint4*>(wp + k) = bits;  // hidden is a multiple of 8: never a partial vector
-          device::unpack8<T>(bits, x);
-        }
+        if (sum != nullptr) add_residual(x, c[v], wp + k);
         QR_UNROLL
         for (int j = 0; j < 8; ++j) ss += x[j] * x[j];
         if (need_absmax) {
@@ -212,13 +222,7 @@ struct residual_rmsnorm {
     for (int v = 0; v < V; ++v) {
       if (!valid[v]) continue;
       if constexpr (sum_in_t) device::unpack8<T>(device::pack8<T>(x[v]), x[v]);
-      float r[8];
-      device::unpack8<T>(in.r[v], r);
-      QR_UNROLL
-      for (int j = 0; j < 8; ++j) x[v][j] += r[j];
-      const uint4 bits = device::pack8<T>(x[v]);
-      *reinterpret_cast<uint4*>(residual_out + row * hidden + k[v]) = bits;
-      device::unpack8<T>(bits, x[v]);
+      add_residual(x[v], in.r[v], residual_out + row * hidden + k[v]);
       QR_UNROLL
       for (int j = 0; j < 8; ++j) ss += x[v][j] * x[v][j];
       if constexpr (Out::row_absmax) {
@@ -230,10 +234,7 @@ struct residual_rmsnorm {
         am = a > am ? a : am;
       }
     }
-    ss = device::block_sum<Threads>(ss);
-    const float inv = 1.0f / sqrtf(ss / float(hidden) + eps);
-    float row_absmax = 0.0f;
-    if constexpr (Out::row_absmax) row_absmax = inv * numeric::bits_float(device::block_max<Threads>(am));
+    const auto [inv, row_absmax] = scale_of<Threads>(ss, am, Out::row_absmax);
     QR_UNROLL
     for (int v = 0; v < V; ++v) {
       float y[8] = {};
@@ -252,11 +253,7 @@ struct residual_rmsnorm {
   QR_DEVICE QR_FORCEINLINE void finish(std::size_t row, float ss, std::uint32_t am, bool need_absmax) const {
     const T* rp = residual_out + row * hidden;
     const std::size_t step = 8 * std::size_t(block_threads);
-    ss = device::block_sum(ss);
-    const float inv = 1.0f / sqrtf(ss / float(hidden) + eps);
-    // inv > 0 and rounding is monotonic: max |inv * p| = inv * max |p|, bit for bit
-    float row_absmax = 0.0f;
-    if (need_absmax) row_absmax = inv * numeric::bits_float(device::block_max(am));
+    const auto [inv, row_absmax] = scale_of(ss, am, need_absmax);
     for (std::size_t k0 = 0; k0 < hidden; k0 += step) {
       const std::size_t k = k0 + 8 * std::size_t(threadIdx.x);
       const bool active = k < hidden;
@@ -276,11 +273,7 @@ struct residual_rmsnorm {
   QR_DEVICE QR_FORCEINLINE void finish_batched(std::size_t row, float ss, std::uint32_t am, bool need_absmax) const {
     const T* rp = residual_out + row * hidden;
     const std::size_t step = 8 * std::size_t(block_threads);
-    ss = device::block_sum(ss);
-    const float inv = 1.0f / sqrtf(ss / float(hidden) + eps);
-    // inv > 0 and rounding is monotonic: max |inv * p| = inv * max |p|, bit for bit
-    float row_absmax = 0.0f;
-    if (need_absmax) row_absmax = inv * numeric::bits_float(device::block_max(am));
+    const auto [inv, row_absmax] = scale_of(ss, am, need_absmax);
     for (std::size_t k0 = 8 * std::size_t(threadIdx.x); k0 < hidden + 8 * std::size_t(threadIdx.x); k0 += B * step) {
       uint4 a[B], g[B];
       QR_UNROLL
