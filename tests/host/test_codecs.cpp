@@ -279,6 +279,31 @@ TEST_CASE("scales: the reciprocal of every scale is the IEEE quotient 1 / scale"
           std::bit_cast<std::uint32_t>(1.0f / scale_e8m0::to_float(std::uint8_t(s))));
 }
 
+TEST_CASE("reciprocals without a division: one Newton step from any start within 1 ulp gives the IEEE quotient") {
+  // The devices' int4m::small_reciprocal: every integer n in [1, 16], from every float within 1 ulp
+  // of 1 / n (what rcp.approx and v_rcp_f32 may return).
+  for (int n = 1; n <= 16; ++n) {
+    const float want = 1.0f / float(n);
+    int starts = 0;
+    for (float y = std::nextafter(std::nextafter(want, 0.0f), 0.0f); y <= std::nextafter(std::nextafter(want, 2.0f), 2.0f);
+         y = std::nextafter(y, 2.0f)) {
+      const double ulp = double(std::nextafter(y, 2.0f)) - double(y);
+      if (std::fabs(double(y) - 1.0 / n) > ulp) continue;
+      ++starts;
+      CHECK_MESSAGE(std::bit_cast<std::uint32_t>(numeric::reciprocal_step(float(n), y)) == std::bit_cast<std::uint32_t>(want),
+                    "n " << n << " start " << y);
+    }
+    CHECK(starts >= 2);
+    CHECK(std::bit_cast<std::uint32_t>(int4m::small_reciprocal(float(n))) == std::bit_cast<std::uint32_t>(want));
+  }
+  // scale_bf16::reciprocal's divisors: every bf16 scale, from the neighbours of its quotient
+  for (std::uint32_t s = 0x0080u; s <= 0x7e7fu; s += 7u) {
+    const float x = scale_bf16::to_float(std::uint16_t(s)), want = 1.0f / x;
+    for (const float y : {std::nextafter(want, 0.0f), want, std::nextafter(want, 4.0f * want)})
+      CHECK(std::bit_cast<std::uint32_t>(numeric::reciprocal_step(x, y)) == std::bit_cast<std::uint32_t>(want));
+  }
+}
+
 TEST_CASE_TEMPLATE("round-trip error stays inside the bound on Gaussian and heavy-tailed data", C, ALL_CODECS) {
   std::mt19937 rng(42);
   std::normal_distribution<float> n(0.0f, 1.0f);

@@ -126,6 +126,9 @@ expect_in_kernel "$out/sm_90.ptx" 'isa_encode.*3fp4' 'rcp\.approx\.ftz\.f32' \
   "sm_90: the scale's reciprocal is an approximate reciprocal and a Newton step (codec/scale.hpp)"
 for arch in sm_90 sm_100a; do
   expect_in_kernel "$out/$arch.ptx" 'isa_encode.*5int4m' 'prmt\.b32' "$arch: int4m packs its codes with byte gathers (prmt)"
+  expect_in_kernel "$out/$arch.ptx" 'isa_encode.*5int4m' 'fma\.rn\.f16x2' "$arch: int4m searches its multipliers in packed binary16 (fma.rn.f16x2)"
+  expect_not_in_kernel "$out/$arch.ptx" 'isa_encode.*5int4m' 'div\.rn\.f32|rcp\.rn\.f32' \
+    "$arch: int4m's reciprocals without a division's slow path (an approximate reciprocal and a Newton step)"
   expect_in_kernel "$out/$arch.ptx" 'one_shot_kernel' 'ld\.relaxed\.sys\.global\.v4\.b32' \
     "$arch: the one-shot polls its slots with 16-byte relaxed system-scope loads (its flag is in the data)"
   expect_in_kernel "$out/$arch.ptx" 'one_shot_rmsnorm_kernel' 'ld\.relaxed\.sys\.global\.v4\.b32' \
@@ -190,6 +193,8 @@ for arch in gfx942 gfx950; do
   expect_two_shot_occupancy "$out/$arch.s" 8 "$blocks_wn" "$arch: 8-rank two-shot kernel at $blocks_wn waves per SIMD"
   expect_in_amd_kernel "$out/$arch.s" 'one_shot_kernel' 'global_load_dword .*offset:12 sc0 sc1' \
     "$arch: the one-shot polls its slots with system-scope (sc0 sc1) word loads (its flag is in the data)"
+  expect_in_amd_kernel "$out/$arch.s" 'isa_encode.*5int4m' 'v_pk_fma_f16' \
+    "$arch: int4m searches its multipliers in packed binary16 (v_pk_fma_f16)"
 done
 echo "isa: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

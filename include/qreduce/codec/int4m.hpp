@@ -11,7 +11,7 @@
 // Sixteen levels, +-1/2 .. +-15/2 steps (no zero level: a uniform grid of 16 levels has a 7% finer
 // step than one of 15 with a zero); m = 0 marks a half of zeros, which decodes to exact zeros.
 //
-// Encoding (every step IEEE f32, the same on every backend):
+// Encoding (every step IEEE f32 or, in the search, IEEE binary16; the same on every backend):
 //   S      = 127 + ceil(log2(group absmax / 7.5)), exactly (from the bits of absmax), clamped to
 //            [4, 252]: the smallest half scale, 2^-126, has a finite reciprocal, 7.5 * 2^125 is finite
 //   a'     = half absmax * 2^(127-S) (exact above the float range's bottom), in [0, 7.5] (8 at S = 252)
@@ -19,12 +19,12 @@
 //            smallest multiplier whose range holds the half;
 //   then whichever of m_up and m_up - 1 (>= 1) gives the smaller squared error over the half's 16
 //   values (m_up on a tie): one step lower saturates the largest values a little and rounds every
-//   other value on a finer grid, which wins about half the time;
-//   q_i    = clamp(rne(x_i * inv - 1/2), -8, 7) (the nearest level; a tie to the even q), with
-//            sc = 2^(S-127) * mult(m), inv its correctly rounded reciprocal, x_i * inv - 1/2 by one
-//            fused multiply-add;
-//   error  = sc^2 * sum over the half of d_i^2, d_i = q_i - (x_i * inv - 1/2) (in steps), by fmaf in
-//            value order within a lane, then the two lanes' sums added, then the product by sc^2.
+//   other value on a finer grid, which wins about half the time. The search (below, `search`) runs
+//   in binary16, pairs of values an instruction: q_i = clamp(rne(x_i * inv - 1/2), -8, 7), the
+//   nearest level (a tie to the even q), with x_i * inv - 1/2 formed by an f32 fused multiply-add
+//   and rounded to binary16 (inv the correctly rounded reciprocal of the scale of m_up; the scale one
+//   step down reached by one binary16 multiply-add), and the squared errors summed in binary16; a
+//   half's errors are compared in f32, scaled back to absolute units.
 // The groups int4m encodes are always Walsh-Hadamard rotated (codec::always_rotated), each half of 16
 // on its own (rotation_lanes = 2: one step across lanes, and as accurate as the whole group's rotation
 // here, since each half has its own scale): a grid without a zero level rounds the small values
@@ -38,6 +38,7 @@
 #include "codec.hpp"
 #include "memory.hpp"
 #include "scaled.hpp"
+#include "../numeric/half2.hpp"
 #include "../numeric/minifloat.hpp"
 
 namespace qreduce::codec {
@@ -81,71 +82,115 @@ struct int4m {
   QR_HOST_DEVICE static QR_FORCEINLINE float exponent_inverse(std::uint32_t s) { return numeric::bits_float((254u - s) << 23); }
 
   QR_HOST_DEVICE static QR_FORCEINLINE float half_scale(std::uint32_t s, std::uint32_t m) {
-    return m == 0u ? 0.0f : small_float(m + 1u) * 0.0625f * exponent_value(s);
+    return small_float(m + std::uint32_t(m != 0u)) * 0.0625f * exponent_value(s);  // m = 0: 0, without a branch
   }
 
   // The smallest multiplier whose range holds a half of largest magnitude `half_absmax`:
   // ceil(a' * K) - 1 with a' = half_absmax * 2^(127-S), K the float nearest 32/15, products in f32.
+  // With c = ceil(a' * K) (0 only for a zero half), m = min(max(c - 1, min(c, 1)), 15): 0 for a zero
+  // half, else c - 1 raised to 1 and capped at 15; without a branch, so that the compiler can
+  // interleave independent groups.
   QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t multiplier_up(std::uint32_t s, float half_absmax) {
-    if (half_absmax == 0.0f) return 0u;
-    float m = ceilf(half_absmax * exponent_inverse(s) * (32.0f / 15.0f)) - 1.0f;
-    m = m < 1.0f ? 1.0f : (m > 15.0f ? 15.0f : m);
-    return std::uint32_t(m);
+    const float c = ceilf(half_absmax * exponent_inverse(s) * (32.0f / 15.0f));
+    return std::uint32_t(fminf(fmaxf(c - 1.0f, fminf(c, 1.0f)), 15.0f));
+  }
+
+  // 1 / n, correctly rounded, for an integer n in [1, 16]. On a device without a division: the
+  // approximate reciprocal (at most 1 ulp off: rcp.approx, v_rcp_f32) and one Newton step
+  // (numeric::reciprocal_step), while 1 / n (exact, or a binary expansion of period at most 12 for
+  // n <= 16) never lies within 2^-35 of a rounding midpoint: the division's rounding, without its
+  // branch to a slow path (tests/host checks every n from every start within 1 ulp; tests/gpu
+  // compares the bytes).
+  QR_HOST_DEVICE static QR_FORCEINLINE float small_reciprocal(float n) {
+#if QR_DEVICE_PASS && QR_BACKEND_CUDA
+    float y;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(n));
+    return numeric::reciprocal_step(n, y);
+#elif QR_DEVICE_PASS && QR_BACKEND_HIP
+    return numeric::reciprocal_step(n, __builtin_amdgcn_rcpf(n));
+#else
+    return 1.0f / n;
+#endif
   }
 
   // 1 / half_scale: 16 / (m + 1) correctly rounded, times 2^(127-S) (exact): the correctly rounded
   // reciprocal of the scale, without a division. 0 for a half of zeros.
   QR_HOST_DEVICE static QR_FORCEINLINE float half_inverse(std::uint32_t s, std::uint32_t m) {
-    if (m == 0u) return 0.0f;
-#if QR_DEVICE_PASS
-    const float r = __frcp_rn(small_float(m + 1u));
-#else
-    const float r = 1.0f / small_float(m + 1u);
-#endif
-    return r * 16.0f * exponent_inverse(s);
+    const float r = small_reciprocal(small_float(m + 1u)) * 16.0f * exponent_inverse(s);
+    return m == 0u ? 0.0f : r;
   }
 
-  struct lane_try {
-    float code[8];  // 2^23 + q + 8 for each of the lane's values
-    float error;  // sum over the lane's 8 values of (q + 1/2 - x inv)^2: the squared error in steps
+  // ---- the search, in binary16 arithmetic (numeric/half2.hpp: packed pairs on the devices) ----
+  //
+  // t = x inv_up - 1/2 (one f32 fused multiply-add) rounded to binary16; then each step one binary16
+  // operation, rounded to nearest even:
+  //   up:    r = clamp(t + 1032, 1024, 1039)       (the binary16 ulp in [1024, 2048) is 1: r is q + 8
+  //                                                 + 1024, q the nearest level, a tie to the even q)
+  //   down:  t' = fma(t, ratio, offset), r' = clamp(t' + 1032, 1024, 1039), where
+  //          ratio = binary16(f32(m_up + 1) * (1 / m_up)) and offset = (ratio - 1) / 2 (exact), so
+  //          that t' is x inv_down - 1/2 to binary16 precision (inv_down / inv_up = (m_up + 1) / m_up)
+  //   error: d = (r - 1032) - t, summed as e = fma(d, d, e) in value order, the lane's even values and
+  //          its odd values apart (the two halves of its pairs); the lane's error lo + hi in f32.
+  // Pairs of values go through one packed instruction a step (half the float instructions of the
+  // same search in f32); the codes are those of r or r', whichever multiplier wins.
+  struct lane_search {
+    numeric::half2 up[4], down[4];  // r and r' of the pairs (2p, 2p + 1)
+    float error_up, error_down;  // squared errors in steps of each scale
   };
 
-  // The lane's 8 values at a half scale of reciprocal inv (half_inverse): q = clamp(rne(x inv - 1/2),
-  // -8, 7), formed as 2^23 + 8 + t, t = x inv - 1/2 by one fused multiply-add, rounded once to an
-  // integer, then clamped. The error of a value is q - t, in steps. Full-rate float operations only.
-  QR_HOST_DEVICE static QR_FORCEINLINE lane_try try_scale(const float (&x)[8], float inv) {
-    lane_try r;
-    r.error = 0.0f;
+  // The search's ratio and offset for a half of multiplier m_up (m_up <= 1: a finite value, unused).
+  QR_HOST_DEVICE static QR_FORCEINLINE numeric::half2 down_ratio(std::uint32_t up) {
+    const float ratio = small_float(up + 1u) * small_reciprocal(small_float(up > 1u ? up : 1u));
+    return numeric::h2_round(ratio, ratio);
+  }
+  QR_HOST_DEVICE static QR_FORCEINLINE numeric::half2 down_offset(numeric::half2 ratio) {
+    float lo, hi;
+    numeric::h2_floats(ratio, lo, hi);
+    return numeric::h2_round((lo - 1.0f) * 0.5f, (hi - 1.0f) * 0.5f);
+  }
+
+  QR_HOST_DEVICE static QR_FORCEINLINE lane_search search(const float (&x)[8], float inv_up, numeric::half2 ratio, numeric::half2 offset) {
+    using namespace numeric;
+    const half2 k1032 = h2_both(1032.0f), k1024 = h2_both(1024.0f), k1039 = h2_both(1039.0f);
+    lane_search r;
+    half2 eu = h2_both(0.0f), ed = h2_both(0.0f);
     QR_UNROLL
-    for (int j = 0; j < 8; ++j) {
-      const float t = fmaf(x[j], inv, -0.5f);
-      const float c = fminf(fmaxf(t + (magic + 8.0f), magic), magic + 15.0f);
-      r.code[j] = c;
-      const float d = (c - (magic + 8.0f)) - t;
-      r.error = fmaf(d, d, r.error);
+    for (int p = 0; p < 4; ++p) {
+      const half2 t = h2_round(fmaf(x[2 * p], inv_up, -0.5f), fmaf(x[2 * p + 1], inv_up, -0.5f));
+      r.up[p] = h2_min(h2_max(h2_add(t, k1032), k1024), k1039);
+      const half2 du = h2_sub(h2_sub(r.up[p], k1032), t);
+      eu = h2_fma(du, du, eu);
+      const half2 t2 = h2_fma(t, ratio, offset);
+      r.down[p] = h2_min(h2_max(h2_add(t2, k1032), k1024), k1039);
+      const half2 dd = h2_sub(h2_sub(r.down[p], k1032), t2);
+      ed = h2_fma(dd, dd, ed);
     }
+    float lo, hi;
+    h2_floats(eu, lo, hi);
+    r.error_up = lo + hi;
+    h2_floats(ed, lo, hi);
+    r.error_down = lo + hi;
     return r;
   }
 
   // A half's squared error in units of its scale squared, back to absolute units for the comparison.
   QR_HOST_DEVICE static QR_FORCEINLINE float absolute_error(float steps_error, float sc) { return steps_error * (sc * sc); }
 
-  // The 4-bit two's complement codes: q + 8 is the low nibble of each float's bits; bit 3 flipped.
-  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t pack(const float (&c)[8]) {
+  // The 4-bit two's complement codes of the pairs' r (binary16 1024 + q + 8: q + 8 is the low nibble
+  // of each half's bits), value j at bits [4j, 4j + 4).
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t pack(const numeric::half2 (&r)[4]) {
 #if QR_BACKEND_CUDA && QR_DEVICE_PASS
-    // byte gathers (prmt): the low bytes of codes 0, 2, 4, 6 and of 1, 3, 5, 7, then the nibbles
-    std::uint32_t b[8];
-    QR_UNROLL
-    for (int j = 0; j < 8; ++j) b[j] = numeric::float_bits(c[j]);
-    const auto gather = [](std::uint32_t p, std::uint32_t q, std::uint32_t u, std::uint32_t v) {  // byte 0 of each
-      return numeric::prmt<0x7610u>(numeric::prmt<0x0040u>(p, q), numeric::prmt<0x4000u>(u, v));
-    };
-    const std::uint32_t even = gather(b[0], b[2], b[4], b[6]), odd = gather(b[1], b[3], b[5], b[7]);
-    return ((even & 0x0f0f0f0fu) | ((odd & 0x0f0f0f0fu) << 4)) ^ 0x88888888u;
+    // byte gathers (prmt): the halves' low bytes, values 0-3 and 4-7, then two nibbles a byte
+    const std::uint32_t lo = numeric::prmt<0x6420u>(r[0].bits, r[1].bits), hi = numeric::prmt<0x6420u>(r[2].bits, r[3].bits);
+    return numeric::prmt<0x6420u>(lo | (lo >> 4), hi | (hi >> 4)) ^ 0x88888888u;
 #else
     std::uint32_t w = 0u;
     QR_UNROLL
-    for (int j = 0; j < 8; ++j) w |= (numeric::float_bits(c[j]) & 0xfu) << (4 * j);
+    for (int p = 0; p < 4; ++p) {
+      float lo, hi;
+      numeric::h2_floats(r[p], lo, hi);
+      w |= ((std::uint32_t(lo) & 0xfu) | ((std::uint32_t(hi) & 0xfu) << 4)) << (8 * p);
+    }
     return w ^ 0x88888888u;
 #endif
   }
@@ -174,20 +219,14 @@ struct int4m {
       std::uint32_t m[2];
       for (int h = 0; h < 2; ++h) {
         const std::uint32_t up = multiplier_up(s, numeric::bits_float(half_am[h]));
-        const float ia = half_inverse(s, up);
-        const lane_try a0 = try_scale(x[2 * h], ia), a1 = try_scale(x[2 * h + 1], ia);
-        m[h] = up;
-        codes[2 * h] = pack(a0.code);
-        codes[2 * h + 1] = pack(a1.code);
-        if (up >= 2u) {
-          const float ib = half_inverse(s, up - 1u);
-          const lane_try b0 = try_scale(x[2 * h], ib), b1 = try_scale(x[2 * h + 1], ib);
-          if (absolute_error(b0.error + b1.error, half_scale(s, up - 1u)) < absolute_error(a0.error + a1.error, half_scale(s, up))) {
-            m[h] = up - 1u;
-            codes[2 * h] = pack(b0.code);
-            codes[2 * h + 1] = pack(b1.code);
-          }
-        }
+        const numeric::half2 ratio = down_ratio(up), offset = down_offset(ratio);
+        const lane_search a = search(x[2 * h], half_inverse(s, up), ratio, offset);
+        const lane_search b = search(x[2 * h + 1], half_inverse(s, up), ratio, offset);
+        const bool lower = up >= 2u && absolute_error(a.error_down + b.error_down, half_scale(s, up - 1u)) <
+                                           absolute_error(a.error_up + b.error_up, half_scale(s, up));
+        m[h] = lower ? up - 1u : up;
+        codes[2 * h] = pack(lower ? a.down : a.up);
+        codes[2 * h + 1] = pack(lower ? b.down : b.up);
       }
       st = make_scale(s, m[0], m[1], 0);
     }
@@ -209,22 +248,20 @@ struct int4m {
     const std::uint32_t s = group_exponent(finite ? am : 0u);
     const std::uint32_t up = multiplier_up(s, finite ? numeric::bits_float(half_am) : 0.0f);
     const std::uint32_t down = up >= 2u ? up - 1u : up;
-    const lane_try a = try_scale(x, half_inverse(s, up));
-    const lane_try b = try_scale(x, half_inverse(s, down));
-    const float ea = a.error + exchange(a.error, 1), eb = b.error + exchange(b.error, 1);  // the same sums on both lanes
-    const bool lower = up >= 2u && absolute_error(eb, half_scale(s, down)) < absolute_error(ea, half_scale(s, up));
+    const numeric::half2 ratio = down_ratio(up);
+    const lane_search r = search(x, half_inverse(s, up), ratio, down_offset(ratio));
+    // the same sums on both lanes of the half (f32 addition commutes)
+    const float ea = r.error_up + exchange(r.error_up, 1), eb = r.error_down + exchange(r.error_down, 1);
+    const bool lower = (up >= 2u) & (absolute_error(eb, half_scale(s, down)) < absolute_error(ea, half_scale(s, up)));
     const std::uint32_t m = lower ? down : up;
     const std::uint32_t other = exchange(m, 2);
     const int half = lane >> 1;
-    float c[8];
+    const state made = make_scale(s, half == 0 ? m : other, half == 0 ? other : m, half), nan = nan_state();
+    st = state{finite ? made.bits : nan.bits, finite ? made.scale : nan.scale};
+    numeric::half2 chosen[4];
     QR_UNROLL
-    for (int j = 0; j < 8; ++j) c[j] = lower ? b.code[j] : a.code[j];
-    if (!finite) {
-      st = nan_state();
-      return lane_payload{{0u}};
-    }
-    st = make_scale(s, half == 0 ? m : other, half == 0 ? other : m, half);
-    return lane_payload{{pack(c)}};
+    for (int p = 0; p < 4; ++p) chosen[p] = numeric::h2_select(lower, r.down[p], r.up[p]);  // element-wise: registers only
+    return lane_payload{{pack(chosen) & (0u - std::uint32_t(finite))}};  // a mask, not a select: no branch around pack
   }
 
   template <class T>

@@ -60,7 +60,7 @@ struct scale_bf16 {
 #if QR_BACKEND_CUDA && QR_DEVICE_PASS
     float y;
     asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return fmaf(fmaf(-x, y, 1.0f), y, y);
+    return numeric::reciprocal_step(x, y);
 #else
     return 1.0f / x;
 #endif

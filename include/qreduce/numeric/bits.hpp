@@ -1,5 +1,6 @@
 // qreduce/numeric/bits.hpp: bit casts and integer helpers usable on host and device.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include "../config.hpp"
@@ -30,6 +31,12 @@ QR_HOST_DEVICE QR_FORCEINLINE float round_even(float x) {
   return __builtin_rintf(x);
 #endif
 }
+
+// One Newton step from y, an approximation of 1 / x within 1 ulp (rcp.approx, v_rcp_f32): its exact
+// value is within 2^-44 of 1 / x, relatively, so its rounding is the IEEE quotient's wherever 1 / x
+// lies farther than that from every rounding midpoint (codec/scale.hpp and codec/int4m.hpp argue it
+// for their divisors; tests/host checks it from every start).
+QR_HOST_DEVICE QR_FORCEINLINE float reciprocal_step(float x, float y) { return fmaf(fmaf(-x, y, 1.0f), y, y); }
 
 QR_HOST_DEVICE QR_FORCEINLINE bool is_finite_bits(std::uint32_t f32_bits) { return (f32_bits & 0x7f800000u) != 0x7f800000u; }
 

@@ -1,0 +1,109 @@
+// qreduce/numeric/half2.hpp: pairs of binary16 values and IEEE binary16 arithmetic on them (each
+// result rounded once to nearest even, subnormals kept, as IEEE 754 defines the operation), for the
+// arithmetic that may round in half precision (int4m's search: codec/int4m.hpp).
+//
+// NVIDIA: one 32-bit register and the packed f16x2 instructions (cvt/add/sub/fma/min/max, sm_53+ and
+// sm_80+ for min/max); AMD: a vector of two _Float16 and the packed v_pk_* instructions; host: two
+// floats that hold binary16 values, each operation computed exactly in double (the operands' sums
+// and products here fit its 53 bits) and rounded once to binary16. The three give the same bits.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include "bits.hpp"
+
+namespace qreduce::numeric {
+
+#if QR_DEVICE_PASS && QR_BACKEND_CUDA
+
+struct half2 {
+  std::uint32_t bits;  // low half: the first value
+};
+QR_DEVICE QR_FORCEINLINE half2 h2_round(float lo, float hi) {
+  half2 r;
+  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r.bits) : "f"(hi), "f"(lo));  // first source: upper half
+  return r;
+}
+QR_DEVICE QR_FORCEINLINE half2 h2_add(half2 a, half2 b) {
+  half2 r;
+  asm("add.rn.f16x2 %0, %1, %2;" : "=r"(r.bits) : "r"(a.bits), "r"(b.bits));
+  return r;
+}
+QR_DEVICE QR_FORCEINLINE half2 h2_sub(half2 a, half2 b) {
+  half2 r;
+  asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(r.bits) : "r"(a.bits), "r"(b.bits));
+  return r;
+}
+QR_DEVICE QR_FORCEINLINE half2 h2_fma(half2 a, half2 b, half2 c) {
+  half2 r;
+  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(r.bits) : "r"(a.bits), "r"(b.bits), "r"(c.bits));
+  return r;
+}
+QR_DEVICE QR_FORCEINLINE half2 h2_max(half2 a, half2 b) {
+  half2 r;
+  asm("max.f16x2 %0, %1, %2;" : "=r"(r.bits) : "r"(a.bits), "r"(b.bits));
+  return r;
+}
+QR_DEVICE QR_FORCEINLINE half2 h2_min(half2 a, half2 b) {
+  half2 r;
+  asm("min.f16x2 %0, %1, %2;" : "=r"(r.bits) : "r"(a.bits), "r"(b.bits));
+  return r;
+}
+QR_DEVICE QR_FORCEINLINE void h2_floats(half2 a, float& lo, float& hi) {
+  asm("{ .reg .b16 l, h; mov.b32 {l, h}, %2; cvt.f32.f16 %0, l; cvt.f32.f16 %1, h; }" : "=f"(lo), "=f"(hi) : "r"(a.bits));
+}
+QR_DEVICE QR_FORCEINLINE half2 h2_select(bool p, half2 a, half2 b) { return half2{p ? a.bits : b.bits}; }
+
+#elif QR_DEVICE_PASS && QR_BACKEND_HIP
+
+typedef _Float16 half2_vector __attribute__((ext_vector_type(2)));
+struct half2 {
+  half2_vector v;
+};
+QR_DEVICE QR_FORCEINLINE half2 h2_round(float lo, float hi) { return half2{half2_vector{static_cast<_Float16>(lo), static_cast<_Float16>(hi)}}; }
+QR_DEVICE QR_FORCEINLINE half2 h2_add(half2 a, half2 b) { return half2{a.v + b.v}; }
+QR_DEVICE QR_FORCEINLINE half2 h2_sub(half2 a, half2 b) { return half2{a.v - b.v}; }
+QR_DEVICE QR_FORCEINLINE half2 h2_fma(half2 a, half2 b, half2 c) { return half2{__builtin_elementwise_fma(a.v, b.v, c.v)}; }
+QR_DEVICE QR_FORCEINLINE half2 h2_max(half2 a, half2 b) { return half2{__builtin_elementwise_max(a.v, b.v)}; }
+QR_DEVICE QR_FORCEINLINE half2 h2_min(half2 a, half2 b) { return half2{__builtin_elementwise_min(a.v, b.v)}; }
+QR_DEVICE QR_FORCEINLINE void h2_floats(half2 a, float& lo, float& hi) {
+  lo = float(a.v.x);
+  hi = float(a.v.y);
+}
+QR_DEVICE QR_FORCEINLINE half2 h2_select(bool p, half2 a, half2 b) { return p ? a : b; }
+
+#else
+
+// The binary16 value nearest v (ties to even; subnormals kept; beyond the largest finite, infinity).
+QR_HOST_DEVICE inline float f16_round(double v) {
+  if (v != v) return float(v);
+  const double a = v < 0 ? -v : v;
+  if (a >= 65520.0) return v < 0 ? -INFINITY : INFINITY;
+  int e;
+  std::frexp(a, &e);  // a = f * 2^e, f in [0.5, 1)
+  const int q = e - 11 > -24 ? e - 11 : -24;  // the quantum: 11 significant bits, or the subnormals' 2^-24
+  return float(std::ldexp(std::nearbyint(std::ldexp(v, -q)), q));
+}
+
+struct half2 {
+  float lo, hi;  // binary16 values
+};
+QR_HOST_DEVICE inline half2 h2_round(float lo, float hi) { return half2{f16_round(lo), f16_round(hi)}; }
+QR_HOST_DEVICE inline half2 h2_add(half2 a, half2 b) { return half2{f16_round(double(a.lo) + b.lo), f16_round(double(a.hi) + b.hi)}; }
+QR_HOST_DEVICE inline half2 h2_sub(half2 a, half2 b) { return half2{f16_round(double(a.lo) - b.lo), f16_round(double(a.hi) - b.hi)}; }
+QR_HOST_DEVICE inline half2 h2_fma(half2 a, half2 b, half2 c) {
+  return half2{f16_round(double(a.lo) * b.lo + c.lo), f16_round(double(a.hi) * b.hi + c.hi)};
+}
+QR_HOST_DEVICE inline half2 h2_max(half2 a, half2 b) { return half2{fmaxf(a.lo, b.lo), fmaxf(a.hi, b.hi)}; }
+QR_HOST_DEVICE inline half2 h2_min(half2 a, half2 b) { return half2{fminf(a.lo, b.lo), fminf(a.hi, b.hi)}; }
+QR_HOST_DEVICE inline void h2_floats(half2 a, float& lo, float& hi) {
+  lo = a.lo;
+  hi = a.hi;
+}
+QR_HOST_DEVICE inline half2 h2_select(bool p, half2 a, half2 b) { return p ? a : b; }
+
+#endif
+
+// Both halves v (v a binary16 value, so that the rounding is exact).
+QR_HOST_DEVICE QR_FORCEINLINE half2 h2_both(float v) { return h2_round(v, v); }
+
+}  // namespace qreduce::numeric
