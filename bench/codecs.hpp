@@ -16,7 +16,7 @@ template <class C, class T>
 __global__ void __launch_bounds__(block_threads) tput_encode(const T* in, std::size_t n, std::byte* out) {
   const std::size_t tiles = (n + codec::tile_values - 1) / codec::tile_values, whole = tiles / tput_tiles * tput_tiles;
   const auto tile_at = [&](std::size_t tile, float(&x)[8]) {
-    if constexpr (codec::always_rotated<C>) device::rotate<C>(x, int(threadIdx.x));
+    if constexpr (codec::always_rotated<C>) device::rotate<C>(x);
     device::store_lane<C>(out + tile * codec::tile_bytes<C>, int(threadIdx.x), device::encode_lane<C, T>(x));
   };
   for (std::size_t tile = blockIdx.x * std::size_t(tput_tiles); tile < whole; tile += gridDim.x * std::size_t(tput_tiles)) {
@@ -36,7 +36,7 @@ template <class C, class T>
 __global__ void __launch_bounds__(block_threads) tput_decode(const std::byte* in, std::size_t n, T* out) {
   const std::size_t tiles = (n + codec::tile_values - 1) / codec::tile_values, whole = tiles / tput_tiles * tput_tiles;
   const auto tile_at = [&](std::size_t tile, float(&y)[8]) {
-    if constexpr (codec::always_rotated<C>) device::unrotate<C>(y, int(threadIdx.x));
+    if constexpr (codec::always_rotated<C>) device::unrotate<C>(y);
     device::store8(out, n, tile * codec::tile_values + 8 * threadIdx.x, y);
   };
   for (std::size_t tile = blockIdx.x * std::size_t(tput_tiles); tile < whole; tile += gridDim.x * std::size_t(tput_tiles)) {

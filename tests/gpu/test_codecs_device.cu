@@ -93,7 +93,7 @@ __global__ void encode_kernel(const T* in, std::size_t n, std::byte* out, bool r
   const int t = threadIdx.x;
   float x[8];
   device::load8(in, n, tile * codec::tile_values + 8 * t, x);
-  if (rotate) device::rotate<C>(x, t);
+  if (rotate) device::rotate<C>(x);
   device::store_lane<C>(out + tile * codec::tile_bytes<C>, t, device::encode_lane<C, T>(x));
 }
 
@@ -103,7 +103,7 @@ __global__ void decode_kernel(const std::byte* in, std::size_t n, float* out, bo
   const int t = threadIdx.x;
   float y[8];
   device::decode_lane<C, T>(in + tile * codec::tile_bytes<C>, t, y);
-  if (rotate) device::unrotate<C>(y, t);
+  if (rotate) device::unrotate<C>(y);
   for (int j = 0; j < 8; ++j) {
     const std::size_t i = tile * codec::tile_values + 8 * t + j;
     if (i < n) out[i] = y[j];

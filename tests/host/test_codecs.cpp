@@ -418,9 +418,6 @@ TEST_CASE("encode of whole buffers pads the last tile with zeros and leaves its 
   for (std::size_t i = 0; i < in.size(); ++i) CHECK(std::fabs(out[i] - numeric::to_float(in[i])) <= 0.5f * 5.0f / 7.0f * 1.01f);
 }
 
-// The Hadamard matrix of order 8 L in natural order: H[i][k] = (-1)^popcount(i & k).
-double hadamard_entry(int i, int k) { return std::popcount(unsigned(i & k)) % 2 ? -1.0 : 1.0; }
-
 template <int Lanes>
 void check_rotation() {
   std::mt19937 rng(5);
@@ -429,15 +426,33 @@ void check_rotation() {
   for (float& v : x) v = std::ldexp(std::round(n(rng) * 64.0f), -6);  // few bits: exact sums
   std::memcpy(y, x, sizeof x);
   rotate_group_forward<Lanes>(y);
-  // F x is a permutation of H x / (8 L) within each block of 8 L values, and preserves the norm
+  // F is a Hadamard transform scaled by 1 / (8 L) within each block of B = 8 L values: every entry
+  // +-1 / B (its columns: F of the unit vectors) and F F^T = I / B, exactly
   constexpr int B = 8 * Lanes;
   for (int b0 = 0; b0 < 32; b0 += B) {
-    std::vector<double> want(B), got(y + b0, y + b0 + B);
+    std::vector<std::vector<double>> f(B, std::vector<double>(B));
+    for (int k = 0; k < B; ++k) {
+      float e[32] = {};
+      e[b0 + k] = 1.0f;
+      rotate_group_forward<Lanes>(e);
+      for (int i = 0; i < 32; ++i) {
+        if (i < b0 || i >= b0 + B) CHECK(e[i] == 0.0f);  // blocks stay apart
+        else f[std::size_t(i - b0)][std::size_t(k)] = e[i];
+      }
+    }
     for (int i = 0; i < B; ++i)
-      for (int k = 0; k < B; ++k) want[std::size_t(i)] += hadamard_entry(i, k) * x[b0 + k] / B;
-    std::sort(want.begin(), want.end());
-    std::sort(got.begin(), got.end());
-    for (int i = 0; i < B; ++i) CHECK(got[std::size_t(i)] == doctest::Approx(want[std::size_t(i)]).epsilon(1e-6));
+      for (int k = 0; k < B; ++k) {
+        CHECK(std::fabs(f[std::size_t(i)][std::size_t(k)]) == 1.0 / B);
+        double dot = 0;
+        for (int c = 0; c < B; ++c) dot += f[std::size_t(i)][std::size_t(c)] * f[std::size_t(k)][std::size_t(c)];
+        CHECK(dot == (i == k ? 1.0 / B : 0.0));
+      }
+    // and it is linear: F x from the matrix (x has few bits: exact sums)
+    for (int i = 0; i < B; ++i) {
+      double want = 0;
+      for (int k = 0; k < B; ++k) want += f[std::size_t(i)][std::size_t(k)] * x[b0 + k];
+      CHECK(double(y[b0 + i]) == doctest::Approx(want).epsilon(1e-6));
+    }
   }
   rotate_group_inverse<Lanes>(y);
   for (int i = 0; i < 32; ++i) CHECK(y[i] == x[i]);
@@ -447,7 +462,7 @@ void check_rotation() {
   for (int i = 0; i < 32; ++i) CHECK(std::isfinite(y[i]));
 }
 
-TEST_CASE("Hadamard rotation: a permuted Hadamard transform per 16 or 32 values, inverse undoes forward, outliers cost less") {
+TEST_CASE("Hadamard rotation: a Hadamard transform per 16 or 32 values, inverse undoes forward, outliers cost less") {
   check_rotation<4>();
   check_rotation<2>();
   static_assert(rotation_lanes<int4> == 4 && rotation_lanes<fp4> == 4 && rotation_lanes<int4m> == 2);

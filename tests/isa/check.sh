@@ -56,7 +56,7 @@ expect_in_kernel() {
 # A pattern inside one AMD kernel of a .s file: file, kernel-name regex, pattern, meaning.
 expect_in_amd_kernel() {
   local body
-  body=$(awk -v k="$2" '/^_ZN[^ ]*:/ && $0 ~ k {on = 1} on {print} on && /s_endpgm/ {on = 0}' "$1")
+  body=$(awk -v k="$2" '/^_Z[^ ]*:/ && $0 ~ k {on = 1} on {print} on && /s_endpgm/ {on = 0}' "$1")
   if grep -qE "$3" <<<"$body"; then
     pass=$((pass + 1)); echo "  ok    $4"
   else fail=$((fail + 1)); echo "  FAIL  $4: '$3' not found in the kernels matching '$2' of $(basename "$1")"; fi

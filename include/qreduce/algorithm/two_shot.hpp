@@ -197,7 +197,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         for (int o = 0; o < W - 1; ++o) {
           float x[8];
           unpack8<T>(load8_bits(in, n, src[o] + lane_offset), x);
-          if (rotate) device::rotate<C>(x, t);
+          if (rotate) device::rotate<C>(x);
           if constexpr (stages_tiles<C>) {
             store_lane<C>(stage.image[set], t, encode_lane<C, T>(x));
             block_sync();
@@ -232,7 +232,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         for (int o = 0; o < W - 1; ++o) {
           float y[8];
           decode_code<C, T>(sums[o], y);
-          if (rotate) device::unrotate<C>(y, t);
+          if (rotate) device::unrotate<C>(y);
           ep(out, n, dst[o] + lane_offset, y);
           src[o] += TB;
           dst[o] += codec::tile_values;
@@ -267,7 +267,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
           float y[8];
           if (s == r) {
             unpack8<T>(mine, y);
-            if (rotate) device::rotate<C>(y, t);
+            if (rotate) device::rotate<C>(y);
           } else {
             decode_code<C, T>(in_codes[s], y);
           }
@@ -286,7 +286,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         // stored bytes: no store to and load from this rank's own gather slot.
         float y[8];
         decode_code<C, T>(as_stored<C>(code, t), y);
-        if (rotate) device::unrotate<C>(y, t);
+        if (rotate) device::unrotate<C>(y);
         ep(out, n, own + lane_offset, y);
         if constexpr (stages_tiles<C>) {
           block_sync();

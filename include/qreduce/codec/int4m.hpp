@@ -19,12 +19,12 @@
 //            smallest multiplier whose range holds the half;
 //   then whichever of m_up and m_up - 1 (>= 1) gives the smaller squared error over the half's 16
 //   values (m_up on a tie): one step lower saturates the largest values a little and rounds every
-//   other value on a finer grid, which wins about half the time. The search (below, `search`) runs
-//   in binary16, pairs of values an instruction: q_i = clamp(rne(x_i * inv - 1/2), -8, 7), the
-//   nearest level (a tie to the even q), with x_i * inv - 1/2 formed by an f32 fused multiply-add
-//   and rounded to binary16 (inv the correctly rounded reciprocal of the scale of m_up; the scale one
-//   step down reached by one binary16 multiply-add), and the squared errors summed in binary16; a
-//   half's errors are compared in f32, scaled back to absolute units.
+//   other value on a finer grid, which wins about half the time. The search (`search` below) runs in
+//   binary16, a pair of values an instruction: q_i = clamp(rne(x_i * inv - 1/2), -8, 7), the nearest
+//   level (a tie to the even q), with x_i * inv - 1/2 one f32 fused multiply-add rounded to binary16
+//   (inv the correctly rounded reciprocal of m_up's scale; the scale one step down reached by one
+//   binary16 multiply-add); the squared errors summed in binary16 and compared in f32 in units of a
+//   sixteenth of 2^(S-127), squared.
 // The groups int4m encodes are always Walsh-Hadamard rotated (codec::always_rotated), each half of 16
 // on its own (rotation_lanes = 2: one step across lanes, and as accurate as the whole group's rotation
 // here, since each half has its own scale): a grid without a zero level rounds the small values
@@ -113,85 +113,90 @@ struct int4m {
 #endif
   }
 
-  // 1 / half_scale: 16 / (m + 1) correctly rounded, times 2^(127-S) (exact): the correctly rounded
-  // reciprocal of the scale, without a division. 0 for a half of zeros.
+  // 16 / (m + 1) correctly rounded, times 2^(127-S) (exact): the correctly rounded reciprocal of the
+  // scale of multiplier m >= 1, without a division (for m = 0, a half of zeros, a finite value: its
+  // zeros take every level's search to q = 0, the level m = 0 decodes to 0).
   QR_HOST_DEVICE static QR_FORCEINLINE float half_inverse(std::uint32_t s, std::uint32_t m) {
-    const float r = small_reciprocal(small_float(m + 1u)) * 16.0f * exponent_inverse(s);
-    return m == 0u ? 0.0f : r;
+    return small_reciprocal(small_float(m + 1u)) * 16.0f * exponent_inverse(s);
   }
 
   // ---- the search, in binary16 arithmetic (numeric/half2.hpp: packed pairs on the devices) ----
   //
   // t = x inv_up - 1/2 (one f32 fused multiply-add) rounded to binary16; then each step one binary16
-  // operation, rounded to nearest even:
-  //   up:    r = clamp(t + 1032, 1024, 1039)       (the binary16 ulp in [1024, 2048) is 1: r is q + 8
-  //                                                 + 1024, q the nearest level, a tie to the even q)
-  //   down:  t' = fma(t, ratio, offset), r' = clamp(t' + 1032, 1024, 1039), where
-  //          ratio = binary16(f32(m_up + 1) * (1 / m_up)) and offset = (ratio - 1) / 2 (exact), so
-  //          that t' is x inv_down - 1/2 to binary16 precision (inv_down / inv_up = (m_up + 1) / m_up)
-  //   error: d = (r - 1032) - t, summed as e = fma(d, d, e) in value order, the lane's even values and
-  //          its odd values apart (the two halves of its pairs); the lane's error lo + hi in f32.
-  // Pairs of values go through one packed instruction a step (half the float instructions of the
-  // same search in f32); the codes are those of r or r', whichever multiplier wins.
+  // operation, rounded to nearest even (the binary16 ulp in [1024, 2048) is 1: r - 1040 is an integer):
+  //   m_up:      r  = min(t + 1040, 1047)                    t >= -8.5 (-8 - tiny below S = 252): no lower
+  //                                                          clamp (1031.5 ties to 1032); the upper one
+  //                                                          acts only at S = 252
+  //   m_up - 1:  t' = fma(t, ratio, offset), r' = clamp(t' + 1040, 1032, 1047), with
+  //              ratio = binary16(f32(m_up + 1) * (1 / m_up)), offset = fma(ratio, 1/2, -1/2) (exact):
+  //              t' is x inv_down - 1/2 to binary16 precision (inv_down / inv_up = (m_up + 1) / m_up)
+  //   code:      q = r - 1040 (the nearest level; a tie to the even q), its 4-bit two's complement the
+  //              low nibble of r's binary16 bits (r = 1024 + 16 + q)
+  //   error:     d = (r - 1040) - t, summed as e = fma(d, d, e) in value order over the lane's even
+  //              values and its odd values apart (the halves of its pairs), then even + odd
+  // Pairs of values go through one packed instruction a step: half the float instructions of the same
+  // search in f32.
   struct lane_search {
     numeric::half2 up[4], down[4];  // r and r' of the pairs (2p, 2p + 1)
-    float error_up, error_down;  // squared errors in steps of each scale
+    numeric::half2 errors;  // the lane's squared errors in steps: (m_up, m_up - 1)
   };
 
-  // The search's ratio and offset for a half of multiplier m_up (m_up <= 1: a finite value, unused).
+  // The search's ratio for a half of multiplier m_up (m_up <= 1: a finite value, unused), and offset.
   QR_HOST_DEVICE static QR_FORCEINLINE numeric::half2 down_ratio(std::uint32_t up) {
     const float ratio = small_float(up + 1u) * small_reciprocal(small_float(up > 1u ? up : 1u));
-    return numeric::h2_round(ratio, ratio);
+    return numeric::h2_both(ratio);
   }
   QR_HOST_DEVICE static QR_FORCEINLINE numeric::half2 down_offset(numeric::half2 ratio) {
-    float lo, hi;
-    numeric::h2_floats(ratio, lo, hi);
-    return numeric::h2_round((lo - 1.0f) * 0.5f, (hi - 1.0f) * 0.5f);
+    return numeric::h2_fma(ratio, numeric::h2_both(0.5f), numeric::h2_both(-0.5f));
   }
 
   QR_HOST_DEVICE static QR_FORCEINLINE lane_search search(const float (&x)[8], float inv_up, numeric::half2 ratio, numeric::half2 offset) {
     using namespace numeric;
-    const half2 k1032 = h2_both(1032.0f), k1024 = h2_both(1024.0f), k1039 = h2_both(1039.0f);
+    const half2 k1040 = h2_both(1040.0f), k1032 = h2_both(1032.0f), k1047 = h2_both(1047.0f);
     lane_search r;
     half2 eu = h2_both(0.0f), ed = h2_both(0.0f);
     QR_UNROLL
     for (int p = 0; p < 4; ++p) {
       const half2 t = h2_round(fmaf(x[2 * p], inv_up, -0.5f), fmaf(x[2 * p + 1], inv_up, -0.5f));
-      r.up[p] = h2_min(h2_max(h2_add(t, k1032), k1024), k1039);
-      const half2 du = h2_sub(h2_sub(r.up[p], k1032), t);
+      r.up[p] = h2_min(h2_add(t, k1040), k1047);
+      const half2 du = h2_sub(h2_sub(r.up[p], k1040), t);
       eu = h2_fma(du, du, eu);
       const half2 t2 = h2_fma(t, ratio, offset);
-      r.down[p] = h2_min(h2_max(h2_add(t2, k1032), k1024), k1039);
-      const half2 dd = h2_sub(h2_sub(r.down[p], k1032), t2);
+      r.down[p] = h2_min(h2_max(h2_add(t2, k1040), k1032), k1047);
+      const half2 dd = h2_sub(h2_sub(r.down[p], k1040), t2);
       ed = h2_fma(dd, dd, ed);
     }
-    float lo, hi;
-    h2_floats(eu, lo, hi);
-    r.error_up = lo + hi;
-    h2_floats(ed, lo, hi);
-    r.error_down = lo + hi;
+    r.errors = h2_add(h2_lows(eu, ed), h2_highs(eu, ed));
     return r;
   }
 
-  // A half's squared error in units of its scale squared, back to absolute units for the comparison.
-  QR_HOST_DEVICE static QR_FORCEINLINE float absolute_error(float steps_error, float sc) { return steps_error * (sc * sc); }
+  // Whether m_up - 1 wins, from a half's errors in steps (m_up, m_up - 1) (the sum of its two lanes'
+  // in binary16): E' m_up^2 < E (m_up + 1)^2 in f32, the errors in units of 1/16 of 2^(S-127)
+  // squared; m_up on a tie.
+  QR_HOST_DEVICE static QR_FORCEINLINE bool lower_wins(std::uint32_t up, numeric::half2 errors) {
+    float e_up, e_down;
+    numeric::h2_floats(errors, e_up, e_down);
+    const float n = small_float(up), n1 = n + 1.0f;
+    return (up >= 2u) & (e_down * (n * n) < e_up * (n1 * n1));
+  }
 
-  // The 4-bit two's complement codes of the pairs' r (binary16 1024 + q + 8: q + 8 is the low nibble
-  // of each half's bits), value j at bits [4j, 4j + 4).
+  // The 4-bit two's complement codes of the pairs' r (binary16 1040 + q: q's nibble is the low
+  // nibble of each half's bits), value j at bits [4j, 4j + 4).
   QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t pack(const numeric::half2 (&r)[4]) {
 #if QR_BACKEND_CUDA && QR_DEVICE_PASS
-    // byte gathers (prmt): the halves' low bytes, values 0-3 and 4-7, then two nibbles a byte
+    // byte gathers (prmt): the halves' low bytes (16 + q, bit 4 set for q >= 0), values 0-3 and 4-7,
+    // then two low nibbles a byte (one bit select each), then the even bytes
     const std::uint32_t lo = numeric::prmt<0x6420u>(r[0].bits, r[1].bits), hi = numeric::prmt<0x6420u>(r[2].bits, r[3].bits);
-    return numeric::prmt<0x6420u>(lo | (lo >> 4), hi | (hi >> 4)) ^ 0x88888888u;
+    const auto nibbles = [](std::uint32_t b) { return (b & 0x0f0f0f0fu) | ((b >> 4) & 0xf0f0f0f0u); };
+    return numeric::prmt<0x6420u>(nibbles(lo), nibbles(hi));
 #else
     std::uint32_t w = 0u;
     QR_UNROLL
     for (int p = 0; p < 4; ++p) {
-      float lo, hi;
-      numeric::h2_floats(r[p], lo, hi);
-      w |= ((std::uint32_t(lo) & 0xfu) | ((std::uint32_t(hi) & 0xfu) << 4)) << (8 * p);
+      const std::uint32_t b = numeric::h2_bits(r[p]);
+      w |= ((b & 0xfu) | ((b >> 12) & 0xf0u)) << (8 * p);
     }
-    return w ^ 0x88888888u;
+    return w;
 #endif
   }
 
@@ -222,9 +227,8 @@ struct int4m {
         const numeric::half2 ratio = down_ratio(up), offset = down_offset(ratio);
         const lane_search a = search(x[2 * h], half_inverse(s, up), ratio, offset);
         const lane_search b = search(x[2 * h + 1], half_inverse(s, up), ratio, offset);
-        const bool lower = up >= 2u && absolute_error(a.error_down + b.error_down, half_scale(s, up - 1u)) <
-                                           absolute_error(a.error_up + b.error_up, half_scale(s, up));
-        m[h] = lower ? up - 1u : up;
+        const bool lower = lower_wins(up, numeric::h2_add(a.errors, b.errors));
+        m[h] = up - std::uint32_t(lower);
         codes[2 * h] = pack(lower ? a.down : a.up);
         codes[2 * h + 1] = pack(lower ? b.down : b.up);
       }
@@ -247,13 +251,11 @@ struct int4m {
     const bool finite = numeric::is_finite_bits(am);
     const std::uint32_t s = group_exponent(finite ? am : 0u);
     const std::uint32_t up = multiplier_up(s, finite ? numeric::bits_float(half_am) : 0.0f);
-    const std::uint32_t down = up >= 2u ? up - 1u : up;
     const numeric::half2 ratio = down_ratio(up);
     const lane_search r = search(x, half_inverse(s, up), ratio, down_offset(ratio));
-    // the same sums on both lanes of the half (f32 addition commutes)
-    const float ea = r.error_up + exchange(r.error_up, 1), eb = r.error_down + exchange(r.error_down, 1);
-    const bool lower = (up >= 2u) & (absolute_error(eb, half_scale(s, down)) < absolute_error(ea, half_scale(s, up)));
-    const std::uint32_t m = lower ? down : up;
+    // the half's errors, the same sums on both of its lanes (binary16 addition commutes)
+    const bool lower = lower_wins(up, numeric::h2_add(r.errors, numeric::h2_from_bits(exchange(numeric::h2_bits(r.errors), 1))));
+    const std::uint32_t m = up - std::uint32_t(lower);
     const std::uint32_t other = exchange(m, 2);
     const int half = lane >> 1;
     const state made = make_scale(s, half == 0 ? m : other, half == 0 ? other : m, half), nan = nan_state();

@@ -7,22 +7,26 @@
 //
 // A codec rotates blocks of 8 * L values, L = 4 lanes (the whole group of 32) or L = 2 (each half of
 // 16: int4m, whose scales are per half), `rotation_lanes<C>`. A lane's 8 values go through the 8-point
-// transform (butterflies of span 1, 2, 4), then come log2(L) steps across lanes, each between lane l
-// and lane l ^ m (m = 1, then 2): the lower lane keeps the sums and differences of positions 0-3 of
-// the pair, the upper lane those of positions 4-7, so a step moves 4 values per lane instead of 8:
+// transform h (butterflies of span 1, 2, 4), then come log2(L) steps across lanes, each between lane
+// l and lane l ^ m (m = 1, then 2). Every lane runs the same step: it sends its positions 4-7 and
+// pairs its own positions 0-3 with what it receives, so a step moves 4 values per lane and needs no
+// select on which lane of the pair it is:
 //
-//   forward step   lower: a = own[0..3], b = partner's [0..3] -> [a + b, a - b]
-//                  upper: a = partner's [4..7], b = own[4..7]  -> [a + b, a - b]
-//   inverse step   (the transpose) each lane forms s = x[0..3] + x[4..7], d = x[0..3] - x[4..7];
-//                  lower -> [s, partner's s], upper -> [partner's d, d]
+//   forward step   a = own[0..3], b = partner's [4..7]             -> [a + b, a - b]
+//   inverse step   s = x[0..3] + x[4..7], d = x[0..3] - x[4..7]    -> [s, partner's d]
 //
-// The forward transform is F = P H / (8 L) (H the Hadamard matrix of order 8 L, P the permutation the
-// steps leave behind), the 1 / (8 L) applied first (exact but for subnormal results): every partial
-// sum is then at most max |x|, so no input overflows (scaled last, bf16 inputs near 1e37 did). The
-// inverse, its steps in reverse order and the 8-point transform, is exactly H P^T = F^-1 in exact
-// arithmetic, with no scaling. Every backend and the host reference run the same operations in the
-// same order (the scaling by a product the compiler may not fuse), so rotated bytes are bitwise equal
-// everywhere.
+// A forward step maps (lane u, position j) and (lane u ^ m, position 4 + j) to their sum and
+// difference: with the in-lane rows h_j and h_{4+j} = h_4 h_j (Sylvester's order), a row of the
+// result is a Walsh function of the 8 L points times one fixed sign pattern q on the inputs, so the
+// forward transform is F = P H D / (8 L): H the Hadamard matrix of order 8 L, D = diag(q), P the
+// permutation the steps leave behind; orthogonal up to the scale, every entry +-1 / (8 L), which is
+// what spreads an outlier (tests/host checks F F^T = I / (8 L)). The 1 / (8 L) is applied first
+// (exact but for subnormal results): every partial sum is then at most max |x|, so no input
+// overflows (scaled last, bf16 inputs near 1e37 did). The inverse step gives each lane twice its own
+// positions 0-3 (s) and receives twice its positions 4-7 (the partner's d); the inverse, its steps in
+// reverse order and the 8-point transform, is exactly 8 L F^T = F^-1 in exact arithmetic, with no
+// scaling. Every backend and the host reference run the same operations in the same order (the
+// scaling by a product the compiler may not fuse), so rotated bytes are bitwise equal everywhere.
 #pragma once
 #include "codec.hpp"
 
@@ -63,37 +67,33 @@ QR_HOST_DEVICE QR_FORCEINLINE float scale_rn(float x, float s) {
 #endif
 }
 
-// One cross-lane step, in two halves around the exchange: what this lane sends its partner, then its
-// new values from its own and the partner's four.
-QR_HOST_DEVICE QR_FORCEINLINE void forward_send(const float (&x)[8], bool upper, float (&s)[4]) {
+// One cross-lane step, in two halves around the exchange: what a lane sends its partner (its
+// positions 4-7), then its new values from its own and the partner's four. The same on every lane.
+QR_HOST_DEVICE QR_FORCEINLINE void forward_send(const float (&x)[8], float (&s)[4]) {
   QR_UNROLL
-  for (int j = 0; j < 4; ++j) s[j] = upper ? x[j] : x[4 + j];
+  for (int j = 0; j < 4; ++j) s[j] = x[4 + j];
 }
-QR_HOST_DEVICE QR_FORCEINLINE void forward_step(float (&x)[8], const float (&p)[4], bool upper) {
+QR_HOST_DEVICE QR_FORCEINLINE void forward_step(float (&x)[8], const float (&p)[4]) {
   QR_UNROLL
   for (int j = 0; j < 4; ++j) {
-    const float a = upper ? p[j] : x[j], b = upper ? x[4 + j] : p[j];
-    x[j] = a + b;
-    x[4 + j] = a - b;
+    const float a = x[j];
+    x[j] = a + p[j];
+    x[4 + j] = a - p[j];
   }
 }
-// inverse: each lane's sums s and differences d of its two halves; the lower lane keeps s and sends d,
-// the upper keeps d and sends s
-QR_HOST_DEVICE QR_FORCEINLINE void inverse_send(float (&x)[8], bool upper, float (&s)[4]) {
+// inverse: each lane's sums s and differences d of its two halves; it keeps s and sends d, and the
+// partner's d becomes its positions 4-7
+QR_HOST_DEVICE QR_FORCEINLINE void inverse_send(float (&x)[8], float (&s)[4]) {
   QR_UNROLL
   for (int j = 0; j < 4; ++j) {
     const float sum = x[j] + x[4 + j], diff = x[j] - x[4 + j];
     x[j] = sum;
-    x[4 + j] = diff;
-    s[j] = upper ? sum : diff;
+    s[j] = diff;
   }
 }
-QR_HOST_DEVICE QR_FORCEINLINE void inverse_step(float (&x)[8], const float (&p)[4], bool upper) {
+QR_HOST_DEVICE QR_FORCEINLINE void inverse_step(float (&x)[8], const float (&p)[4]) {
   QR_UNROLL
-  for (int j = 0; j < 4; ++j) {
-    if (upper) x[j] = p[j];
-    else x[4 + j] = p[j];
-  }
+  for (int j = 0; j < 4; ++j) x[4 + j] = p[j];
 }
 
 // Host reference of the transforms of one group of 32 values, in place (lanes simulated in step).
@@ -106,8 +106,8 @@ void rotate_group_forward(float* values) {
   }
   for (int m = 1; m < Lanes; m <<= 1) {
     float s[lanes_per_group][4];
-    for (int l = 0; l < lanes_per_group; ++l) forward_send(x[l], (l & m) != 0, s[l]);
-    for (int l = 0; l < lanes_per_group; ++l) forward_step(x[l], s[l ^ m], (l & m) != 0);
+    for (int l = 0; l < lanes_per_group; ++l) forward_send(x[l], s[l]);
+    for (int l = 0; l < lanes_per_group; ++l) forward_step(x[l], s[l ^ m]);
   }
   for (int l = 0; l < lanes_per_group; ++l)
     for (int j = 0; j < 8; ++j) values[l * 8 + j] = x[l][j];
@@ -120,8 +120,8 @@ void rotate_group_inverse(float* values) {
     for (int j = 0; j < 8; ++j) x[l][j] = values[l * 8 + j];
   for (int m = Lanes / 2; m >= 1; m >>= 1) {
     float s[lanes_per_group][4];
-    for (int l = 0; l < lanes_per_group; ++l) inverse_send(x[l], (l & m) != 0, s[l]);
-    for (int l = 0; l < lanes_per_group; ++l) inverse_step(x[l], s[l ^ m], (l & m) != 0);
+    for (int l = 0; l < lanes_per_group; ++l) inverse_send(x[l], s[l]);
+    for (int l = 0; l < lanes_per_group; ++l) inverse_step(x[l], s[l ^ m]);
   }
   for (int l = 0; l < lanes_per_group; ++l) {
     hadamard8(x[l]);

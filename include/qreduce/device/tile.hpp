@@ -66,46 +66,45 @@ QR_DEVICE QR_FORCEINLINE void store8(T* out, std::size_t n, std::size_t i, const
   }
 }
 
-// The rotation of codec/rotation.hpp on the lanes of a group (lane_in_group 0..3): same operations,
-// same order; 4 values cross lanes per step.
+// The rotation of codec/rotation.hpp on the lanes of a group: same operations, same order; 4 values
+// cross lanes per step, the same code on every lane.
 template <int Lanes>
-QR_DEVICE QR_FORCEINLINE void rotate_forward(float (&x)[8], int lane_in_group) {
+QR_DEVICE QR_FORCEINLINE void rotate_forward(float (&x)[8]) {
   QR_UNROLL
   for (int j = 0; j < 8; ++j) x[j] = codec::scale_rn(x[j], codec::rotation_scale<Lanes>);
   codec::hadamard8(x);
   QR_UNROLL
   for (int m = 1; m < Lanes; m <<= 1) {
-    const bool upper = (lane_in_group & m) != 0;
     float s[4], p[4];
-    codec::forward_send(x, upper, s);
+    codec::forward_send(x, s);
     QR_UNROLL
     for (int j = 0; j < 4; ++j) p[j] = shfl_xor(s[j], m);
-    codec::forward_step(x, p, upper);
+    codec::forward_step(x, p);
   }
 }
 
 template <int Lanes>
-QR_DEVICE QR_FORCEINLINE void rotate_inverse(float (&x)[8], int lane_in_group) {
+QR_DEVICE QR_FORCEINLINE void rotate_inverse(float (&x)[8]) {
   QR_UNROLL
   for (int m = Lanes / 2; m >= 1; m >>= 1) {
-    const bool upper = (lane_in_group & m) != 0;
     float s[4], p[4];
-    codec::inverse_send(x, upper, s);
+    codec::inverse_send(x, s);
     QR_UNROLL
     for (int j = 0; j < 4; ++j) p[j] = shfl_xor(s[j], m);
-    codec::inverse_step(x, p, upper);
+    codec::inverse_step(x, p);
   }
   codec::hadamard8(x);
 }
 
-// Codec C's rotation and its inverse, for thread t of a tile.
+// Codec C's rotation and its inverse, for a thread's 8 values of a tile (all lanes of its group
+// call it together).
 template <codec::codec_type C>
-QR_DEVICE QR_FORCEINLINE void rotate(float (&x)[8], int t) {
-  rotate_forward<codec::rotation_lanes<C>>(x, t % codec::lanes_per_group);
+QR_DEVICE QR_FORCEINLINE void rotate(float (&x)[8]) {
+  rotate_forward<codec::rotation_lanes<C>>(x);
 }
 template <codec::codec_type C>
-QR_DEVICE QR_FORCEINLINE void unrotate(float (&x)[8], int t) {
-  rotate_inverse<codec::rotation_lanes<C>>(x, t % codec::lanes_per_group);
+QR_DEVICE QR_FORCEINLINE void unrotate(float (&x)[8]) {
+  rotate_inverse<codec::rotation_lanes<C>>(x);
 }
 
 // One lane's encoded share of a group: the payload and the group's state (scale).

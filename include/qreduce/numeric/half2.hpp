@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include "bits.hpp"
+#include "float16.hpp"
 
 namespace qreduce::numeric {
 
@@ -52,6 +53,10 @@ QR_DEVICE QR_FORCEINLINE void h2_floats(half2 a, float& lo, float& hi) {
   asm("{ .reg .b16 l, h; mov.b32 {l, h}, %2; cvt.f32.f16 %0, l; cvt.f32.f16 %1, h; }" : "=f"(lo), "=f"(hi) : "r"(a.bits));
 }
 QR_DEVICE QR_FORCEINLINE half2 h2_select(bool p, half2 a, half2 b) { return half2{p ? a.bits : b.bits}; }
+QR_DEVICE QR_FORCEINLINE half2 h2_lows(half2 a, half2 b) { return half2{__byte_perm(a.bits, b.bits, 0x5410u)}; }
+QR_DEVICE QR_FORCEINLINE half2 h2_highs(half2 a, half2 b) { return half2{__byte_perm(a.bits, b.bits, 0x7632u)}; }
+QR_DEVICE QR_FORCEINLINE std::uint32_t h2_bits(half2 a) { return a.bits; }
+QR_DEVICE QR_FORCEINLINE half2 h2_from_bits(std::uint32_t b) { return half2{b}; }
 
 #elif QR_DEVICE_PASS && QR_BACKEND_HIP
 
@@ -70,6 +75,10 @@ QR_DEVICE QR_FORCEINLINE void h2_floats(half2 a, float& lo, float& hi) {
   hi = float(a.v.y);
 }
 QR_DEVICE QR_FORCEINLINE half2 h2_select(bool p, half2 a, half2 b) { return p ? a : b; }
+QR_DEVICE QR_FORCEINLINE half2 h2_lows(half2 a, half2 b) { return half2{half2_vector{a.v.x, b.v.x}}; }
+QR_DEVICE QR_FORCEINLINE half2 h2_highs(half2 a, half2 b) { return half2{half2_vector{a.v.y, b.v.y}}; }
+QR_DEVICE QR_FORCEINLINE std::uint32_t h2_bits(half2 a) { return __builtin_bit_cast(std::uint32_t, a.v); }
+QR_DEVICE QR_FORCEINLINE half2 h2_from_bits(std::uint32_t b) { return half2{__builtin_bit_cast(half2_vector, b)}; }
 
 #else
 
@@ -100,10 +109,19 @@ QR_HOST_DEVICE inline void h2_floats(half2 a, float& lo, float& hi) {
   hi = a.hi;
 }
 QR_HOST_DEVICE inline half2 h2_select(bool p, half2 a, half2 b) { return p ? a : b; }
+QR_HOST_DEVICE inline half2 h2_lows(half2 a, half2 b) { return half2{a.lo, b.lo}; }
+QR_HOST_DEVICE inline half2 h2_highs(half2 a, half2 b) { return half2{a.hi, b.hi}; }
+QR_HOST_DEVICE inline std::uint32_t h2_bits(half2 a) { return std::uint32_t(to_f16(a.lo).bits) | (std::uint32_t(to_f16(a.hi).bits) << 16); }
+QR_HOST_DEVICE inline half2 h2_from_bits(std::uint32_t b) {
+  return half2{to_float(f16{std::uint16_t(b & 0xffffu)}), to_float(f16{std::uint16_t(b >> 16)})};
+}
 
 #endif
 
-// Both halves v (v a binary16 value, so that the rounding is exact).
+// h2_lows(a, b) = (a.lo, b.lo), h2_highs(a, b) = (a.hi, b.hi); h2_bits / h2_from_bits: the 32 bits
+// (low half first), for lane exchanges.
+
+// Both halves v, rounded to binary16.
 QR_HOST_DEVICE QR_FORCEINLINE half2 h2_both(float v) { return h2_round(v, v); }
 
 }  // namespace qreduce::numeric
