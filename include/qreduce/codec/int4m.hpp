@@ -67,7 +67,8 @@ struct int4m {
   static constexpr int min_exponent = 4, max_exponent = 252;
 
   QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t group_exponent(std::uint32_t absmax_bits) {
-    int s = int(absmax_bits >> 23) - 2 + ((absmax_bits & 0x7fffffu) > 0x700000u ? 1 : 0);
+    // + 0xfffff carries into the exponent field exactly when the mantissa field exceeds 0x700000
+    int s = int((absmax_bits + 0xfffffu) >> 23) - 2;
     s = s < min_exponent ? min_exponent : (s > max_exponent ? max_exponent : s);
     return std::uint32_t(s);
   }
@@ -89,10 +90,13 @@ struct int4m {
   // ceil(a' * K) - 1 with a' = half_absmax * 2^(127-S), K the float nearest 32/15, products in f32.
   // With c = ceil(a' * K) (0 only for a zero half), m = min(max(c - 1, min(c, 1)), 15): 0 for a zero
   // half, else c - 1 raised to 1 and capped at 15; without a branch, so that the compiler can
-  // interleave independent groups.
-  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t multiplier_up(std::uint32_t s, float half_absmax) {
+  // interleave independent groups. As a float (exact), and as the integer.
+  QR_HOST_DEVICE static QR_FORCEINLINE float multiplier_up_float(std::uint32_t s, float half_absmax) {
     const float c = ceilf(half_absmax * exponent_inverse(s) * (32.0f / 15.0f));
-    return std::uint32_t(fminf(fmaxf(c - 1.0f, fminf(c, 1.0f)), 15.0f));
+    return fminf(fmaxf(c - 1.0f, fminf(c, 1.0f)), 15.0f);
+  }
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t multiplier_up(std::uint32_t s, float half_absmax) {
+    return std::uint32_t(multiplier_up_float(s, half_absmax));
   }
 
   // 1 / n, correctly rounded, for an integer n in [1, 16]. On a device without a division: the
@@ -116,8 +120,8 @@ struct int4m {
   // 16 / (m + 1) correctly rounded, times 2^(127-S) (exact): the correctly rounded reciprocal of the
   // scale of multiplier m >= 1, without a division (for m = 0, a half of zeros, a finite value: its
   // zeros take every level's search to q = 0, the level m = 0 decodes to 0).
-  QR_HOST_DEVICE static QR_FORCEINLINE float half_inverse(std::uint32_t s, std::uint32_t m) {
-    return small_reciprocal(small_float(m + 1u)) * 16.0f * exponent_inverse(s);
+  QR_HOST_DEVICE static QR_FORCEINLINE float half_inverse(std::uint32_t s, float m) {
+    return small_reciprocal(m + 1.0f) * 16.0f * exponent_inverse(s);
   }
 
   // ---- the search, in binary16 arithmetic (numeric/half2.hpp: packed pairs on the devices) ----
@@ -141,11 +145,9 @@ struct int4m {
     numeric::half2 errors;  // the lane's squared errors in steps: (m_up, m_up - 1)
   };
 
-  // The search's ratio for a half of multiplier m_up (m_up <= 1: a finite value, unused), and offset.
-  QR_HOST_DEVICE static QR_FORCEINLINE numeric::half2 down_ratio(std::uint32_t up) {
-    const float ratio = small_float(up + 1u) * small_reciprocal(small_float(up > 1u ? up : 1u));
-    return numeric::h2_both(ratio);
-  }
+  // The search's ratio for a half of multiplier n = m_up as a float (n <= 1: a finite value, unused),
+  // and its offset.
+  QR_HOST_DEVICE static QR_FORCEINLINE numeric::half2 down_ratio(float n) { return numeric::h2_both((n + 1.0f) * small_reciprocal(fmaxf(n, 1.0f))); }
   QR_HOST_DEVICE static QR_FORCEINLINE numeric::half2 down_offset(numeric::half2 ratio) {
     return numeric::h2_fma(ratio, numeric::h2_both(0.5f), numeric::h2_both(-0.5f));
   }
@@ -171,13 +173,13 @@ struct int4m {
   }
 
   // Whether m_up - 1 wins, from a half's errors in steps (m_up, m_up - 1) (the sum of its two lanes'
-  // in binary16): E' m_up^2 < E (m_up + 1)^2 in f32, the errors in units of 1/16 of 2^(S-127)
-  // squared; m_up on a tie.
-  QR_HOST_DEVICE static QR_FORCEINLINE bool lower_wins(std::uint32_t up, numeric::half2 errors) {
+  // in binary16) and n = m_up as a float: E' n^2 < E (n + 1)^2 in f32, the errors in units of 1/16
+  // of 2^(S-127) squared; m_up on a tie, and always for n < 2.
+  QR_HOST_DEVICE static QR_FORCEINLINE bool lower_wins(float n, numeric::half2 errors) {
     float e_up, e_down;
     numeric::h2_floats(errors, e_up, e_down);
-    const float n = small_float(up), n1 = n + 1.0f;
-    return (up >= 2u) & (e_down * (n * n) < e_up * (n1 * n1));
+    const float n1 = n + 1.0f;
+    return (n >= 2.0f) & (e_down * (n * n) < e_up * (n1 * n1));
   }
 
   // The 4-bit two's complement codes of the pairs' r (binary16 1040 + q: q's nibble is the low
@@ -224,10 +226,10 @@ struct int4m {
       std::uint32_t m[2];
       for (int h = 0; h < 2; ++h) {
         const std::uint32_t up = multiplier_up(s, numeric::bits_float(half_am[h]));
-        const numeric::half2 ratio = down_ratio(up), offset = down_offset(ratio);
-        const lane_search a = search(x[2 * h], half_inverse(s, up), ratio, offset);
-        const lane_search b = search(x[2 * h + 1], half_inverse(s, up), ratio, offset);
-        const bool lower = lower_wins(up, numeric::h2_add(a.errors, b.errors));
+        const numeric::half2 ratio = down_ratio(small_float(up)), offset = down_offset(ratio);
+        const lane_search a = search(x[2 * h], half_inverse(s, small_float(up)), ratio, offset);
+        const lane_search b = search(x[2 * h + 1], half_inverse(s, small_float(up)), ratio, offset);
+        const bool lower = lower_wins(small_float(up), numeric::h2_add(a.errors, b.errors));
         m[h] = up - std::uint32_t(lower);
         codes[2 * h] = pack(lower ? a.down : a.up);
         codes[2 * h + 1] = pack(lower ? b.down : b.up);
@@ -250,16 +252,17 @@ struct int4m {
     // of the wave take part in every shuffle; its result is replaced at the end.
     const bool finite = numeric::is_finite_bits(am);
     const std::uint32_t s = group_exponent(finite ? am : 0u);
-    const std::uint32_t up = multiplier_up(s, finite ? numeric::bits_float(half_am) : 0.0f);
-    const numeric::half2 ratio = down_ratio(up);
-    const lane_search r = search(x, half_inverse(s, up), ratio, down_offset(ratio));
+    const float n = multiplier_up_float(s, finite ? numeric::bits_float(half_am) : 0.0f);
+    const std::uint32_t up = std::uint32_t(n);
+    const numeric::half2 ratio = down_ratio(n);
+    const lane_search r = search(x, half_inverse(s, n), ratio, down_offset(ratio));
     // the half's errors, the same sums on both of its lanes (binary16 addition commutes)
-    const bool lower = lower_wins(up, numeric::h2_add(r.errors, numeric::h2_from_bits(exchange(numeric::h2_bits(r.errors), 1))));
+    const bool lower = lower_wins(n, numeric::h2_add(r.errors, numeric::h2_from_bits(exchange(numeric::h2_bits(r.errors), 1))));
     const std::uint32_t m = up - std::uint32_t(lower);
-    const std::uint32_t other = exchange(m, 2);
-    const int half = lane >> 1;
-    const state made = make_scale(s, half == 0 ? m : other, half == 0 ? other : m, half), nan = nan_state();
-    st = state{finite ? made.bits : nan.bits, finite ? made.scale : nan.scale};
+    // scale byte 1: this half's multiplier in its nibble, the other half's from a lane of it
+    const std::uint32_t mine = m << (8 + 4 * (lane >> 1));
+    const std::uint32_t bits = s | mine | exchange(mine, 2);
+    st = finite ? state{std::uint16_t(bits), half_scale(s, m)} : nan_state();
     numeric::half2 chosen[4];
     QR_UNROLL
     for (int p = 0; p < 4; ++p) chosen[p] = numeric::h2_select(lower, r.down[p], r.up[p]);  // element-wise: registers only
