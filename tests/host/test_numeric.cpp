@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "qreduce/numeric/float16.hpp"
+#include "qreduce/numeric/half2.hpp"
 #include "qreduce/numeric/minifloat.hpp"
 
 using namespace qreduce;
@@ -49,6 +50,34 @@ TEST_CASE("f32 -> f16 rounds like the compiler's _Float16 on random and boundary
   }
 }
 #endif
+
+TEST_CASE("binary16 emulation (half2.hpp): one rounding of the exact value, a tie decided by the error's sign") {
+  // f16_round of a float equals the float-to-f16 conversion, on a stride of all floats and at every
+  // binary16 midpoint and its neighbours
+  for (std::uint32_t b = 0; b < 0x7f800000u; b += 4093u) {
+    const float f = std::bit_cast<float>(b);
+    REQUIRE(f16_round(f) == to_float(to_f16(f)));
+    REQUIRE(f16_round(-f) == to_float(to_f16(-f)));
+  }
+  int ties = 0;
+  for (std::uint32_t h = 0; h < 0x7bffu; ++h) {  // consecutive finite positive binary16 values
+    const double lo = to_float(f16{std::uint16_t(h)}), hi = to_float(f16{std::uint16_t(h + 1)}), mid = 0.5 * (lo + hi);
+    const double even = (h & 1u) ? hi : lo;
+    CHECK(f16_round(mid) == float(even));
+    CHECK(f16_round(mid, 1e-300) == float(hi));  // a positive error past the midpoint rounds up
+    CHECK(f16_round(mid, -1e-300) == float(lo));
+    CHECK(f16_round(-mid, -1e-300) == float(-hi));
+    ++ties;
+  }
+  CHECK(ties == 0x7bff);
+  CHECK(f16_round(65520.0) == INFINITY);  // the midpoint above the largest finite ties to infinity
+  CHECK(f16_round(65520.0, -1e-300) == 65504.0f);
+  // f16_fma: a * b + c whose double sum is inexact (2^-48 below 56's ulp): 56 + tiny rounds to 56;
+  // and exact cases against the float product
+  CHECK(f16_fma(0x1p-24f, 0x1p-24f, 56.0f) == 56.0f);
+  CHECK(f16_fma(3.0f, 0.5f, 1024.0f) == 1026.0f);  // 1025.5 ties to the even 1026
+  CHECK(f16_fma(-3.0f, 0.5f, 1030.0f) == 1028.0f);  // 1028.5 ties to the even 1028
+}
 
 TEST_CASE("f32 -> bf16 rounds to nearest even and keeps infinities") {
   CHECK(to_bf16(1.0f).bits == 0x3f80);

@@ -9,14 +9,16 @@
 //   payload:      q_i as 4-bit two's complement (-8..7), value i in byte i/2 (even i low nibble)
 //
 // Sixteen levels, +-1/2 .. +-15/2 steps (no zero level: a uniform grid of 16 levels has a 7% finer
-// step than one of 15 with a zero); m = 0 marks a half of zeros, which decodes to exact zeros.
+// step than one of 15 with a zero); m = 0 marks a half of zeros (or of values too small for the
+// group's exponent to scale: below about 2^-149 of its largest), which decodes to exact zeros.
 //
 // Encoding (every step IEEE f32 or, in the search, IEEE binary16; the same on every backend):
 //   S      = 127 + ceil(log2(group absmax / 7.5)), exactly (from the bits of absmax), clamped to
 //            [4, 252]: the smallest half scale, 2^-126, has a finite reciprocal, 7.5 * 2^125 is finite
 //   a'     = half absmax * 2^(127-S) (exact above the float range's bottom), in [0, 7.5] (8 at S = 252)
-//   m_up   = clamp(ceil(a' * K) - 1, 1, 15), K the float nearest 32/15, the product in f32 (0 for a zero half): the
-//            smallest multiplier whose range holds the half;
+//   m_up   = clamp(ceil(a' * K) - 1, 1, 15), K the float nearest 32/15, the product in f32: the
+//            smallest multiplier whose range holds the half; 0 when a' * K is 0 (a zero half, or one
+//            whose product underflows: zeros are then its nearest values);
 //   then whichever of m_up and m_up - 1 (>= 1) gives the smaller squared error over the half's 16
 //   values (m_up on a tie): one step lower saturates the largest values a little and rounds every
 //   other value on a finer grid, which wins about half the time. The search (`search` below) runs in
@@ -88,8 +90,9 @@ struct int4m {
 
   // The smallest multiplier whose range holds a half of largest magnitude `half_absmax`:
   // ceil(a' * K) - 1 with a' = half_absmax * 2^(127-S), K the float nearest 32/15, products in f32.
-  // With c = ceil(a' * K) (0 only for a zero half), m = min(max(c - 1, min(c, 1)), 15): 0 for a zero
-  // half, else c - 1 raised to 1 and capped at 15; without a branch, so that the compiler can
+  // With c = ceil(a' * K) (0 for a zero half, and for one whose product underflows, about 2^-149
+  // below the group's largest value), m = min(max(c - 1, min(c, 1)), 15): 0 for c = 0, else c - 1
+  // raised to 1 and capped at 15; without a branch, so that the compiler can
   // interleave independent groups. As a float (exact), and as the integer.
   QR_HOST_DEVICE static QR_FORCEINLINE float multiplier_up_float(std::uint32_t s, float half_absmax) {
     const float c = ceilf(half_absmax * exponent_inverse(s) * (32.0f / 15.0f));
@@ -118,8 +121,8 @@ struct int4m {
   }
 
   // 16 / (m + 1) correctly rounded, times 2^(127-S) (exact): the correctly rounded reciprocal of the
-  // scale of multiplier m >= 1, without a division (for m = 0, a half of zeros, a finite value: its
-  // zeros take every level's search to q = 0, the level m = 0 decodes to 0).
+  // scale of multiplier m >= 1, without a division (for m = 0, a finite value: that half decodes to
+  // zeros whatever its codes).
   QR_HOST_DEVICE static QR_FORCEINLINE float half_inverse(std::uint32_t s, float m) {
     return small_reciprocal(m + 1.0f) * 16.0f * exponent_inverse(s);
   }

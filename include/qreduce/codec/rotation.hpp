@@ -17,9 +17,10 @@
 //
 // A forward step maps (lane u, position j) and (lane u ^ m, position 4 + j) to their sum and
 // difference: with the in-lane rows h_j and h_{4+j} = h_4 h_j (Sylvester's order), a row of the
-// result is a Walsh function of the 8 L points times one fixed sign pattern q on the inputs, so the
-// forward transform is F = P H D / (8 L): H the Hadamard matrix of order 8 L, D = diag(q), P the
-// permutation the steps leave behind; orthogonal up to the scale, every entry +-1 / (8 L), which is
+// result is, up to its sign, a Walsh function of the 8 L points times one fixed sign pattern q on
+// the inputs, so the forward transform is F = S P H D / (8 L): H the Hadamard matrix of order 8 L,
+// D = diag(q), P the permutation the steps leave behind, S a diagonal of +-1 (the rows that come out
+// negated); orthogonal up to the scale, every entry +-1 / (8 L), which is
 // what spreads an outlier (tests/host checks F F^T = I / (8 L)). The 1 / (8 L) is applied first
 // (exact but for subnormal results): every partial sum is then at most max |x|, so no input
 // overflows (scaled last, bf16 inputs near 1e37 did). The inverse step gives each lane twice its own

@@ -2,10 +2,11 @@
 // result rounded once to nearest even, subnormals kept, as IEEE 754 defines the operation), for the
 // arithmetic that may round in half precision (int4m's search: codec/int4m.hpp).
 //
-// NVIDIA: one 32-bit register and the packed f16x2 instructions (cvt/add/sub/fma/min/max, sm_53+ and
-// sm_80+ for min/max); AMD: a vector of two _Float16 and the packed v_pk_* instructions; host: two
-// floats that hold binary16 values, each operation computed exactly in double (the operands' sums
-// and products here fit its 53 bits) and rounded once to binary16. The three give the same bits.
+// NVIDIA: one 32-bit register and the packed f16x2 instructions (add/sub/fma from sm_53; min/max and
+// the paired conversion cvt.rn.f16x2.f32 from sm_80); AMD: a vector of two _Float16 and the packed
+// v_pk_* instructions; host: two floats that hold binary16 values, each operation rounded once to
+// binary16 from its exact value (a sum of two binary16 values is exact in double; a multiply-add is
+// its double sum and the sum's error, which decides a tie). The three give the same bits.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -82,15 +83,27 @@ QR_DEVICE QR_FORCEINLINE half2 h2_from_bits(std::uint32_t b) { return half2{__bu
 
 #else
 
-// The binary16 value nearest v (ties to even; subnormals kept; beyond the largest finite, infinity).
-QR_HOST_DEVICE inline float f16_round(double v) {
+// The binary16 value nearest v + e, where |e| is below half an ulp of v (a double) and only its sign
+// counts: it decides a v exactly between two binary16 values (otherwise ties go to even). Subnormals
+// kept; beyond the largest finite, infinity.
+QR_HOST_DEVICE inline float f16_round(double v, double e = 0.0) {
   if (v != v) return float(v);
   const double a = v < 0 ? -v : v;
-  if (a >= 65520.0) return v < 0 ? -INFINITY : INFINITY;
-  int e;
-  std::frexp(a, &e);  // a = f * 2^e, f in [0.5, 1)
-  const int q = e - 11 > -24 ? e - 11 : -24;  // the quantum: 11 significant bits, or the subnormals' 2^-24
-  return float(std::ldexp(std::nearbyint(std::ldexp(v, -q)), q));
+  if (a > 65520.0 || (a == 65520.0 && (e == 0.0 || (e > 0.0) == (v > 0.0)))) return v < 0 ? -INFINITY : INFINITY;
+  int x;
+  std::frexp(a, &x);  // a = f * 2^x, f in [0.5, 1)
+  const int q = x - 11 > -24 ? x - 11 : -24;  // the quantum: 11 significant bits, or the subnormals' 2^-24
+  const double scaled = std::ldexp(v, -q);  // exact
+  double r = std::nearbyint(scaled);  // to nearest, ties to even
+  if (e != 0.0 && scaled - std::floor(scaled) == 0.5) r = e > 0.0 ? std::ceil(scaled) : std::floor(scaled);
+  return float(std::ldexp(r, q));
+}
+
+// a * b + c for binary16 values, rounded once: the product is exact in double (11 by 11 bits), the
+// sum's rounding error recovered exactly (two-sum) to break a tie of the double sum.
+QR_HOST_DEVICE inline float f16_fma(float a, float b, float c) {
+  const double p = double(a) * b, s = p + c, pb = s - c, e = (p - pb) + (c - (s - pb));
+  return f16_round(s, e);
 }
 
 struct half2 {
@@ -99,9 +112,7 @@ struct half2 {
 QR_HOST_DEVICE inline half2 h2_round(float lo, float hi) { return half2{f16_round(lo), f16_round(hi)}; }
 QR_HOST_DEVICE inline half2 h2_add(half2 a, half2 b) { return half2{f16_round(double(a.lo) + b.lo), f16_round(double(a.hi) + b.hi)}; }
 QR_HOST_DEVICE inline half2 h2_sub(half2 a, half2 b) { return half2{f16_round(double(a.lo) - b.lo), f16_round(double(a.hi) - b.hi)}; }
-QR_HOST_DEVICE inline half2 h2_fma(half2 a, half2 b, half2 c) {
-  return half2{f16_round(double(a.lo) * b.lo + c.lo), f16_round(double(a.hi) * b.hi + c.hi)};
-}
+QR_HOST_DEVICE inline half2 h2_fma(half2 a, half2 b, half2 c) { return half2{f16_fma(a.lo, b.lo, c.lo), f16_fma(a.hi, b.hi, c.hi)}; }
 QR_HOST_DEVICE inline half2 h2_max(half2 a, half2 b) { return half2{fmaxf(a.lo, b.lo), fmaxf(a.hi, b.hi)}; }
 QR_HOST_DEVICE inline half2 h2_min(half2 a, half2 b) { return half2{fminf(a.lo, b.lo), fminf(a.hi, b.hi)}; }
 QR_HOST_DEVICE inline void h2_floats(half2 a, float& lo, float& hi) {
