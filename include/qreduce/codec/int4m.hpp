@@ -205,8 +205,10 @@ struct int4m {
 #endif
   }
 
-  QR_HOST_DEVICE static QR_FORCEINLINE state make_scale(std::uint32_t s, std::uint32_t m0, std::uint32_t m1, int half) {
-    return state{std::uint16_t(s | (m0 << 8) | (m1 << 12)), half_scale(s, half == 0 ? m0 : m1)};
+  // The group's scale bytes, and the scale of half 0 (the host reference's state; a device lane forms
+  // its own half's).
+  QR_HOST_DEVICE static QR_FORCEINLINE state make_scale(std::uint32_t s, std::uint32_t m0, std::uint32_t m1) {
+    return state{std::uint16_t(s | (m0 << 8) | (m1 << 12)), half_scale(s, m0)};
   }
 
   QR_HOST_DEVICE static QR_FORCEINLINE state nan_state() { return state{0x00ffu, numeric::bits_float(0x7fc00000u)}; }
@@ -228,16 +230,16 @@ struct int4m {
       const std::uint32_t s = group_exponent(am);
       std::uint32_t m[2];
       for (int h = 0; h < 2; ++h) {
-        const std::uint32_t up = multiplier_up(s, numeric::bits_float(half_am[h]));
-        const numeric::half2 ratio = down_ratio(small_float(up)), offset = down_offset(ratio);
-        const lane_search a = search(x[2 * h], half_inverse(s, small_float(up)), ratio, offset);
-        const lane_search b = search(x[2 * h + 1], half_inverse(s, small_float(up)), ratio, offset);
-        const bool lower = lower_wins(small_float(up), numeric::h2_add(a.errors, b.errors));
-        m[h] = up - std::uint32_t(lower);
+        const float n = multiplier_up_float(s, numeric::bits_float(half_am[h]));
+        const numeric::half2 ratio = down_ratio(n), offset = down_offset(ratio);
+        const float inv = half_inverse(s, n);
+        const lane_search a = search(x[2 * h], inv, ratio, offset), b = search(x[2 * h + 1], inv, ratio, offset);
+        const bool lower = lower_wins(n, numeric::h2_add(a.errors, b.errors));
+        m[h] = std::uint32_t(n) - std::uint32_t(lower);
         codes[2 * h] = pack(lower ? a.down : a.up);
         codes[2 * h + 1] = pack(lower ? b.down : b.up);
       }
-      st = make_scale(s, m[0], m[1], 0);
+      st = make_scale(s, m[0], m[1]);
     }
     for (int l = 0; l < lanes_per_group; ++l) store_lane(payload, l, lane_payload{{codes[l]}});
     store_scale(scale, st);
