@@ -78,7 +78,7 @@ int main() {
 
     // 3. the same all-reduce from a kernel of our own: a fresh input, the same epilogue
     rt::memcpy_sync(dx, std::vector<f16>(n, qreduce::numeric::to_f16(0.5f)).data(), n * sizeof(f16));
-    const auto plan = qreduce::algorithm::plan_two_shot(comm.handle().layout, qreduce::codec::tile_bytes<qreduce::codec::int8>, n);
+    const auto plan = qreduce::algorithm::plan_two_shot<qreduce::codec::int8>(comm.handle().layout, n);
     const auto launch = [&](auto kernel) {
       kernel<<<unsigned(plan.blocks), qreduce::block_threads>>>(comm.handle(), dx, dx, n, plan.tiles_per_segment, bias_gelu{dbias, hidden});
     };

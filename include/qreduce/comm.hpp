@@ -137,8 +137,7 @@ class basic_communicator {
   // contribution to them unquantized. Tests and accuracy models need it to reproduce the exact result.
   std::size_t two_shot_segment_values(codec_kind codec, std::size_t n) const {
     return visit_codec(codec, [&](auto tag) {
-      return std::size_t(algorithm::plan_two_shot(h_.layout, codec::tile_bytes<typename decltype(tag)::type>, n).tiles_per_segment) *
-             codec::tile_values;
+      return std::size_t(algorithm::plan_two_shot<typename decltype(tag)::type>(h_.layout, n).tiles_per_segment) * codec::tile_values;
     });
   }
 
@@ -549,7 +548,7 @@ class basic_communicator {
     } else {
       visit_codec<codecs>(c.codec, [&](auto tag) {
         using C = typename decltype(tag)::type;
-        const auto p = algorithm::plan_two_shot(h_.layout, codec::tile_bytes<C>, n);
+        const auto p = algorithm::plan_two_shot<C>(h_.layout, n);
         algorithm::two_shot_kernel<Transport, C, T, W, Ep>
             <<<p.blocks, block_threads, 0, s>>>(h_, in, out, n, p.tiles_per_segment, rotate, ep, call_epilogue, dependents);
       });

@@ -93,6 +93,10 @@ TEST_CASE_TEMPLATE("every codec satisfies the concept and has a 16-byte aligned 
   static_assert(codec_type<C>);
   CHECK(tile_bytes<C> % 16 == 0);
   CHECK(bits_per_value<C> <= 16.0);
+  // the two-shot lays tiles out on whole 128-byte lines, padding at most a line's worth
+  CHECK(slot_tile_bytes<C> % 128 == 0);
+  CHECK(slot_tile_bytes<C> >= tile_bytes<C>);
+  CHECK(slot_tile_bytes<C> - tile_bytes<C> < 128);
 }
 
 TEST_CASE("which codecs always rotate: int8 and int4m") {
@@ -284,6 +288,43 @@ TEST_CASE("scales: the quotient without a division gives the scale of the IEEE q
   CHECK(scale_bf16::from_absmax(0.0f, 6.0f) == 0x0080u);
   CHECK(scale_bf16::from_absmax(3.4028234e38f, 6.0f) == std::uint16_t(std::bit_cast<std::uint32_t>(3.4028234e38f / 6.0f) >> 16));
   CHECK(scale_e8m0::from_absmax(0.0f, 6.0f) == 0u);
+}
+
+// The bound scaled_codec::bounded_products relies on (the device leaves the formats' clamps out): for
+// absmax across every float exponent (several mantissas each, FLT_MAX, and the values around each
+// scale's upper clamp), the largest product absmax * reciprocal(scale) stays within product_bound.
+template <class Scale>
+float largest_product(float qmax) {
+  float worst = 0.0f;
+  auto at = [&](float absmax) {
+    if (!std::isfinite(absmax)) return;
+    const auto s = Scale::from_absmax(absmax, qmax);
+    const float p = absmax * Scale::reciprocal(s);
+    worst = p > worst ? p : worst;
+  };
+  std::mt19937 rng(3);
+  for (std::uint32_t e = 0; e < 255; ++e)
+    for (std::uint32_t m : {0u, 1u, 0x400000u, 0x7fffffu, std::uint32_t(rng() & 0x7fffffu), std::uint32_t(rng() & 0x7fffffu)})
+      at(std::bit_cast<float>(e << 23 | m));
+  for (std::uint32_t b = 0x7f7fffffu; b > 0x7f7fffffu - (1u << 18); --b) at(std::bit_cast<float>(b));  // the top binade's end
+  const double top = double(Scale::to_float(Scale::from_absmax(3.40282346638528859812e38f, qmax))) * qmax;
+  const float cap = top < 3.40282346638528859812e38 ? float(top) : 3.40282346638528859812e38f;
+  for (std::uint32_t d = 0; d < (1u << 16); ++d) {  // the absmax values where the upper clamp starts
+    at(std::bit_cast<float>(std::bit_cast<std::uint32_t>(cap) + d));
+    at(std::bit_cast<float>(std::bit_cast<std::uint32_t>(cap) - d));
+  }
+  return worst;
+}
+
+TEST_CASE("scales: every product of a finite group stays below the bound the codecs drop their clamps on") {
+  for (float qmax : {6.0f, 7.0f, 31.0f, 127.0f, 448.0f}) {
+    const float bf16_worst = largest_product<scale_bf16>(qmax), e8m0_worst = largest_product<scale_e8m0>(qmax);
+    CHECK_MESSAGE(bf16_worst <= scale_bf16::product_bound(qmax), "qmax " << qmax << ": " << bf16_worst);
+    CHECK_MESSAGE(e8m0_worst <= scale_e8m0::product_bound(qmax), "qmax " << qmax << ": " << e8m0_worst);
+    CHECK(bf16_worst > qmax);  // the upper clamp does push products past qmax: the bound is needed
+  }
+  static_assert(fp4::bounded_products && int4::bounded_products && int6::bounded_products && int8::bounded_products);
+  static_assert(!mxfp4::bounded_products && !fp8::bounded_products);
 }
 
 TEST_CASE("scales: the reciprocal of every scale is the IEEE quotient 1 / scale") {

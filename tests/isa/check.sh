@@ -153,6 +153,16 @@ for arch in sm_90 sm_100a; do
     "$arch: the FP4 two-shot stores its lanes directly (no staging)"
   expect_in_kernel "$out/$arch.ptx" 'isa_encode.*3fp4' 'max\.NaN\.f32' \
     "$arch: the group's largest magnitude taken in float with NaN kept (codec::absmax_bits8)"
+  expect_not_in_kernel "$out/$arch.ptx" 'isa_encode.*codec4int[468]E' 'min\.f32|max\.f32' \
+    "$arch: int4/int6/int8 encode without a clamp (their bf16 scales bound the products: scaled_codec::bounded_products)"
+  expect_not_in_kernel "$out/$arch.ptx" 'isa_encode.*codec4int[468]E' 'fma\.rn\.f32.*0f4B400000' \
+    "$arch: int4/int6/int8 round their products before adding 1.5 * 2^23 (no fused multiply-add: numeric::mul_rn)"
+  expect_not_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*4bf16' 'setp\.nan' \
+    "$arch: the two-shot's bf16 results without a NaN test (the conversion writes the canonical NaN 0x7fff)"
+  expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*3fp4.*4bf16' 'mul\.rn\.bf16x2' \
+    "$arch: the FP4 two-shot decodes straight to bf16 into its output (mul.rn.bf16x2, decode_code_rounded)"
+  expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*4int4.*4bf16' 'sub\.rn\.bf16x2' \
+    "$arch: the INT4 two-shot decodes straight to bf16 into its output (sub.rn.bf16x2 and mul.rn.bf16x2)"
 done
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e2m1x2\.f32' "sm_100a: fp4 encode uses cvt.rn.satfinite.e2m1x2"
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e4m3x2\.f32' "sm_100a: fp8 encode uses cvt.rn.satfinite.e4m3x2"
@@ -164,6 +174,7 @@ if command -v cuobjdump >/dev/null 2>&1; then
   expect "$out/sass.txt" 'F2FP\.SATFINITE\.E2M1' "SASS (sm_100a): E2M1 conversion instruction"
   expect "$out/sass.txt" 'MUFU\.RCP' "SASS: the scale's reciprocal on the multifunction unit (MUFU.RCP)"
   expect "$out/sass.txt" 'F2FP\.BF16\.F32\.PACK_AB' "SASS: bf16 results rounded two at a time (F2FP.BF16.F32.PACK_AB)"
+  expect "$out/sass.txt" 'HMUL2\.BF16|HFMA2\.BF16' "SASS: codes decoded straight to bf16 by packed bf16 multiplies"
   expect "$out/sass.txt" 'FMNMX\.NAN R[0-9]+, \|R[0-9]+\|' "SASS: absmax as FMNMX.NAN with the absolute value folded into its operand"
 else
   echo "  (no cuobjdump here: SASS not checked; the GPU machine checks it)"

@@ -75,9 +75,9 @@ struct two_shot_plan {
   std::size_t chunks = 0;
 };
 
-inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_bytes, std::size_t n) {
+inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_stride, std::size_t n) {
   const std::size_t W = std::size_t(l.cfg.world);
-  const std::size_t kmax = std::size_t(l.max_tiles_per_segment(tile_bytes));
+  const std::size_t kmax = std::size_t(l.max_tiles_per_segment(tile_stride));
   two_shot_plan p;
   const std::size_t grid = std::size_t(l.cfg.blocks);
   // The fewest rounds a block needs with full slots, then K as small as covers the message in that
@@ -95,6 +95,13 @@ inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_b
   p.chunks = ceil_div(n, W * k * codec::tile_values);
   p.blocks = int(p.chunks < grid ? p.chunks : grid);
   return p;
+}
+
+// The plan for codec C: its tiles at their slot stride (codec::slot_tile_bytes), as the kernel lays
+// them out.
+template <codec::codec_type C>
+inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t n) {
+  return plan_two_shot(l, std::size_t(codec::slot_tile_bytes<C>), n);
 }
 
 }  // namespace qreduce::algorithm
@@ -141,7 +148,7 @@ template <class Transport, codec::codec_type C, class T, int W, epilogue::epilog
 __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* out, std::size_t n, int tiles_per_segment, bool rotate,
                                         const Epilogue& ep, std::uint32_t call_epilogue = epilogue_id<Epilogue>, bool dependents = false) {
   using namespace device;
-  constexpr int TB = codec::tile_bytes<C>;
+  constexpr int TB = codec::slot_tile_bytes<C>;  // a tile's stride in the slots (its bytes: tile_bytes)
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
   if (!block_may_start(h)) return;  // this rank or a peer gave up: no remote write
   if (gridDim.x > unsigned(h.layout.cfg.blocks) || tiles_per_segment < 1 ||
@@ -180,10 +187,26 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   // about 60 of the gather step's 136 instructions a tile (FP4, sm_90 SASS; now about 20), though
   // the time moved little (INT6 at 1 GiB 1352 -> 1334 us, FP4 1086 -> 1080).
   const int lane_offset = 8 * t;
+  // A decoded code to the epilogue at index i: straight to T's bits where the codec and the epilogue
+  // can (E2M1 and INT4 to bf16 into the plain output, no rotation: device::decode_code_rounded,
+  // bitwise the same), else as f32 values.
+  auto emit = [&](const lane_code<C>& c, std::size_t i) {
+    if constexpr (decodes_rounded<C, T> && requires(const uint4& v) { ep.store_rounded(out, n, i, v); }) {
+      if (!rotate) {
+        ep.store_rounded(out, n, i, decode_code_rounded<C, T>(c));
+        return;
+      }
+    }
+    float y[8];
+    decode_code<C, T>(c, y);
+    if (rotate) device::unrotate<C>(y);
+    ep(out, n, i, y);
+  };
 
   for (std::size_t i = 0; i < rounds + 2; ++i) {
     if (i < rounds) {  // scatter(i): encode each segment into its owner's slot
       const std::size_t base = chunk_of(i) * chunk;
+      const bool inside = base + chunk <= n;  // every chunk but the last
       std::size_t src[W - 1];  // [o]: the next tile of the o-th peer's segment (the own is not sent)
       std::byte* dst[W - 1];
       QR_UNROLL
@@ -196,7 +219,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         QR_UNROLL
         for (int o = 0; o < W - 1; ++o) {
           float x[8];
-          unpack8<T>(load8_bits(in, n, src[o] + lane_offset), x);
+          unpack8<T>(load8_bits(in, n, src[o] + lane_offset, inside), x);
           if (rotate) device::rotate<C>(x);
           if constexpr (stages_tiles<C>) {
             store_lane<C>(stage.image[set], t, encode_lane<C, T>(x));
@@ -230,10 +253,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         for (int o = 0; o < W - 1; ++o) sums[o] = load_code<C, T>(src[o], t);
         QR_UNROLL
         for (int o = 0; o < W - 1; ++o) {
-          float y[8];
-          decode_code<C, T>(sums[o], y);
-          if (rotate) device::unrotate<C>(y);
-          ep(out, n, dst[o] + lane_offset, y);
+          emit(sums[o], dst[o] + lane_offset);
           src[o] += TB;
           dst[o] += codec::tile_values;
         }
@@ -247,59 +267,67 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
       if (!wait_flags<Transport, W>(h, scatter_phase, number(j))) break;
       fetch_calls<W>(h, q, peer_calls);  // compared before the gather flag goes up
       std::size_t own = chunk_of(j) * chunk + r * seg;  // the next tile of the own segment
-      const std::byte* src[W];  // [s]: the next tile of rank s's contribution ([r] unused: read as it is)
-      std::byte* dst[W];  // [p]: the next tile of rank p's gather slot ([r] unused)
+      const bool inside = chunk_of(j) * chunk + chunk <= n;
+      // Indexed by peer offset o (peer s = r + 1 + o mod W), as in the other steps: addresses and
+      // loads without a test of s against r (indexed by s, the kernel carried both choices for every
+      // s under predicates, and spilled).
+      const std::byte* src[W - 1];  // [o]: the next tile of peer s's contribution
+      std::byte* dst[W - 1];  // [o]: the next tile of peer s's gather slot
       QR_UNROLL
-      for (int s = 0; s < W; ++s) {
-        if (s == r) continue;
-        src[s] = h.scatter_slot(r, q, b, s);
-        dst[s] = h.gather_slot(s, q, b, r);
+      for (int o = 0; o < W - 1; ++o) {
+        const int s = (r + 1 + o) % W;
+        src[o] = h.scatter_slot(r, q, b, s);
+        dst[o] = h.gather_slot(s, q, b, r);
       }
       for (int k = 0; k < K; ++k) {
-        lane_code<C> in_codes[W];  // [r] unused
-        const uint4 mine = load8_bits(in, n, own + lane_offset);
+        lane_code<C> in_codes[W - 1];
+        const uint4 mine = load8_bits(in, n, own + lane_offset, inside);
         QR_UNROLL
-        for (int s = 0; s < W; ++s)
-          if (s != r) in_codes[s] = load_code<C, T>(src[s], t);
-        float acc[8] = {};
-        QR_UNROLL
-        for (int s = 0; s < W; ++s) {  // rank order: the same sum on every rank
-          float y[8];
-          if (s == r) {
-            unpack8<T>(mine, y);
-            if (rotate) device::rotate<C>(y);
-          } else {
-            decode_code<C, T>(in_codes[s], y);
-          }
+        for (int o = 0; o < W - 1; ++o) in_codes[o] = load_code<C, T>(src[o], t);
+        float acc[8];
+        unpack8<T>(mine, acc);
+        if (rotate) device::rotate<C>(acc);
+        if constexpr (W == 2) {
+          // (0 + y0) + y1 in rank order is (0 + own) + peer on either rank: a sum of two terms
+          // rounds the same in either order, and the leading 0 turns a -0 into +0 either way.
           QR_UNROLL
-          for (int e = 0; e < 8; ++e) acc[e] += y[e];
+          for (int e = 0; e < 8; ++e) acc[e] = 0.0f + acc[e];
+          accumulate_code<C, T>(in_codes[0], acc);
+        } else {
+          // Rank order, the same sum on every rank: peers s < r (offsets W-1-r ..), the own
+          // contribution, then peers s > r (offsets 0 .. W-2-r).
+          float own_v[8];
+          QR_UNROLL
+          for (int e = 0; e < 8; ++e) own_v[e] = acc[e], acc[e] = 0.0f;
+          QR_UNROLL
+          for (int o = 0; o < W - 1; ++o)
+            if (o >= W - 1 - r) accumulate_code<C, T>(in_codes[o], acc);
+          QR_UNROLL
+          for (int e = 0; e < 8; ++e) acc[e] += own_v[e];
+          QR_UNROLL
+          for (int o = 0; o < W - 1; ++o)
+            if (o < W - 1 - r) accumulate_code<C, T>(in_codes[o], acc);
         }
         const auto code = encode_lane<C, T>(acc);
         if constexpr (stages_tiles<C>) {
           store_lane<C>(stage.image[set], t, code);
         } else {
           QR_UNROLL
-          for (int p = 0; p < W; ++p)
-            if (p != r) store_lane<C>(dst[p], t, code);
+          for (int o = 0; o < W - 1; ++o) store_lane<C>(dst[o], t, code);
         }
         // The own reduced segment goes to the output from here, decoded as the peers decode its
         // stored bytes: no store to and load from this rank's own gather slot.
-        float y[8];
-        decode_code<C, T>(as_stored<C>(code, t), y);
-        if (rotate) device::unrotate<C>(y);
-        ep(out, n, own + lane_offset, y);
+        emit(as_stored<C>(code, t), own + lane_offset);
         if constexpr (stages_tiles<C>) {
           block_sync();
           QR_UNROLL
-          for (int p = 0; p < W; ++p)
-            if (p != r) copy_tile<C>(dst[p], stage.image[set], t);
+          for (int o = 0; o < W - 1; ++o) copy_tile<C>(dst[o], stage.image[set], t);
           set ^= 1;
         }
         QR_UNROLL
-        for (int s = 0; s < W; ++s) {
-          if (s == r) continue;
-          src[s] += TB;
-          dst[s] += TB;
+        for (int o = 0; o < W - 1; ++o) {
+          src[o] += TB;
+          dst[o] += TB;
         }
         own += codec::tile_values;
       }

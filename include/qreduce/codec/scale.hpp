@@ -39,16 +39,29 @@ struct scale_bf16 {
   static constexpr int bytes = 2;
   static constexpr storage nan = 0x7fc0u;
   static constexpr const char* name = "bf16";
+  // A bound on |x * reciprocal(s)| for every x of a finite group (|x| <= absmax, s = from_absmax(absmax,
+  // qmax)). Where s is the quotient rounded up (or raised to 2^-126), s >= absmax / qmax up to the
+  // quotient's rounding, so the product is qmax within a few ulps; where s is the upper clamp (FLT_MAX /
+  // qmax rounded down to bfloat16, by less than 2^-7 relatively), the product is at most FLT_MAX / clamp
+  // within a few ulps (127.008 for qmax 127, 6.024 for 6). The factor covers the ulps.
+  // tests/host/test_codecs.cpp checks it on absmax values across the whole range and at FLT_MAX.
+  static constexpr float product_bound(float qmax) {
+    constexpr float flt_max = 3.40282346638528859812e38f;
+    const float clamp = __builtin_bit_cast(float, __builtin_bit_cast(std::uint32_t, flt_max / qmax) & 0xffff0000u);
+    const float top = flt_max / clamp;
+    return (top > qmax ? top : qmax) * (1.0f + 0x1p-20f);
+  }
   QR_HOST_DEVICE static QR_FORCEINLINE storage from_absmax(float absmax, float qmax) {
-    std::uint32_t b = numeric::float_bits(absmax_quotient(absmax, qmax));
-    if (b & 0xffffu) b += 0x10000u;  // round up (positive values)
-    b &= 0xffff0000u;
+    // rounded up (a positive value: a carry out of the low half where it is not zero)
+    std::uint32_t b = (numeric::float_bits(absmax_quotient(absmax, qmax)) + 0xffffu) & 0xffff0000u;
     if (b < 0x00800000u) b = 0x00800000u;  // at least 2^-126
     const std::uint32_t cap = numeric::float_bits(3.40282346638528859812e38f / qmax) & 0xffff0000u;
     if (b > cap) b = cap;
     return storage(b >> 16);
   }
   QR_HOST_DEVICE static QR_FORCEINLINE float to_float(storage s) { return numeric::bits_float(std::uint32_t(s) << 16); }
+  // The scale as a bfloat16 pattern (exact), for a finite group.
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t bf16_bits(storage s) { return s; }
   // 1 / to_float(s), the IEEE quotient, for a scale from_absmax made with qmax >= 4 (the scale lies in
   // [2^-126, 2^126), so neither it nor its reciprocal is subnormal). On NVIDIA devices: the
   // approximate reciprocal (at most 1 ulp off) and one Newton step, whose exact value is within 2^-44
@@ -72,22 +85,21 @@ struct scale_e8m0 {
   static constexpr int bytes = 1;
   static constexpr storage nan = 0xffu;
   static constexpr const char* name = "e8m0";
+  // As scale_bf16's: the upper clamp, a power of two rounded down, leaves products below 2 qmax.
+  static constexpr float product_bound(float qmax) { return 2.0f * qmax; }
   QR_HOST_DEVICE static QR_FORCEINLINE storage from_absmax(float absmax, float qmax) {
-    const std::uint32_t b = numeric::float_bits(absmax_quotient(absmax, qmax));
-    int e = int((b >> 23) & 0xffu) - 127;
-    if (e == -127) {
-      e = (b & 0x7fffffu) ? -126 : -127;  // f32 subnormal quotient: 2^-126 covers it; zero: smallest
-    } else if (b & 0x7fffffu) {
-      e += 1;  // ceil(log2) for a non power of two
-    }
-    const int cap = int((numeric::float_bits(3.40282346638528859812e38f / qmax) >> 23) & 0xffu) - 127;
-    if (e > cap) e = cap;
-    return storage(e + 127);
+    // The biased exponent of ceil(log2) of the (positive) quotient: a carry out of the mantissa
+    // where it is not zero. A subnormal quotient gets 1 (2^-126 covers it), zero gets 0 (2^-127).
+    const std::uint32_t e = (numeric::float_bits(absmax_quotient(absmax, qmax)) + 0x7fffffu) >> 23;
+    const std::uint32_t cap = (numeric::float_bits(3.40282346638528859812e38f / qmax) >> 23) & 0xffu;
+    return storage(e < cap ? e : cap);
   }
   QR_HOST_DEVICE static QR_FORCEINLINE float to_float(storage s) {
     // 2^(s-127); s == 0 is 2^-127, a float subnormal
     return s == 0 ? numeric::bits_float(0x00400000u) : numeric::bits_float(std::uint32_t(s) << 23);
   }
+  // The scale as a bfloat16 pattern (exact: 2^-127 is a bf16 subnormal), for a finite group (s < 0xff).
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t bf16_bits(storage s) { return s == 0 ? 0x0040u : std::uint32_t(s) << 7; }
   // 1 / to_float(s) = 2^(127-s), exact, for a scale from_absmax made (qmax >= 2: s <= 253).
   QR_HOST_DEVICE static QR_FORCEINLINE float reciprocal(storage s) { return numeric::bits_float(std::uint32_t(254 - s) << 23); }
 };

@@ -78,6 +78,14 @@ struct scaled_codec {
   static constexpr bool needs_absmax = true;
   static constexpr float qmax = Format::max;
   static_assert(qmax >= 4.0f, "the scales' reciprocals need qmax >= 4 (scale.hpp)");
+  // Whether every product x * inv of a finite group lies below the magnitude where the format's
+  // rounding needs its clamp (Format::unclamped_limit): then the device leaves the clamp out (FP4,
+  // INT4, INT6 and INT8, whose bf16 scales keep products within qmax / (1 - 2^-7); not MXFP4, whose
+  // power-of-two clamp leaves products up to 12). One or two instructions a value fewer.
+  static constexpr bool bounded_products = [] {
+    if constexpr (requires { Format::unclamped_limit; }) return Scale::product_bound(qmax) < Format::unclamped_limit;
+    else return false;
+  }();
 
   QR_HOST_DEVICE static QR_FORCEINLINE state make_state(std::uint32_t absmax_bits) {
     if (!numeric::is_finite_bits(absmax_bits)) return state{Scale::nan, 0.0f, false};
@@ -94,19 +102,21 @@ struct scaled_codec {
     // host's rounding casts to integers, which a NaN must not reach.
 #if QR_DEVICE_PASS
     constexpr bool clear_after = Format::code_bits != 8 && requires { requires bool(Format::device_rounds_nan); };
+    constexpr bool bounded = bounded_products;  // (the host keeps the clamp: it is the reference)
 #else
     constexpr bool clear_after = false;
+    constexpr bool bounded = false;
 #endif
     float s[8];
     QR_UNROLL
-    for (int j = 0; j < 8; ++j) s[j] = clear_after || st.finite ? x[j] * st.inv : 0.0f;
+    for (int j = 0; j < 8; ++j) s[j] = clear_after || st.finite ? numeric::mul_rn(x[j], st.inv) : 0.0f;
     lane_payload p{};
     if constexpr (Format::code_bits == 4) {
       if constexpr (requires { Format::encode8(s); }) {
-        p.w[0] = Format::encode8(s);
+        p.w[0] = Format::template encode8<bounded>(s);
       } else {
         QR_UNROLL
-        for (int j = 0; j < 8; ++j) p.w[0] |= Format::encode_soft(s[j]) << (4 * j);
+        for (int j = 0; j < 8; ++j) p.w[0] |= Format::template encode_soft<bounded>(s[j]) << (4 * j);
       }
     } else if constexpr (Format::code_bits == 8) {
       if constexpr (requires { Format::encode2(s[0], s[1]); }) {
@@ -114,13 +124,18 @@ struct scaled_codec {
         for (int j = 0; j < 4; ++j) p.w[j / 2] |= Format::encode2(s[2 * j], s[2 * j + 1]) << (16 * (j % 2));
       } else {
         QR_UNROLL
-        for (int j = 0; j < 8; ++j) p.w[j / 4] |= Format::encode_soft(s[j]) << (8 * (j % 4));
+        for (int j = 0; j < 8; ++j) {
+          std::uint32_t c;
+          if constexpr (bounded) c = Format::template encode_soft<true>(s[j]);
+          else c = Format::encode_soft(s[j]);
+          p.w[j / 4] |= c << (8 * (j % 4));
+        }
       }
     } else {
       static_assert(Format::code_bits == 6);
       QR_UNROLL
       for (int j = 0; j < 8; ++j) {
-        const std::uint32_t c = Format::encode_soft(s[j]);
+        const std::uint32_t c = Format::template encode_soft<bounded>(s[j]);
         p.w[0] |= (c & 0xfu) << (4 * j);
         p.w[1] |= (c >> 4) << (2 * j);
       }
@@ -130,10 +145,8 @@ struct scaled_codec {
     return p;
   }
 
-  template <class T>
-  QR_HOST_DEVICE static QR_FORCEINLINE void decode_lane(const lane_payload& p, const state& st, float (&y)[8]) {
-    const float sc = st.finite ? Scale::to_float(st.scale) : numeric::bits_float(0x7fc00000u);
-    float v[8];
+  // The format's values of a lane's codes, unscaled.
+  QR_HOST_DEVICE static QR_FORCEINLINE void values(const lane_payload& p, float (&v)[8]) {
     if constexpr (Format::code_bits == 4) {
       if constexpr (requires { Format::decode8(p.w[0], v); }) {
         Format::decode8(p.w[0], v);
@@ -148,9 +161,51 @@ struct scaled_codec {
       QR_UNROLL
       for (int j = 0; j < 8; ++j) v[j] = Format::decode_soft(((p.w[0] >> (4 * j)) & 0xfu) | (((p.w[1] >> (2 * j)) & 0x3u) << 4));
     }
+  }
+  QR_HOST_DEVICE static QR_FORCEINLINE float scale_value(const state& st) {
+    return st.finite ? Scale::to_float(st.scale) : numeric::bits_float(0x7fc00000u);
+  }
+
+  template <class T>
+  QR_HOST_DEVICE static QR_FORCEINLINE void decode_lane(const lane_payload& p, const state& st, float (&y)[8]) {
+    const float sc = scale_value(st);
+    float v[8];
+    values(p, v);
     QR_UNROLL
     for (int j = 0; j < 8; ++j) y[j] = v[j] * sc;
   }
+
+  // acc_j + decode_lane's value j, as one fused multiply-add a value: the product of a format value
+  // (at most 8 significant bits, 2^-9 the smallest) and a scale (8 bits, 2^-127 the smallest) is
+  // exact in f32, so rounding the sum once is the sum of decode_lane's value: the same bits, one
+  // instruction a value fewer (the two-shot's reduce step).
+  template <class T>
+  QR_HOST_DEVICE static QR_FORCEINLINE void accumulate_lane(const lane_payload& p, const state& st, float (&acc)[8]) {
+    const float sc = scale_value(st);
+    float v[8];
+    values(p, v);
+    QR_UNROLL
+    for (int j = 0; j < 8; ++j) acc[j] = fmaf(v[j], sc, acc[j]);
+  }
+
+#if QR_BACKEND_CUDA && QR_DEVICE_PASS && __CUDA_ARCH__ >= 900
+  // decode_lane's values rounded to bf16, for the formats with decode8_bf16 (E2M1, INT4): the values as
+  // bf16 times the scale as bf16 by one mul.rn.bf16x2 a pair. decode_lane's f32 product is exact (a
+  // significand of at most 3 bits times the scale's 8) and rounding it to bf16 rounds the exact product
+  // once, as the bf16 multiply does; a NaN scale gives the canonical NaN either way (tests/gpu checks
+  // both paths' bits). 4 multiplies where decode and store took 8 conversions or subtractions, 8
+  // multiplies and 4 roundings.
+  template <class F = Format>
+  requires requires(std::uint32_t w, std::uint32_t (&o)[4]) { F::decode8_bf16(w, o); }
+  QR_DEVICE static QR_FORCEINLINE void decode_lane_bf16(const lane_payload& p, const state& st, std::uint32_t (&w)[4]) {
+    std::uint32_t m[4];
+    Format::decode8_bf16(p.w[0], m);
+    const std::uint32_t s = st.finite ? Scale::bf16_bits(st.scale) : 0x7fc0u;
+    const std::uint32_t s2 = s | (s << 16);
+    QR_UNROLL
+    for (int j = 0; j < 4; ++j) asm("mul.rn.bf16x2 %0, %1, %2;" : "=r"(w[j]) : "r"(m[j]), "r"(s2));
+  }
+#endif
 
   QR_HOST_DEVICE static QR_FORCEINLINE void store_lane(std::byte* g, int lane, const lane_payload& p) { pack::store(g, lane, p); }
   QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load_lane(const std::byte* g, int lane) { return pack::load(g, lane); }

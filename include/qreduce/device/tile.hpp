@@ -8,6 +8,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include "../codec/codec.hpp"
 #include "../codec/rotation.hpp"
 #include "../transport/workspace.hpp"
@@ -49,10 +50,31 @@ QR_DEVICE QR_FORCEINLINE uint4 load8_bits(const T* in, std::size_t n, std::size_
   return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
+// The same for a tile known to lie inside the tensor where `inside` (the same on every thread of
+// the block): one uniform branch instead of each load's 64-bit bound test.
+template <class T>
+QR_DEVICE QR_FORCEINLINE uint4 load8_bits(const T* in, std::size_t n, std::size_t i, bool inside) {
+  if (inside) return *reinterpret_cast<const uint4*>(in + i);
+  return load8_bits(in, n, i);
+}
+
 // Values [i, i+8) of a tensor of n values, as f32; zeros past n.
 template <class T>
 QR_DEVICE QR_FORCEINLINE void load8(const T* in, std::size_t n, std::size_t i, float (&x)[8]) {
   unpack8<T>(load8_bits(in, n, i), x);
+}
+
+// Values [i, i+8) already rounded to T (four pairs, value i + 2j in the low half of word j); those
+// past n are not written.
+template <class T>
+QR_DEVICE QR_FORCEINLINE void store8_bits(T* out, std::size_t n, std::size_t i, const uint4& v) {
+  if (i + 8 <= n) {
+    *reinterpret_cast<uint4*>(out + i) = v;
+  } else {
+    const std::uint32_t w[4] = {v.x, v.y, v.z, v.w};
+    for (int j = 0; j < 8; ++j)
+      if (i + j < n) out[i + j] = T{std::uint16_t(w[j / 2] >> (16 * (j % 2)))};
+  }
 }
 
 template <class T>
@@ -169,6 +191,35 @@ QR_DEVICE QR_FORCEINLINE lane_code<C> as_stored(const lane_code<C>& c, int t) {
 template <codec::codec_type C, class T>
 QR_DEVICE QR_FORCEINLINE void decode_code(const lane_code<C>& c, float (&y)[8]) {
   C::template decode_lane<T>(c.payload, c.state, y);
+}
+
+// acc[j] + decoded value j for a thread's 8 values, each rounded once as decode_code then an add
+// rounds it: by the codec's accumulate_lane where it has one (a fused multiply-add a value).
+template <codec::codec_type C, class T>
+QR_DEVICE QR_FORCEINLINE void accumulate_code(const lane_code<C>& c, float (&acc)[8]) {
+  if constexpr (requires { C::template accumulate_lane<T>(c.payload, c.state, acc); }) {
+    C::template accumulate_lane<T>(c.payload, c.state, acc);
+  } else {
+    float y[8];
+    decode_code<C, T>(c, y);
+    QR_UNROLL
+    for (int j = 0; j < 8; ++j) acc[j] += y[j];
+  }
+}
+
+// Whether codec C decodes straight to T's bits (decode_code_rounded): bf16 from the E2M1 and INT4
+// codecs on NVIDIA sm_90 and later (scaled_codec::decode_lane_bf16).
+template <codec::codec_type C, class T>
+inline constexpr bool decodes_rounded = std::is_same_v<T, bf16>&& requires(const lane_code<C>& c, std::uint32_t (&w)[4]) {
+  C::decode_lane_bf16(c.payload, c.state, w);
+};
+
+// decode_code's values rounded to T as from_float8 rounds them, bit for bit, without the f32 values.
+template <codec::codec_type C, class T>
+requires decodes_rounded<C, T> QR_DEVICE QR_FORCEINLINE uint4 decode_code_rounded(const lane_code<C>& c) {
+  std::uint32_t w[4];
+  C::decode_lane_bf16(c.payload, c.state, w);
+  return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
 template <codec::codec_type C, class T>

@@ -10,6 +10,10 @@
 // and the communicator launches a kernel of rows after the all-reduce (algorithm::rows_kernel) that
 // calls row() for every row once its values were handed over. An optional
 // `static constexpr std::uint32_t call_id` names it in a call's signature (algorithm/signature.hpp).
+// An optional
+//   __device__ void store_rounded(T* out, std::size_t n, std::size_t i, const uint4& v) const
+// takes values [i, i+8) already rounded to T (four pairs), where a codec decodes straight to T
+// (identity.hpp: the kernels skip the f32 values).
 //
 // The concepts check what the host can see: the device calls (operator(), row()) are checked where
 // the kernels make them (clang's HIP passes do not see a __device__ member as callable from the host

@@ -17,6 +17,11 @@ struct identity {
   QR_DEVICE QR_FORCEINLINE void operator()(T* out, std::size_t n, std::size_t i, const float (&v)[8]) const {
     device::store8(out, n, i, v);
   }
+  // Values a codec decoded straight to T (device::decode_code_rounded): stored as they are.
+  template <class T>
+  QR_DEVICE QR_FORCEINLINE void store_rounded(T* out, std::size_t n, std::size_t i, const uint4& v) const {
+    device::store8_bits(out, n, i, v);
+  }
 #endif
 };
 

@@ -23,6 +23,20 @@ QR_HOST_DEVICE QR_FORCEINLINE float bits_float(std::uint32_t u) {
 #endif
 }
 
+// a * b rounded once, and never fused with an addition after it: compilers contract a * b + c into
+// one fused multiply-add by default (nvcc, and clang for HIP), which would skip the product's rounding
+// that the codecs' rule has (the integer formats round the product by adding 1.5 * 2^23 to it).
+QR_HOST_DEVICE QR_FORCEINLINE float mul_rn(float a, float b) {
+#if QR_DEVICE_PASS && QR_BACKEND_CUDA
+  return __fmul_rn(a, b);
+#else
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+  return a * b;
+#endif
+}
+
 // Round to nearest, ties to even, of a float; identical on every backend (no fast-math assumed).
 QR_HOST_DEVICE QR_FORCEINLINE float round_even(float x) {
 #if QR_DEVICE_PASS && QR_BACKEND_CUDA

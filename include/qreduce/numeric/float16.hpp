@@ -4,8 +4,9 @@
 // f16 is IEEE binary16, bf16 is bfloat16. Both are stored as their bit pattern so the headers need no
 // vendor fp16 header and compile as plain C++. Conversions to float are exact. Conversions from
 // float round to nearest even, overflow to infinity, keep the sign, and turn every NaN into the
-// positive canonical quiet NaN (0x7e00 for f16, 0x7fc0 for bf16): NaN signs and payloads differ
-// between CPUs and GPUs after arithmetic, so they must never reach the bytes.
+// canonical quiet NaN 0x7fff (both types; the one NVIDIA's conversion instructions write, so the
+// kernels' paired conversions need no NaN test): NaN signs and payloads differ between CPUs and GPUs
+// after arithmetic, so they must never reach the bytes.
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -55,14 +56,14 @@ QR_HOST_DEVICE QR_FORCEINLINE float to_float(f16 v) {
 
 QR_HOST_DEVICE QR_FORCEINLINE bf16 to_bf16(float f) {
   const std::uint32_t x = float_bits(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return bf16{std::uint16_t(0x7fc0u)};
+  if ((x & 0x7fffffffu) > 0x7f800000u) return bf16{std::uint16_t(0x7fffu)};
   return bf16{std::uint16_t((x + 0x7fffu + ((x >> 16) & 1u)) >> 16)};
 }
 
 QR_HOST_DEVICE QR_FORCEINLINE f16 to_f16(float f) {
   const std::uint32_t x = float_bits(f);
   const std::uint32_t a = x & 0x7fffffffu;
-  if (a > 0x7f800000u) return f16{std::uint16_t(0x7e00u)};
+  if (a > 0x7f800000u) return f16{std::uint16_t(0x7fffu)};
 #if QR_DEVICE_PASS && QR_BACKEND_CUDA
   std::uint16_t h;
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
@@ -101,26 +102,22 @@ QR_HOST_DEVICE QR_FORCEINLINE bf16 from_float<bf16>(float f) {
 
 // Eight values rounded as from_float<T> rounds them, as four 16-bit pairs (value 2j in the low half of
 // word j): what the kernels store. On NVIDIA one cvt.rn.{bf16x2,f16x2}.f32 rounds a pair (to nearest
-// even, overflow to infinity, subnormals kept: from_float's rounding, checked on the device against
-// it for every bf16 bucket and every f16 midpoint); a group holding a NaN takes the path of single
-// conversions, which writes the canonical NaN (the instruction's NaN is another).
+// even, overflow to infinity, subnormals kept, every NaN to 0x7fff: from_float's rounding, checked on
+// the device against it for every bf16 bucket, NaNs of both signs included, and every f16 midpoint).
+// With another canonical NaN a group of 8 had to be tested for NaNs first: 7 instructions more for
+// every 8 values the kernels write.
 template <class T>
 QR_HOST_DEVICE QR_FORCEINLINE void from_float8(const float (&x)[8], std::uint32_t (&w)[4]) {
 #if QR_DEVICE_PASS && QR_BACKEND_CUDA
-  bool nan = false;
   QR_UNROLL
-  for (int j = 0; j < 8; ++j) nan |= x[j] != x[j];
-  if (!nan) {
-    QR_UNROLL
-    for (int j = 0; j < 4; ++j) {
-      if constexpr (std::is_same_v<T, bf16>) asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(w[j]) : "f"(x[2 * j + 1]), "f"(x[2 * j]));
-      else asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(w[j]) : "f"(x[2 * j + 1]), "f"(x[2 * j]));
-    }
-    return;
+  for (int j = 0; j < 4; ++j) {
+    if constexpr (std::is_same_v<T, bf16>) asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(w[j]) : "f"(x[2 * j + 1]), "f"(x[2 * j]));
+    else asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(w[j]) : "f"(x[2 * j + 1]), "f"(x[2 * j]));
   }
-#endif
+#else
   QR_UNROLL
   for (int j = 0; j < 4; ++j) w[j] = std::uint32_t(from_float<T>(x[2 * j]).bits) | (std::uint32_t(from_float<T>(x[2 * j + 1]).bits) << 16);
+#endif
 }
 
 }  // namespace numeric

@@ -115,13 +115,20 @@ struct e2m1 : minifloat_format<2, 1, 1, 0x7u, true> {
   // its own range (2a <= a + 2 iff a <= 2, a + 2 <= a/2 + 4 iff a <= 4) and rounding is monotonic, so
   // the code is the minimum of the three. Each is formed as K + v with K = 2^23, whose ulp is 1: one
   // IEEE rounding of the exact value (2a and a/2 are exact), the code in the sum's low bits.
+  //
+  // Bounded: the caller guarantees |s| < unclamped_limit, below which the clamp to 6 changes no code
+  // (a / 2 + 4 < 7.5 rounds to 7 at most), so it is left out (the codecs whose scales bound their
+  // products, codec/scaled.hpp; |s| folds into each operation as an operand modifier).
+  static constexpr float unclamped_limit = 7.0f;
+  template <bool Bounded = false>
   QR_HOST_DEVICE static QR_FORCEINLINE float code_float(float s) {
     constexpr float K = 8388608.0f;
-    const float a = fminf(fabsf(s), 6.0f);
+    const float a = Bounded ? fabsf(s) : fminf(fabsf(s), 6.0f);
     return fminf(fminf(a * 2.0f + K, a + (K + 2.0f)), a * 0.5f + (K + 4.0f));
   }
+  template <bool Bounded = false>
   QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode_soft(float s) {
-    return ((float_bits(s) >> 28) & 0x8u) | (float_bits(code_float(s)) & 0x7u);
+    return ((float_bits(s) >> 28) & 0x8u) | (float_bits(code_float<Bounded>(s)) & 0x7u);
   }
   // Two values into one byte: x0 in the low nibble.
   QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode2(float x0, float x1) {
@@ -137,7 +144,9 @@ struct e2m1 : minifloat_format<2, 1, 1, 0x7u, true> {
     return encode_soft(x0) | (encode_soft(x1) << 4);
 #endif
   }
-  // Eight values (one lane) into one 32-bit word, value j at bits [4j, 4j+4).
+  // Eight values (one lane) into one 32-bit word, value j at bits [4j, 4j+4). Bounded: as code_float's
+  // (the native conversions saturate by themselves).
+  template <bool Bounded = false>
   QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode8(const float (&x)[8]) {
 #if QR_HAS_NATIVE_FP4_CVT && QR_BACKEND_HIP
     std::uint32_t w = 0u;
@@ -152,7 +161,7 @@ struct e2m1 : minifloat_format<2, 1, 1, 0x7u, true> {
     std::uint32_t c[8], s[8];
     QR_UNROLL
     for (int j = 0; j < 8; ++j) {
-      c[j] = float_bits(code_float(x[j]));
+      c[j] = float_bits(code_float<Bounded>(x[j]));
       s[j] = float_bits(x[j]);
     }
     // bytes 0..3 of the result: byte 0 of a, b, c, d (the low byte of each code) / their sign bytes
@@ -207,6 +216,24 @@ struct e2m1 : minifloat_format<2, 1, 1, 0x7u, true> {
     for (int j = 0; j < 8; ++j) out[j] = decode_soft((w >> (4 * j)) & 0xfu);
 #endif
   }
+#if QR_BACKEND_CUDA && QR_DEVICE_PASS
+  // The eight values as bfloat16 pairs (values 2p, 2p + 1 in the low, high half of word p): each
+  // magnitude's two bytes from two byte tables (bf16 0, .5, 1, 1.5, 2, 3, 4, 6 are 0x0000, 0x3f00,
+  // 0x3f80, 0x3fc0, 0x4000, 0x4040, 0x4080, 0x40c0), interleaved by one prmt a pair, the signs as in
+  // decode8. Exact: the kernels scale them in bf16 (scaled_codec::decode_lane_bf16).
+  QR_DEVICE static QR_FORCEINLINE void decode8_bf16(std::uint32_t w, std::uint32_t (&out)[4]) {
+    constexpr std::uint32_t high_lo = 0x3f3f3f00u, high_hi = 0x40404040u, low_lo = 0xc0800000u, low_hi = 0xc0804000u;
+    const std::uint32_t sel[2] = {w & 0x7777u, (w >> 16) & 0x7777u};
+    const std::uint32_t shifted = w << 4;
+    const std::uint32_t high[2] = {prmt_lookup(high_lo, high_hi, sel[0]), prmt_lookup(high_lo, high_hi, sel[1])};
+    const std::uint32_t low[2] = {prmt_lookup(low_lo, low_hi, sel[0]), prmt_lookup(low_lo, low_hi, sel[1])};
+    const std::uint32_t placed[4] = {prmt<0x5140u>(low[0], high[0]), prmt<0x7362u>(low[0], high[0]), prmt<0x5140u>(low[1], high[1]),
+                                     prmt<0x7362u>(low[1], high[1])};
+    const std::uint32_t sign[4] = {prmt<0xc080u>(shifted, w), prmt<0xd090u>(shifted, w), prmt<0xe0a0u>(shifted, w), prmt<0xf0b0u>(shifted, w)};
+    QR_UNROLL
+    for (int p = 0; p < 4; ++p) out[p] = placed[p] | (sign[p] & 0x80008000u);
+  }
+#endif
 };
 
 struct e4m3fn : minifloat_format<4, 3, 7, 0x7eu, true> {
@@ -260,21 +287,41 @@ struct int_format {
   static constexpr float max = float((1 << (B - 1)) - 1);
   // Its device rounding (clamps by fminf/fmaxf, then the float's own rounding) takes a NaN without fault.
   static constexpr bool device_rounds_nan = true;
+  // Below it in magnitude a value rounds to at most max: no clamp is needed (Bounded below).
+  static constexpr float unclamped_limit = max + 0.5f;
   // On the device without conversion instructions (float <-> int conversions and rounding issue at
   // an eighth of the FP32 rate on NVIDIA: at 1 GiB they would be about a third of INT4's two-shot),
   // by the float's own rounding and bit pattern; the same codes and values as the host's reference.
+  // Bounded: the caller guarantees |s| < unclamped_limit (the codecs whose scales bound their
+  // products, codec/scaled.hpp), and the device leaves the clamp out.
+  template <bool Bounded = false>
   QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t encode_soft(float s) {
 #if QR_DEVICE_PASS
     // Clamped first (the bound is an integer, so the same as clamping the rounded value), then
     // 1.5 * 2^23 + s: its ulp is 1, so the add rounds s to the nearest integer q, ties to even, and
     // the sum's low bits hold q in two's complement (|q| < 2^22).
-    return float_bits(fminf(fmaxf(s, -max), max) + 12582912.0f) & ((1u << B) - 1u);
+    if constexpr (!Bounded) s = fminf(fmaxf(s, -max), max);
+    return float_bits(s + 12582912.0f) & ((1u << B) - 1u);
 #else
     float q = round_even(s);
     q = q > max ? max : (q < -max ? -max : q);
     return std::uint32_t(std::int32_t(q)) & ((1u << B) - 1u);
 #endif
   }
+#if QR_BACKEND_CUDA && QR_DEVICE_PASS && __CUDA_ARCH__ >= 900
+  // 4-bit codes (8 to a word, value j at bits [4j, 4j+4)) as bfloat16 pairs (values 2p, 2p + 1 in the
+  // low, high half of word p): byte p times 0x1001 puts its two codes at bits 0 and 16, code ^ 8 = v + 8
+  // under the pattern 0x4300 reads 128 + 8 + v exactly (bf16's ulp is 1 on [128, 256)), and one
+  // subtraction of 136 a pair leaves v. Exact: the kernels scale them in bf16
+  // (scaled_codec::decode_lane_bf16).
+  QR_DEVICE static QR_FORCEINLINE void decode8_bf16(std::uint32_t w, std::uint32_t (&out)[4]) requires(B == 4) {
+    QR_UNROLL
+    for (int p = 0; p < 4; ++p) {
+      const std::uint32_t placed = ((((w >> (8 * p)) & 0xffu) * 0x1001u) & 0x000f000fu) ^ 0x43084308u;
+      asm("sub.rn.bf16x2 %0, %1, %2;" : "=r"(out[p]) : "r"(placed), "r"(0x43084308u));
+    }
+  }
+#endif
   QR_HOST_DEVICE static QR_FORCEINLINE float decode_soft(std::uint32_t code) {
 #if QR_DEVICE_PASS
     // code ^ 2^(B-1) = v + 2^(B-1) in [0, 2^B): placed in a float's mantissa under 2^23 it reads
