@@ -62,6 +62,31 @@ std::vector<T> make_input(std::size_t n, int rank, std::uint64_t seed, float sca
   return v;
 }
 
+// Inputs at the edges, by group of 32 (a 6-group cycle): zeros of both signs on every rank (sums of
+// -0 and -0, and of -0 and +0), small values among exact -0s, one rank's values near 3e38 beside the
+// others' small ones (bf16: sums whose power-of-two scale hits its upper clamp), every rank near 1.6e38
+// (sums near FLT_MAX), and groups holding a NaN or an infinity on one rank.
+template <class T>
+std::vector<T> make_edge_input(std::size_t n, int rank, std::uint64_t seed) {
+  std::mt19937_64 rng(seed * 1000003ull + std::uint64_t(rank) * 7919ull + n);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<T> v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t group = i / 32, kind = group % 6;
+    float x = 0.0f;
+    switch (kind) {
+      case 0: x = -0.0f; break;
+      case 1: x = (i + std::size_t(rank)) % 2 ? -0.0f : 0.0f; break;
+      case 2: x = i % 3 == 0 ? -0.0f : 1e-3f * g(rng); break;
+      case 3: x = rank == 0 ? (i % 5 == 0 ? 3e38f : 3e35f) * (i % 2 ? -1.0f : 1.0f) : g(rng); break;
+      case 4: x = (i % 2 ? -1.6e38f : 1.6e38f) * (i % 7 == 0 ? 1.0f : 0.5f); break;
+      default: x = rank == 1 && i % 32 == 5 ? (group % 12 == 5 ? NAN : -INFINITY) : g(rng); break;
+    }
+    v[i] = qreduce::numeric::from_float<T>(x);
+  }
+  return v;
+}
+
 // The exact result every rank must produce: per group of 32, the owner's values as they are (rank
 // (i / seg) % W owns value i: seg is the call's two-shot segment), the other ranks' values encoded and
 // decoded, added in rank order (f32); the sum encoded, decoded, rounded to T. rotate: the

@@ -99,6 +99,18 @@ TEST_CASE_TEMPLATE("every codec satisfies the concept and has a 16-byte aligned 
   CHECK(slot_tile_bytes<C> - tile_bytes<C> < 128);
 }
 
+TEST_CASE("which codecs encode -0 apart from +0: the float formats and the unquantized one") {
+  static_assert(encodes_zero_sign<fp4> && encodes_zero_sign<mxfp4> && encodes_zero_sign<fp8> && encodes_zero_sign<passthrough>);
+  static_assert(!encodes_zero_sign<int4> && !encodes_zero_sign<int6> && !encodes_zero_sign<int8> && !encodes_zero_sign<int4m> &&
+                !encodes_zero_sign<fp8_fnuz>);
+  // and the claim itself: the integer formats' codes of -0 and +0 are the same bytes
+  for (float s : {0.0f, -0.0f}) {
+    CHECK(numeric::int_format<4>::encode_soft(s) == 0u);
+    CHECK(numeric::e4m3fnuz::encode_soft(s) == 0u);
+  }
+  CHECK(numeric::e2m1::encode_soft(-0.0f) != numeric::e2m1::encode_soft(0.0f));
+}
+
 TEST_CASE("which codecs always rotate: int8 and int4m") {
   static_assert(always_rotated<int8> && always_rotated<int4m>);
   static_assert(!always_rotated<passthrough> && !always_rotated<fp8> && !always_rotated<fp8_fnuz> && !always_rotated<int6> && !always_rotated<int4> &&

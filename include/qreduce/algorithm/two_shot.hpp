@@ -289,9 +289,13 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         if (rotate) device::rotate<C>(acc);
         if constexpr (W == 2) {
           // (0 + y0) + y1 in rank order is (0 + own) + peer on either rank: a sum of two terms
-          // rounds the same in either order, and the leading 0 turns a -0 into +0 either way.
-          QR_UNROLL
-          for (int e = 0; e < 8; ++e) acc[e] = 0.0f + acc[e];
+          // rounds the same in either order, and the leading 0 turns a -0 into +0 either way. Where
+          // the codec encodes -0 as +0, own + peer encodes the same (the sums differ at most in the
+          // sign of a zero): 8 additions a tile fewer.
+          if constexpr (codec::encodes_zero_sign<C>) {
+            QR_UNROLL
+            for (int e = 0; e < 8; ++e) acc[e] = 0.0f + acc[e];
+          }
           accumulate_code<C, T>(in_codes[0], acc);
         } else {
           // Rank order, the same sum on every rank: peers s < r (offsets W-1-r ..), the own

@@ -87,6 +87,14 @@ inline constexpr bool always_rotated = [] {
   else return false;
 }();
 
+// Whether C's encode gives -0 a code of its own (the float formats), so that a sum's sign of zero
+// reaches its bytes; false where +0 and -0 encode alike (the integer formats). Unknown: true.
+template <codec_type C>
+inline constexpr bool encodes_zero_sign = [] {
+  if constexpr (requires { C::encodes_zero_sign; }) return bool(C::encodes_zero_sign);
+  else return true;
+}();
+
 template <codec_type C>
 inline constexpr int tile_bytes = tile_groups*(C::payload_bytes + C::scale_bytes);
 

@@ -52,6 +52,7 @@ struct int4m {
   static constexpr float qmax = 7.5f;
   static constexpr bool always_rotated = true;  // codec.hpp; measured in bench/accuracy.cpp
   static constexpr int rotation_lanes = 2;  // rotation.hpp: each half of 16 on its own, like its scales
+  static constexpr bool encodes_zero_sign = false;  // codec.hpp: +0 and -0 search and round alike
   using pack4 = packing<4>;  // the 4-bit payload layout of scaled.hpp: value i in byte i/2
   using lane_payload = pack4::lane_payload;
   // The group's scale bytes, and the scale of the half this lane belongs to (NaN: a non-finite group).

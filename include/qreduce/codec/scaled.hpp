@@ -20,6 +20,7 @@ struct group_state {
   typename Scale::storage scale;
   float inv;  // 1 / scale, or 0 for a non-finite group
   bool finite;
+  bool clamps = false;  // device encode: a product of the group may reach the rounding's clamp
 };
 
 // Packing of 8 codes of B bits into a lane payload, and its place in the group payload.
@@ -86,11 +87,22 @@ struct scaled_codec {
     if constexpr (requires { Format::unclamped_limit; }) return Scale::product_bound(qmax) < Format::unclamped_limit;
     else return false;
   }();
+  // Where they are not (MXFP4: only groups whose power-of-two scale hit its upper clamp, absmax above
+  // 2.5e38, reach 7), the device tests the group once (absmax * inv against the limit: the largest
+  // product) and clamps its products only where it may: one test a lane instead of a clamp a value.
+  static constexpr bool clamps_by_group = !bounded_products && requires { Format::unclamped_limit; };
+  // Whether the encode tells -0 from +0 (a code of its own): where it does not (the integer formats),
+  // a sum's sign of zero never reaches the bytes (the two-shot's sums, algorithm/two_shot.hpp).
+  static constexpr bool encodes_zero_sign = Format::has_negative_zero;
 
   QR_HOST_DEVICE static QR_FORCEINLINE state make_state(std::uint32_t absmax_bits) {
     if (!numeric::is_finite_bits(absmax_bits)) return state{Scale::nan, 0.0f, false};
     const auto s = Scale::from_absmax(numeric::bits_float(absmax_bits), qmax);
-    return state{s, Scale::reciprocal(s), true};
+    state st{s, Scale::reciprocal(s), true};
+#if QR_DEVICE_PASS
+    if constexpr (clamps_by_group) st.clamps = numeric::bits_float(absmax_bits) * st.inv >= Format::unclamped_limit;
+#endif
+    return st;
   }
 
   template <class T>
@@ -102,7 +114,7 @@ struct scaled_codec {
     // host's rounding casts to integers, which a NaN must not reach.
 #if QR_DEVICE_PASS
     constexpr bool clear_after = Format::code_bits != 8 && requires { requires bool(Format::device_rounds_nan); };
-    constexpr bool bounded = bounded_products;  // (the host keeps the clamp: it is the reference)
+    constexpr bool bounded = bounded_products || clamps_by_group;  // (the host keeps the clamp: it is the reference)
 #else
     constexpr bool clear_after = false;
     constexpr bool bounded = false;
@@ -110,6 +122,12 @@ struct scaled_codec {
     float s[8];
     QR_UNROLL
     for (int j = 0; j < 8; ++j) s[j] = clear_after || st.finite ? numeric::mul_rn(x[j], st.inv) : 0.0f;
+    if constexpr (bounded && clamps_by_group) {
+      if (st.clamps) {  // rare: clamped here, the rounding then needs no clamp of its own
+        QR_UNROLL
+        for (int j = 0; j < 8; ++j) s[j] = fminf(fmaxf(s[j], -Format::max), Format::max);
+      }
+    }
     lane_payload p{};
     if constexpr (Format::code_bits == 4) {
       if constexpr (requires { Format::encode8(s); }) {

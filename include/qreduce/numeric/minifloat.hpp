@@ -25,6 +25,7 @@ struct minifloat_format {
   static constexpr int mantissa_bits = M;
   static constexpr int code_bits = 1 + E + M;
   static constexpr std::uint32_t sign_bit = 1u << (E + M);
+  static constexpr bool has_negative_zero = HasNegZero;  // -0 gets a code of its own
 
   // Magnitude of a code (sign ignored), computed by placing its fields into a float's bit pattern.
   QR_HOST_DEVICE static QR_FORCEINLINE float magnitude(std::uint32_t code) {
@@ -285,6 +286,7 @@ struct int_format {
   static_assert(B >= 2 && B <= 8);
   static constexpr int code_bits = B;
   static constexpr float max = float((1 << (B - 1)) - 1);
+  static constexpr bool has_negative_zero = false;  // -0 and +0 get the same code
   // Its device rounding (clamps by fminf/fmaxf, then the float's own rounding) takes a NaN without fault.
   static constexpr bool device_rounds_nan = true;
   // Below it in magnitude a value rounds to at most max: no clamp is needed (Bounded below).
