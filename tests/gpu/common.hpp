@@ -64,8 +64,9 @@ std::vector<T> make_input(std::size_t n, int rank, std::uint64_t seed, float sca
 
 // Inputs at the edges, by group of 32 (a 6-group cycle): zeros of both signs on every rank (sums of
 // -0 and -0, and of -0 and +0), small values among exact -0s, one rank's values near 3e38 beside the
-// others' small ones (bf16: sums whose power-of-two scale hits its upper clamp), every rank near 1.6e38
-// (sums near FLT_MAX), and groups holding a NaN or an infinity on one rank.
+// others' small ones (sums whose power-of-two scale hits its upper clamp), every rank near 1.6e38
+// (sums near FLT_MAX), and groups holding a NaN or an infinity on one rank. The large values are bf16
+// only: as fp16 they are infinities (groups of their own kind).
 template <class T>
 std::vector<T> make_edge_input(std::size_t n, int rank, std::uint64_t seed) {
   std::mt19937_64 rng(seed * 1000003ull + std::uint64_t(rank) * 7919ull + n);

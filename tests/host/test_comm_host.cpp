@@ -197,8 +197,8 @@ TEST_CASE("workspace layout: regions in order, aligned, independent of any messa
   for (auto off : {l.seq_off, l.abort_off, l.calls_off, l.scatter_off, l.gather_off, l.oneshot_off, l.total}) CHECK(off % 256 == 0);
   CHECK(l.segment_bytes * 8 == c.round_bytes);
   // a segment slot holds at least one tile of every codec, and more of the smaller ones
-  CHECK(l.max_tiles_per_segment(codec::tile_bytes<codec::passthrough>) == 1);
-  CHECK(l.max_tiles_per_segment(codec::tile_bytes<codec::fp4>) == 3);
+  CHECK(l.max_tiles_per_segment(codec::slot_tile_bytes<codec::passthrough>) == 1);
+  CHECK(l.max_tiles_per_segment(codec::slot_tile_bytes<codec::fp4>) == 3);
   // the slots of the last block of the last ring position end where the next region starts
   std::vector<std::byte> ws(l.total);
   device_handle h{};
@@ -238,28 +238,48 @@ TEST_CASE("plan_two_shot: tiles per segment follow the codec's tile size, chunks
   c.round_bytes = 32768;
   const auto l = workspace_layout::make(c);
   const std::size_t big = std::size_t(1) << 29;
-  const auto none = algorithm::plan_two_shot(l, codec::tile_bytes<codec::passthrough>, big);
-  const auto fp4 = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, big);
+  const auto none = algorithm::plan_two_shot<codec::passthrough>(l, big);
+  const auto fp4 = algorithm::plan_two_shot<codec::fp4>(l, big);
   CHECK(none.tiles_per_segment == 4);  // 16 KiB a segment
   CHECK(fp4.tiles_per_segment == 14);  // 16 KiB / 1152 bytes
   CHECK(none.blocks == 528);
   CHECK(none.chunks * 2 * 4 * codec::tile_values >= big);
-  const auto small = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, 5000);
+  const auto small = algorithm::plan_two_shot<codec::fp4>(l, 5000);
   CHECK(small.tiles_per_segment == 1);
   CHECK(small.blocks == 2);
   // a message of 528 blocks x 2 ranks x 5 tiles: K = 5, one round a block (a slot holds 14 fp4 tiles)
   const std::size_t mid = std::size_t(528) * 2 * 5 * codec::tile_values;
-  const auto one_round = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, mid);
+  const auto one_round = algorithm::plan_two_shot<codec::fp4>(l, mid);
   CHECK(one_round.tiles_per_segment == 5);
   CHECK(one_round.chunks == 528);
   CHECK(one_round.blocks == 528);
   // 15 segment tiles' worth for every block: full slots (14 tiles) would give 566 chunks, so 38
   // blocks two rounds of 14 tiles and the rest one; two rounds of 8 tiles cover it in 990 chunks
   const std::size_t over = std::size_t(528) * 2 * 15 * codec::tile_values;
-  const auto balanced = algorithm::plan_two_shot(l, codec::tile_bytes<codec::fp4>, over);
+  const auto balanced = algorithm::plan_two_shot<codec::fp4>(l, over);
   CHECK(balanced.tiles_per_segment == 8);
   CHECK(balanced.chunks == 990);
   CHECK((balanced.chunks + 527) / 528 == 2);
+}
+
+TEST_CASE_TEMPLATE("plan_two_shot<C>: the plan's tiles fit a segment slot at the kernel's stride, for every round size", C, codec::passthrough,
+                   codec::fp8, codec::int8, codec::int6, codec::int4, codec::fp4, codec::mxfp4, codec::int4m) {
+  for (int world : {2, 4, 8})
+    for (std::size_t round : {std::size_t(16384), std::size_t(24576), std::size_t(32768), std::size_t(65536)}) {
+      if (round / std::size_t(world) < 4096) continue;  // a segment holds a tile of every codec (validate_config)
+      workspace_config c;
+      c.world = world;
+      c.blocks = 264;
+      c.oneshot_blocks = 132;
+      c.round_bytes = round;
+      const auto l = workspace_layout::make(c);
+      for (std::size_t n : {std::size_t(5000), std::size_t(1) << 22, std::size_t(1) << 29}) {
+        const auto p = algorithm::plan_two_shot<C>(l, n);
+        // what the kernel checks before it stores anything (two_shot.hpp: K * slot stride <= segment)
+        CHECK(std::size_t(p.tiles_per_segment) * std::size_t(codec::slot_tile_bytes<C>) <= l.segment_bytes);
+        CHECK(p.chunks * std::size_t(world) * std::size_t(p.tiles_per_segment) * codec::tile_values >= n);
+      }
+    }
 }
 
 TEST_CASE("plan_one_shot: slices of 8 values, a tile per block up to the grid") {

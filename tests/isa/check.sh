@@ -61,6 +61,14 @@ expect_in_amd_kernel() {
     pass=$((pass + 1)); echo "  ok    $4"
   else fail=$((fail + 1)); echo "  FAIL  $4: '$3' not found in the kernels matching '$2' of $(basename "$1")"; fi
 }
+# A pattern that must not occur inside the AMD kernels matching a name: file, kernel-name regex, pattern, meaning.
+expect_not_in_amd_kernel() {
+  local body
+  body=$(awk -v k="$2" '/^_Z[^ ]*:/ && $0 ~ k {on = 1} on {print} on && /s_endpgm/ {on = 0}' "$1")
+  if [ -z "$body" ]; then fail=$((fail + 1)); echo "  FAIL  $4: no kernels matching '$2' in $(basename "$1")"
+  elif grep -qE "$3" <<<"$body"; then fail=$((fail + 1)); echo "  FAIL  $4: '$3' found in the kernels matching '$2' of $(basename "$1")"
+  else pass=$((pass + 1)); echo "  ok    $4"; fi
+}
 # A pattern that must not occur inside the PTX entries matching a name: file, entry-name regex, pattern, meaning.
 expect_not_in_kernel() {
   local body
@@ -206,6 +214,8 @@ for arch in gfx942 gfx950; do
     "$arch: the one-shot polls its slots with system-scope (sc0 sc1) word loads (its flag is in the data)"
   expect_in_amd_kernel "$out/$arch.s" 'isa_encode.*5int4m' 'v_pk_fma_f16' \
     "$arch: int4m searches its multipliers in packed binary16 (v_pk_fma_f16)"
+  expect_not_in_amd_kernel "$out/$arch.s" 'isa_encode.*codec4int[468]E' 'v_pk_fma_f32|v_fma[a-z0-9_]* .*0x4b400000' \
+    "$arch: int4/int6/int8 round their products before adding 1.5 * 2^23 (no fused multiply-add: numeric::mul_rn)"
 done
 echo "isa: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -75,6 +75,9 @@ struct two_shot_plan {
   std::size_t chunks = 0;
 };
 
+namespace detail {
+// The plan for tiles laid out `tile_stride` bytes apart in the slots (plan_two_shot<C> passes the
+// codec's codec::slot_tile_bytes, as the kernel lays them out).
 inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_stride, std::size_t n) {
   const std::size_t W = std::size_t(l.cfg.world);
   const std::size_t kmax = std::size_t(l.max_tiles_per_segment(tile_stride));
@@ -96,12 +99,13 @@ inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_s
   p.blocks = int(p.chunks < grid ? p.chunks : grid);
   return p;
 }
+}  // namespace detail
 
-// The plan for codec C: its tiles at their slot stride (codec::slot_tile_bytes), as the kernel lays
-// them out.
+// The plan of a call of n values with codec C: its tiles at their slot stride
+// (codec::slot_tile_bytes), as the kernel lays them out; what every launch of two_shot must use.
 template <codec::codec_type C>
 inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t n) {
-  return plan_two_shot(l, std::size_t(codec::slot_tile_bytes<C>), n);
+  return detail::plan_two_shot(l, std::size_t(codec::slot_tile_bytes<C>), n);
 }
 
 }  // namespace qreduce::algorithm
@@ -290,8 +294,8 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         if constexpr (W == 2) {
           // (0 + y0) + y1 in rank order is (0 + own) + peer on either rank: a sum of two terms
           // rounds the same in either order, and the leading 0 turns a -0 into +0 either way. Where
-          // the codec encodes -0 as +0, own + peer encodes the same (the sums differ at most in the
-          // sign of a zero): 8 additions a tile fewer.
+          // the codec encodes -0 as +0, no code decodes to -0 (tests/host checks it), so own + peer
+          // is that sum bit for bit: 8 additions a tile fewer.
           if constexpr (codec::encodes_zero_sign<C>) {
             QR_UNROLL
             for (int e = 0; e < 8; ++e) acc[e] = 0.0f + acc[e];

@@ -88,7 +88,8 @@ inline constexpr bool always_rotated = [] {
 }();
 
 // Whether C's encode gives -0 a code of its own (the float formats), so that a sum's sign of zero
-// reaches its bytes; false where +0 and -0 encode alike (the integer formats). Unknown: true.
+// reaches its bytes; false where +0 and -0 encode alike and no code decodes to -0 (the integer
+// formats, FP8 FNUZ, int4m). Unknown: true.
 template <codec_type C>
 inline constexpr bool encodes_zero_sign = [] {
   if constexpr (requires { C::encodes_zero_sign; }) return bool(C::encodes_zero_sign);

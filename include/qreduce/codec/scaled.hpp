@@ -82,17 +82,25 @@ struct scaled_codec {
   // Whether every product x * inv of a finite group lies below the magnitude where the format's
   // rounding needs its clamp (Format::unclamped_limit): then the device leaves the clamp out (FP4,
   // INT4, INT6 and INT8, whose bf16 scales keep products within qmax / (1 - 2^-7); not MXFP4, whose
-  // power-of-two clamp leaves products up to 12). One or two instructions a value fewer.
+  // power-of-two clamp leaves products up to 8: FLT_MAX / 2^125). One or two instructions a value fewer.
   static constexpr bool bounded_products = [] {
-    if constexpr (requires { Format::unclamped_limit; }) return Scale::product_bound(qmax) < Format::unclamped_limit;
+    if constexpr (requires {
+                    Format::unclamped_limit;
+                    Scale::product_bound(qmax);
+                  })
+      return Scale::product_bound(qmax) < Format::unclamped_limit;
     else return false;
   }();
   // Where they are not (MXFP4: only groups whose power-of-two scale hit its upper clamp, absmax above
   // 2.5e38, reach 7), the device tests the group once (absmax * inv against the limit: the largest
   // product) and clamps its products only where it may: one test a lane instead of a clamp a value.
-  static constexpr bool clamps_by_group = !bounded_products && requires { Format::unclamped_limit; };
-  // Whether the encode tells -0 from +0 (a code of its own): where it does not (the integer formats),
-  // a sum's sign of zero never reaches the bytes (the two-shot's sums, algorithm/two_shot.hpp).
+  static constexpr bool clamps_by_group = !bounded_products && requires {
+    Format::unclamped_limit;
+    Scale::product_bound(qmax);
+  };
+  // Whether the encode tells -0 from +0 (a code of its own): where it does not (the integer formats,
+  // FP8 FNUZ) no code decodes to -0 either, and a sum's sign of zero never reaches the bytes (the
+  // two-shot's sums, algorithm/two_shot.hpp).
   static constexpr bool encodes_zero_sign = Format::has_negative_zero;
 
   QR_HOST_DEVICE static QR_FORCEINLINE state make_state(std::uint32_t absmax_bits) {
@@ -142,12 +150,7 @@ struct scaled_codec {
         for (int j = 0; j < 4; ++j) p.w[j / 2] |= Format::encode2(s[2 * j], s[2 * j + 1]) << (16 * (j % 2));
       } else {
         QR_UNROLL
-        for (int j = 0; j < 8; ++j) {
-          std::uint32_t c;
-          if constexpr (bounded) c = Format::template encode_soft<true>(s[j]);
-          else c = Format::encode_soft(s[j]);
-          p.w[j / 4] |= c << (8 * (j % 4));
-        }
+        for (int j = 0; j < 8; ++j) p.w[j / 4] |= Format::template encode_soft<bounded>(s[j]) << (8 * (j % 4));
       }
     } else {
       static_assert(Format::code_bits == 6);
@@ -194,7 +197,7 @@ struct scaled_codec {
   }
 
   // acc_j + decode_lane's value j, as one fused multiply-add a value: the product of a format value
-  // (at most 8 significant bits, 2^-9 the smallest) and a scale (8 bits, 2^-127 the smallest) is
+  // (at most 8 significant bits, 2^-10 the smallest: FP8 FNUZ's subnormals) and a scale (8 bits, 2^-127 the smallest) is
   // exact in f32, so rounding the sum once is the sum of decode_lane's value: the same bits, one
   // instruction a value fewer (the two-shot's reduce step).
   template <class T>

@@ -217,7 +217,7 @@ struct e2m1 : minifloat_format<2, 1, 1, 0x7u, true> {
     for (int j = 0; j < 8; ++j) out[j] = decode_soft((w >> (4 * j)) & 0xfu);
 #endif
   }
-#if QR_BACKEND_CUDA && QR_DEVICE_PASS
+#if QR_BACKEND_CUDA && QR_DEVICE_PASS && __CUDA_ARCH__ >= 900
   // The eight values as bfloat16 pairs (values 2p, 2p + 1 in the low, high half of word p): each
   // magnitude's two bytes from two byte tables (bf16 0, .5, 1, 1.5, 2, 3, 4, 6 are 0x0000, 0x3f00,
   // 0x3f80, 0x3fc0, 0x4000, 0x4040, 0x4080, 0x40c0), interleaved by one prmt a pair, the signs as in
@@ -287,7 +287,8 @@ struct int_format {
   static constexpr int code_bits = B;
   static constexpr float max = float((1 << (B - 1)) - 1);
   static constexpr bool has_negative_zero = false;  // -0 and +0 get the same code
-  // Its device rounding (clamps by fminf/fmaxf, then the float's own rounding) takes a NaN without fault.
+  // Its device rounding (fminf/fmaxf clamps where the caller has not bounded the value, then the
+  // float's own rounding) takes a NaN without fault.
   static constexpr bool device_rounds_nan = true;
   // Below it in magnitude a value rounds to at most max: no clamp is needed (Bounded below).
   static constexpr float unclamped_limit = max + 0.5f;

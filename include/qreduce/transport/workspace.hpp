@@ -97,8 +97,9 @@ struct workspace_layout {
   QR_HOST_DEVICE constexpr std::size_t oneshot_bytes() const { return 2 * std::size_t(cfg.world) * oneshot_buffer_bytes; }
   // Largest message (in values) the one-shot takes.
   constexpr std::size_t one_shot_max_values() const { return std::size_t(cfg.oneshot_blocks) * cfg.oneshot_values_per_block; }
-  // Codec tiles per segment in one two-shot round: a segment slot holds this many of C's tiles.
-  constexpr int max_tiles_per_segment(std::size_t tile_bytes) const { return int(segment_bytes / tile_bytes); }
+  // Codec tiles per segment in one two-shot round: a segment slot holds this many tiles laid out
+  // tile_stride bytes apart (a codec's codec::slot_tile_bytes).
+  constexpr int max_tiles_per_segment(std::size_t tile_stride) const { return int(segment_bytes / tile_stride); }
 };
 
 // Why a kernel gave up.
