@@ -45,38 +45,31 @@ expect_release_pairs() {  # file.s, meaning
   if [ "$bad" = "0" ]; then pass=$((pass + 1)); echo "  ok    $2"
   else fail=$((fail + 1)); echo "  FAIL  $2: ${bad} write-back(s) not followed by a system-scope store"; fi
 }
-# A pattern inside one PTX entry (kernel): file, entry-name regex, pattern, meaning.
-expect_in_kernel() {
-  local body  # captured first: grep -q closing the pipe early would fail it under pipefail
-  body=$(awk -v k="$2" '$0 ~ "\\.entry " && $0 ~ k {on = 1} on {print} on && /^}/ {on = 0}' "$1")
-  if grep -qE "$3" <<<"$body"; then
-    pass=$((pass + 1)); echo "  ok    $4"
-  else fail=$((fail + 1)); echo "  FAIL  $4: '$3' not found in the entries matching '$2' of $(basename "$1")"; fi
-}
-# A pattern inside one AMD kernel of a .s file: file, kernel-name regex, pattern, meaning.
-expect_in_amd_kernel() {
+# The PTX entries, or the AMD kernels of a .s file, whose names match a regex: file, regex.
+ptx_entries() { awk -v k="$2" '$0 ~ "\\.entry " && $0 ~ k {on = 1} on {print} on && /^}/ {on = 0}' "$1"; }
+amd_kernels() { awk -v k="$2" '/^_Z[^ ]*:/ && $0 ~ k {on = 1} on {print} on && /s_endpgm/ {on = 0}' "$1"; }
+# A pattern inside the kernels an extractor (ptx_entries, amd_kernels) finds: extractor, file, name
+# regex, pattern, meaning. The body is captured first: grep -q closing the pipe early would fail it
+# under pipefail.
+expect_in_body() {
   local body
-  body=$(awk -v k="$2" '/^_Z[^ ]*:/ && $0 ~ k {on = 1} on {print} on && /s_endpgm/ {on = 0}' "$1")
-  if grep -qE "$3" <<<"$body"; then
-    pass=$((pass + 1)); echo "  ok    $4"
-  else fail=$((fail + 1)); echo "  FAIL  $4: '$3' not found in the kernels matching '$2' of $(basename "$1")"; fi
+  body=$("$1" "$2" "$3")
+  if grep -qE "$4" <<<"$body"; then
+    pass=$((pass + 1)); echo "  ok    $5"
+  else fail=$((fail + 1)); echo "  FAIL  $5: '$4' not found in the kernels matching '$3' of $(basename "$2")"; fi
 }
-# A pattern that must not occur inside the AMD kernels matching a name: file, kernel-name regex, pattern, meaning.
-expect_not_in_amd_kernel() {
+# A pattern that must not occur there (and the kernels must exist): the same arguments.
+expect_not_in_body() {
   local body
-  body=$(awk -v k="$2" '/^_Z[^ ]*:/ && $0 ~ k {on = 1} on {print} on && /s_endpgm/ {on = 0}' "$1")
-  if [ -z "$body" ]; then fail=$((fail + 1)); echo "  FAIL  $4: no kernels matching '$2' in $(basename "$1")"
-  elif grep -qE "$3" <<<"$body"; then fail=$((fail + 1)); echo "  FAIL  $4: '$3' found in the kernels matching '$2' of $(basename "$1")"
-  else pass=$((pass + 1)); echo "  ok    $4"; fi
+  body=$("$1" "$2" "$3")
+  if [ -z "$body" ]; then fail=$((fail + 1)); echo "  FAIL  $5: no kernels matching '$3' in $(basename "$2")"
+  elif grep -qE "$4" <<<"$body"; then fail=$((fail + 1)); echo "  FAIL  $5: '$4' found in the kernels matching '$3' of $(basename "$2")"
+  else pass=$((pass + 1)); echo "  ok    $5"; fi
 }
-# A pattern that must not occur inside the PTX entries matching a name: file, entry-name regex, pattern, meaning.
-expect_not_in_kernel() {
-  local body
-  body=$(awk -v k="$2" '$0 ~ "\\.entry " && $0 ~ k {on = 1} on {print} on && /^}/ {on = 0}' "$1")
-  if [ -z "$body" ]; then fail=$((fail + 1)); echo "  FAIL  $4: no entries matching '$2' in $(basename "$1")"
-  elif grep -qE "$3" <<<"$body"; then fail=$((fail + 1)); echo "  FAIL  $4: '$3' found in the entries matching '$2' of $(basename "$1")"
-  else pass=$((pass + 1)); echo "  ok    $4"; fi
-}
+expect_in_kernel() { expect_in_body ptx_entries "$@"; }  # PTX: file, entry-name regex, pattern, meaning
+expect_not_in_kernel() { expect_not_in_body ptx_entries "$@"; }
+expect_in_amd_kernel() { expect_in_body amd_kernels "$@"; }  # AMD .s: file, kernel-name regex, pattern, meaning
+expect_not_in_amd_kernel() { expect_not_in_body amd_kernels "$@"; }
 expect_not() {
   if grep -qE "$2" "$1"; then fail=$((fail + 1)); echo "  FAIL  $3: '$2' found in $(basename "$1")"
   else pass=$((pass + 1)); echo "  ok    $3"; fi
