@@ -284,10 +284,11 @@ class basic_communicator {
       throw error(errc::invalid_argument,
                   me + culprit + " launched the two-shot with a grid or tiles per segment its workspace does not hold" + after);
     if (fault(e.cause) == fault::bad_launch)
-      throw error(errc::invalid_argument, me + "a kernel launched the two-shot with a grid of " + std::to_string(e.seq) + " blocks and " +
-                                              std::to_string(e.seen) + " tiles per segment: the workspace holds " +
-                                              std::to_string(h_.layout.cfg.blocks) + " blocks and segments of " +
-                                              std::to_string(h_.layout.segment_bytes) + " bytes (launch with plan_two_shot's plan)" + after);
+      throw error(errc::invalid_argument,
+                  me + "a kernel launched the two-shot with a grid of " + std::to_string(e.seq) + " blocks and " + std::to_string(e.seen) +
+                      " tiles per segment: the workspace holds " + std::to_string(h_.layout.cfg.blocks) + " blocks and segments of " +
+                      std::to_string(h_.layout.segment_bytes) +
+                      " bytes, and a step at most algorithm::max_step_tiles of the codec (launch with plan_two_shot's plan)" + after);
     if (fault(e.cause) == fault::call_mismatch) {
       const auto sig = [&](int k) { return std::uint64_t(e.calls[k]) | std::uint64_t(e.calls[k + 1]) << 32; };
       throw error(errc::mismatch, me + "the ranks' calls differ: rank " + std::to_string(e.finder) + " called with " +

@@ -277,6 +277,7 @@ TEST_CASE_TEMPLATE("plan_two_shot<C>: the plan's tiles fit a segment slot at the
         const auto p = algorithm::plan_two_shot<C>(l, n);
         // what the kernel checks before it stores anything (two_shot.hpp: K * slot stride <= segment)
         CHECK(std::size_t(p.tiles_per_segment) * std::size_t(codec::slot_tile_bytes<C>) <= l.segment_bytes);
+        CHECK(p.tiles_per_segment <= algorithm::max_step_tiles<C>);  // and what its scale image holds
         CHECK(p.chunks * std::size_t(world) * std::size_t(p.tiles_per_segment) * codec::tile_values >= n);
       }
     }

@@ -150,8 +150,16 @@ for arch in sm_90 sm_100a; do
     "$arch: the one-shot lets the kernel of rows after it start (programmatic dependent launch)"
   expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel' 'griddepcontrol\.launch_dependents' \
     "$arch: the two-shot lets the kernel of rows after it start (programmatic dependent launch)"
-  expect_not_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*3fp4' 'ld\.shared\.v4\.u32' \
-    "$arch: the FP4 two-shot stores its lanes directly (no staging)"
+  for k in 'two_shot_kernel.*3fp4.*Li8E:FP4 (8 ranks)' 'two_shot_kernel.*4int4.*Li2E:INT4'; do
+    expect_in_kernel "$out/$arch.ptx" "${k%%:*}" 'st\.shared\.u16' \
+      "$arch: the ${k#*:} two-shot puts its groups' 2-byte scales into shared memory (stages_scales)"
+    expect_in_kernel "$out/$arch.ptx" "${k%%:*}" 'ld\.shared\.v4\.u32' \
+      "$arch: the ${k#*:} two-shot copies its scales out 16 bytes at a time (copy_scales)"
+  done
+  expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*5mxfp4' 'st\.shared\.u8' \
+    "$arch: the MXFP4 two-shot puts its groups' 1-byte scales into shared memory (stages_scales)"
+  expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*5mxfp4' 'ld\.shared\.v4\.u32' \
+    "$arch: the MXFP4 two-shot copies its scales out 16 bytes at a time (copy_scales)"
   expect_in_kernel "$out/$arch.ptx" 'isa_encode.*3fp4' 'max\.NaN\.f32' \
     "$arch: the group's largest magnitude taken in float with NaN kept (codec::absmax_bits8)"
   expect_not_in_kernel "$out/$arch.ptx" 'isa_encode.*codec4int[468]E' 'min\.f32|max\.f32' \
@@ -205,6 +213,12 @@ for arch in gfx942 gfx950; do
   expect_two_shot_occupancy "$out/$arch.s" 8 "$blocks_wn" "$arch: 8-rank two-shot kernel at $blocks_wn waves per SIMD"
   expect_in_amd_kernel "$out/$arch.s" 'one_shot_kernel' 'global_load_dword .*offset:12 sc0 sc1' \
     "$arch: the one-shot polls its slots with system-scope (sc0 sc1) word loads (its flag is in the data)"
+  for k in 'two_shot_kernel.*3fp4.*Li8E:FP4 (8 ranks):ds_write_b16' 'two_shot_kernel.*4int4.*Li2E:INT4:ds_write_b16' \
+    'two_shot_kernel.*5mxfp4:MXFP4:ds_write_b8'; do
+    IFS=: read -r kern name store <<<"$k"
+    expect_in_amd_kernel "$out/$arch.s" "$kern" "$store" "$arch: the $name two-shot puts its groups' scales into the LDS (stages_scales)"
+    expect_in_amd_kernel "$out/$arch.s" "$kern" 'ds_read_b128' "$arch: the $name two-shot copies its scales out 16 bytes at a time (copy_scales)"
+  done
   expect_in_amd_kernel "$out/$arch.s" 'isa_encode.*5int4m' 'v_pk_fma_f16' \
     "$arch: int4m searches its multipliers in packed binary16 (v_pk_fma_f16)"
   expect_not_in_amd_kernel "$out/$arch.s" 'isa_encode.*codec4int[468]E' 'v_pk_fma_f32|v_fma[a-z0-9_]* .*0x4b400000' \

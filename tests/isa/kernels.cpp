@@ -39,6 +39,7 @@ void instantiate_all() {
   (void)&algorithm::two_shot_kernel<transport::default_transport, codec::fp4, bf16, 8, epilogue::identity>;
   (void)&algorithm::two_shot_kernel<transport::default_transport, codec::int6, bf16, 2, epilogue::identity>;  // stages its tiles
   (void)&algorithm::two_shot_kernel<transport::default_transport, codec::int4, bf16, 2, epilogue::identity>;  // decodes straight to bf16
+  (void)&algorithm::two_shot_kernel<transport::default_transport, codec::mxfp4, bf16, 2, epilogue::identity>;  // 1-byte scales, staged
   (void)&algorithm::one_shot_kernel<transport::default_transport, bf16, 8, epilogue::identity>;
   // the fused RMSNorm's kernels of rows after a two-shot, one for each output type, as comm.hpp launches them
   epilogue::residual_rmsnorm<bf16>::visit_output_types([](auto tag) {

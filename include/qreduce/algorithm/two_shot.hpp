@@ -66,6 +66,33 @@
 
 namespace qreduce::algorithm {
 
+// The codecs whose lanes carry more than 4 bytes of a group's payload (INT6: 4 + 2 at places
+// interleaved through every line of a peer's slot; FP8, INT8: 8) send their encoded tiles through
+// shared memory: every thread writes its lane's payload and scale into an image of the tile there
+// (the codec's own store functions), and after a barrier the block copies the image to the peer's
+// slot in 16-byte pieces, whole lines. Measured on 2x H200 at 1 GiB (docs/design.md): INT6 2952 ->
+// 1703 us (4 blocks a multiprocessor), FP8 1772 -> 1703 and INT8 1837 -> 1788 (8 blocks); the
+// 4-bit codecs, whose lanes write 4 bytes (a warp one whole line), were 2-5% slower staged (one more
+// barrier a step).
+template <codec::codec_type C>
+inline constexpr bool stages_tiles = C::scale_bytes > 0 && C::payload_bytes > 16;
+
+// The codecs whose lanes write 4 bytes of payload and whose groups have a scale (FP4, MXFP4, INT4,
+// INT4M) store the payloads straight into the peer's slot, a warp one whole 128-byte line, and send
+// only the scales through shared memory: each tile's scales (2 or 1 bytes a group; a warp's 16 or 8
+// bytes, a part of a line) go into an image of the step's scales, and after the step's last tile
+// the block copies them out in 16-byte pieces, every tile's scales one whole write. Peer stores on
+// 2x H200 with a warp's 2-byte scales beside its 4-byte payloads ran at 326-342 GB/s, against
+// 363-365 written whole (docs/results/2026-11-26b-h200x2/peer-store-patterns.log).
+template <codec::codec_type C>
+inline constexpr bool stages_scales = C::scale_bytes > 0 && !stages_tiles<C>;
+
+// The most tiles a step of codec C takes a segment: what the scale image holds where the codec
+// stages its scales (16 tiles: a segment slot of 18 KiB of FP4; the default 16 KiB rounds hold 7 at
+// 2 ranks), else no bound but the slot's.
+template <codec::codec_type C>
+inline constexpr int max_step_tiles = stages_scales<C> ? 16 : 1 << 30;
+
 // How a two-shot call is cut: K tiles per segment (at most what a segment slot holds of the codec's
 // tiles), and the grid. A pure function of the message, the codec and the communicator, so every
 // rank computes the same.
@@ -76,11 +103,13 @@ struct two_shot_plan {
 };
 
 namespace detail {
-// The plan for tiles laid out `tile_stride` bytes apart in the slots (plan_two_shot<C> passes the
-// codec's codec::slot_tile_bytes, as the kernel lays them out).
-inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_stride, std::size_t n) {
+// The plan for tiles laid out `tile_stride` bytes apart in the slots, at most `max_tiles` a segment
+// (plan_two_shot<C> passes the codec's codec::slot_tile_bytes and max_step_tiles, as the kernel
+// lays them out and stages them).
+inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_stride, std::size_t n, int max_tiles = 1 << 30) {
   const std::size_t W = std::size_t(l.cfg.world);
-  const std::size_t kmax = std::size_t(l.max_tiles_per_segment(tile_stride));
+  const std::size_t kslot = std::size_t(l.max_tiles_per_segment(tile_stride));
+  const std::size_t kmax = kslot < std::size_t(max_tiles) ? kslot : std::size_t(max_tiles);
   two_shot_plan p;
   const std::size_t grid = std::size_t(l.cfg.blocks);
   // The fewest rounds a block needs with full slots, then K as small as covers the message in that
@@ -102,26 +131,17 @@ inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_s
 }  // namespace detail
 
 // The plan of a call of n values with codec C: its tiles at their slot stride
-// (codec::slot_tile_bytes), as the kernel lays them out; what every launch of two_shot must use.
+// (codec::slot_tile_bytes), as the kernel lays them out, at most max_step_tiles a segment; what
+// every launch of two_shot must use.
 template <codec::codec_type C>
 inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t n) {
-  return detail::plan_two_shot(l, std::size_t(codec::slot_tile_bytes<C>), n);
+  return detail::plan_two_shot(l, std::size_t(codec::slot_tile_bytes<C>), n, max_step_tiles<C>);
 }
 
 }  // namespace qreduce::algorithm
 
 #if !QR_BACKEND_HOST
 namespace qreduce::algorithm {
-
-// The codecs whose lanes carry more than 4 bytes of a group's payload (INT6: 4 + 2 at places
-// interleaved through every line; FP8, INT8: 8) send their encoded tiles through shared memory: every
-// thread writes its lane's payload and scale into an image of the tile there (the codec's own store
-// functions), and after a barrier the block copies the image to the peer's slot in 16-byte pieces,
-// whole lines. Measured on 2x H200 at 1 GiB (docs/design.md): INT6 2952 -> 1703 us (4 blocks a
-// multiprocessor), FP8 1772 -> 1703 and INT8 1837 -> 1788 (8 blocks); the 4-bit codecs, whose lanes
-// write 4 bytes (a warp one whole line), were 2-5% slower staged (one more barrier a step).
-template <codec::codec_type C>
-inline constexpr bool stages_tiles = C::scale_bytes > 0 && C::payload_bytes > 16;
 
 // Tile images a block keeps in shared memory: two, used in turn, so that one barrier an image orders
 // both its writes before its copies and the copies of the image before it before its writes.
@@ -136,6 +156,40 @@ QR_DEVICE QR_FORCEINLINE void copy_tile(std::byte* dst, const std::byte* image, 
   constexpr int pieces = codec::tile_bytes<C> / 16;
   QR_UNROLL
   for (int i = t; i < pieces; i += block_threads) reinterpret_cast<uint4*>(dst)[i] = reinterpret_cast<const uint4*>(image)[i];
+}
+
+// A step's scales (stages_scales): [peer offset][tile][the tile's scales]. One image: the barrier of
+// the flag that follows each step (signal_flags) orders its copies before the next step's writes.
+// (A 16-byte placeholder for the codecs that do not stage their scales.)
+template <codec::codec_type C, int W>
+struct scale_image_of {
+  using type = std::byte[16];
+};
+template <codec::codec_type C, int W>
+requires stages_scales<C>
+struct scale_image_of<C, W> {
+  using type = std::byte[W - 1][max_step_tiles<C>][device::tile_scale_bytes<C>];
+};
+template <codec::codec_type C, int W>
+using scale_image = typename scale_image_of<C, W>::type;
+
+// Copies the scales of the `count` tiles before dst[o] (dst[o] points past them, at the slot stride)
+// from image[peer][0 .. count) for every peer offset o: peer = o, or 0 for every o where all peers
+// get the same (the reduce step's sums). Whole 16-byte pieces, by the block's threads.
+template <codec::codec_type C, int W, bool Shared>
+QR_DEVICE QR_FORCEINLINE void copy_scales(std::byte* const (&dst)[W - 1], const scale_image<C, W>& image, int count, int t) {
+  constexpr int TB = codec::slot_tile_bytes<C>, pieces = device::tile_scale_bytes<C> / 16;
+  static_assert(device::tile_scale_bytes<C> % 16 == 0, "a tile's scales in whole 16-byte pieces");
+  QR_UNROLL
+  for (int o = 0; o < W - 1; ++o) {
+    QR_UNROLL
+    for (int p = t; p < max_step_tiles<C> * pieces; p += block_threads) {
+      const int f = p / pieces, q = p % pieces;
+      if (f < count)
+        reinterpret_cast<uint4*>(dst[o] - (count - f) * TB + device::tile_payload_bytes<C>)[q] =
+            reinterpret_cast<const uint4*>(image[Shared ? 0 : o][f])[q];
+    }
+  }
 }
 
 // The two-shot all-reduce of n values as a device function: every thread of every block of a grid of
@@ -155,7 +209,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   constexpr int TB = codec::slot_tile_bytes<C>;  // a tile's stride in the slots (its bytes: tile_bytes)
   const int b = blockIdx.x, t = threadIdx.x, r = h.rank;
   if (!block_may_start(h)) return;  // this rank or a peer gave up: no remote write
-  if (gridDim.x > unsigned(h.layout.cfg.blocks) || tiles_per_segment < 1 ||
+  if (gridDim.x > unsigned(h.layout.cfg.blocks) || tiles_per_segment < 1 || tiles_per_segment > max_step_tiles<C> ||
       std::size_t(tiles_per_segment) * TB > h.layout.segment_bytes) {  // a launch the workspace cannot hold
     if (threadIdx.x == 0) record_fault(h, fault::bad_launch, h.rank, scatter_phase, gridDim.x, std::uint32_t(tiles_per_segment));
     return;
@@ -184,6 +238,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   auto call = [&] { return *static_cast<volatile std::uint64_t*>(&call_shared); };
   __shared__ tile_stage<C> stage;
   int set = 0;  // the stage's image the next staged step writes
+  alignas(16) __shared__ scale_image<C, W> scales;
   // Each step works a tile at a time (one tile's loads, then its arithmetic: loads in flight come from
   // resident warps, at 2 ranks eight blocks a multiprocessor at 32 registers a thread; two tiles a step at four
   // blocks were up to 13% slower on 2x H200, docs/design.md). Its addresses are set once a step and
@@ -225,17 +280,25 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
           float x[8];
           unpack8<T>(load8_bits(in, n, src[o] + lane_offset, inside), x);
           if (rotate) device::rotate<C>(x);
+          const auto code = encode_lane<C, T>(x);
           if constexpr (stages_tiles<C>) {
-            store_lane<C>(stage.image[set], t, encode_lane<C, T>(x));
+            store_lane<C>(stage.image[set], t, code);
             block_sync();
             copy_tile<C>(dst[o], stage.image[set], t);
             set ^= 1;
+          } else if constexpr (stages_scales<C>) {
+            store_payload<C>(dst[o], t, code);
+            store_scale<C>(scales[o][k], t, code);
           } else {
-            store_lane<C>(dst[o], t, encode_lane<C, T>(x));
+            store_lane<C>(dst[o], t, code);
           }
           src[o] += codec::tile_values;
           dst[o] += TB;
         }
+      }
+      if constexpr (stages_scales<C>) {
+        block_sync();
+        copy_scales<C, W, false>(dst, scales, K, t);
       }
     }
     if (i >= 2) {  // gather(i - 2): decode every reduced segment and hand it to the epilogue
@@ -319,6 +382,10 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         const auto code = encode_lane<C, T>(acc);
         if constexpr (stages_tiles<C>) {
           store_lane<C>(stage.image[set], t, code);
+        } else if constexpr (stages_scales<C>) {
+          QR_UNROLL
+          for (int o = 0; o < W - 1; ++o) store_payload<C>(dst[o], t, code);
+          store_scale<C>(scales[0][k], t, code);
         } else {
           QR_UNROLL
           for (int o = 0; o < W - 1; ++o) store_lane<C>(dst[o], t, code);
@@ -338,6 +405,10 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
           dst[o] += TB;
         }
         own += codec::tile_values;
+      }
+      if constexpr (stages_scales<C>) {
+        block_sync();
+        copy_scales<C, W, true>(dst, scales, K, t);
       }
       // nothing of a peer whose call is unlike this rank's goes further than this rank's own output
       if (!signal_flags<Transport, W>(h, gather_phase, number(j), -1, call(), peer_calls)) break;

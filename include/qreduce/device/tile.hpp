@@ -157,13 +157,31 @@ QR_DEVICE QR_FORCEINLINE lane_code<C> encode_lane(const float (&x)[8]) {
   return c;
 }
 
-// Store thread t's share into a tile (t in [0, 256)); lane 0 of each group stores the scale.
+// A tile's bytes: the groups' payloads, then (from tile_payload_bytes on) the groups' scales.
+template <codec::codec_type C>
+inline constexpr int tile_payload_bytes = codec::tile_groups* C::payload_bytes;
+template <codec::codec_type C>
+inline constexpr int tile_scale_bytes = codec::tile_groups* C::scale_bytes;
+
+// Store thread t's payload into a tile (t in [0, 256)).
+template <codec::codec_type C>
+QR_DEVICE QR_FORCEINLINE void store_payload(std::byte* tile, int t, const lane_code<C>& c) {
+  C::store_lane(tile + t / codec::lanes_per_group * C::payload_bytes, t % codec::lanes_per_group, c.payload);
+}
+
+// Store the scale of thread t's group into a tile's scales (`scales`: tile_scale_bytes bytes, in the
+// tile or anywhere else); lane 0 of each group stores it.
+template <codec::codec_type C>
+QR_DEVICE QR_FORCEINLINE void store_scale(std::byte* scales, int t, const lane_code<C>& c) {
+  if constexpr (C::scale_bytes > 0)
+    if (t % codec::lanes_per_group == 0) C::store_scale(scales + t / codec::lanes_per_group * C::scale_bytes, c.state);
+}
+
+// Store thread t's share into a tile (t in [0, 256)): its payload, and its group's scale.
 template <codec::codec_type C>
 QR_DEVICE QR_FORCEINLINE void store_lane(std::byte* tile, int t, const lane_code<C>& c) {
-  const int g = t / codec::lanes_per_group, l = t % codec::lanes_per_group;
-  C::store_lane(tile + g * C::payload_bytes, l, c.payload);
-  if constexpr (C::scale_bytes > 0)
-    if (l == 0) C::store_scale(tile + codec::tile_groups * C::payload_bytes + g * C::scale_bytes, c.state);
+  store_payload<C>(tile, t, c);
+  store_scale<C>(tile + tile_payload_bytes<C>, t, c);
 }
 
 // Thread t's share of a tile as loaded (payload and its group's scale), not yet decoded: loading
