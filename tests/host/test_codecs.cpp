@@ -236,6 +236,31 @@ TEST_CASE("golden bytes: int4m groups, both multipliers, a zero half") {
   }
 }
 
+TEST_CASE("int4m: every code of every scale decodes to (q + 1/2) 2^(S-127) (m + 1) / 16 exactly, +0 for m = 0") {
+  // decode_lane forms 16 + (code ^ 8) from the code's bits and subtracts 23.5 scales in one
+  // multiply-add: checked against the definition, computed in double (exact here)
+  std::uint32_t w[2] = {0x76543210u, 0xfedcba98u};  // codes 0..15 over two lanes' payloads
+  for (std::uint32_t s = std::uint32_t(int4m::min_exponent); s <= std::uint32_t(int4m::max_exponent); ++s)
+    for (std::uint32_t m0 = 0; m0 < 16; ++m0)
+      for (int lane = 0; lane < lanes_per_group; ++lane) {
+        const std::uint32_t m1 = 15u - m0, m = lane < 2 ? m0 : m1;
+        const std::uint16_t bits = std::uint16_t(s | m0 << 8 | m1 << 12);
+        std::byte sb[2];
+        std::memcpy(sb, &bits, 2);
+        const auto st = int4m::load_scale(sb, lane);
+        for (int word = 0; word < 2; ++word) {
+          float y[8];
+          int4m::decode_lane<bf16>(int4m::lane_payload{{w[word]}}, st, y);
+          for (int j = 0; j < 8; ++j) {
+            const int code = int(w[word] >> (4 * j)) & 0xf, q = code >= 8 ? code - 16 : code;
+            const double want = m == 0 ? 0.0 : (q + 0.5) * std::ldexp(1.0, int(s) - 127) * (m + 1) / 16.0;
+            REQUIRE_MESSAGE(double(y[j]) == want, "S " << s << " m " << m << " code " << code);
+            REQUIRE(!std::signbit(y[j]) == (m == 0 || q >= 0));  // +0 for a zero half
+          }
+        }
+      }
+}
+
 TEST_CASE("int4m: a half too small for the group's exponent gets multiplier 0 and decodes to zeros") {
   // 3e38 sets S = 252; 1e-30 * 2^(127-252) * K underflows to 0 in f32, so c = 0 and m_1 = 0 (a
   // multiplier of 1 would decode 1e-30 as about 2.7e36)

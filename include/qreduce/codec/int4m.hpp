@@ -153,14 +153,14 @@ struct int4m {
   // and its offset.
   QR_HOST_DEVICE static QR_FORCEINLINE numeric::half2 down_ratio(float n) { return numeric::h2_both((n + 1.0f) * small_reciprocal(fmaxf(n, 1.0f))); }
   QR_HOST_DEVICE static QR_FORCEINLINE numeric::half2 down_offset(numeric::half2 ratio) {
-    return numeric::h2_fma(ratio, numeric::h2_both(0.5f), numeric::h2_both(-0.5f));
+    return numeric::h2_fma(ratio, numeric::h2_constant<0.5f>(), numeric::h2_constant<-0.5f>());
   }
 
   QR_HOST_DEVICE static QR_FORCEINLINE lane_search search(const float (&x)[8], float inv_up, numeric::half2 ratio, numeric::half2 offset) {
     using namespace numeric;
-    const half2 k1040 = h2_both(1040.0f), k1032 = h2_both(1032.0f), k1047 = h2_both(1047.0f);
+    const half2 k1040 = h2_constant<1040.0f>(), k1032 = h2_constant<1032.0f>(), k1047 = h2_constant<1047.0f>();
     lane_search r;
-    half2 eu = h2_both(0.0f), ed = h2_both(0.0f);
+    half2 eu = h2_constant<0.0f>(), ed = eu;
     QR_UNROLL
     for (int p = 0; p < 4; ++p) {
       const half2 t = h2_round(fmaf(x[2 * p], inv_up, -0.5f), fmaf(x[2 * p + 1], inv_up, -0.5f));
@@ -280,7 +280,9 @@ struct int4m {
     const float bias = -7.5f * st.scale;
     QR_UNROLL
     for (int j = 0; j < 8; ++j) {
-      // value = (q + 8) sc - 7.5 sc (exact), q + 8 = code ^ 8
+      // value = (q + 8) sc - 7.5 sc (exact), q + 8 = code ^ 8. (A form with one instruction fewer,
+      // (16 + k) sc - 23.5 sc with 16 + k built from the code's bits, overflows: 23.5 sc is not finite
+      // for the largest scales; tests/host checks every code of every scale.)
       y[j] = fmaf(small_float(((p.w[0] >> (4 * j)) & 0xfu) ^ 0x8u), st.scale, bias);
     }
   }

@@ -135,4 +135,25 @@ QR_HOST_DEVICE inline half2 h2_from_bits(std::uint32_t b) {
 // Both halves v, rounded to binary16.
 QR_HOST_DEVICE QR_FORCEINLINE half2 h2_both(float v) { return h2_round(v, v); }
 
+// The binary16 bits of v, a value binary16 holds exactly (zero or normal), at compile time.
+consteval std::uint16_t f16_exact_bits(float v) {
+  const std::uint32_t b = __builtin_bit_cast(std::uint32_t, v), sign = (b >> 16) & 0x8000u, mag = b & 0x7fffffffu;
+  if (mag == 0u) return std::uint16_t(sign);
+  const std::uint32_t e = mag >> 23;  // binary16 normals: f32 exponent fields 113 .. 142
+  if (e < 113u || e > 142u || (mag & 0x1fffu) != 0u) throw "f16_exact_bits: not a binary16 normal value";
+  return std::uint16_t(sign | ((e - 112u) << 10) | ((mag >> 13) & 0x3ffu));
+}
+
+// Both halves the constant V, a value binary16 holds exactly: h2_both(V) without a conversion
+// instruction (inline-assembly conversions are never folded into constants).
+template <float V>
+QR_HOST_DEVICE QR_FORCEINLINE half2 h2_constant() {
+#if QR_DEVICE_PASS && QR_BACKEND_CUDA
+  constexpr std::uint32_t h = f16_exact_bits(V);
+  return half2{h | (h << 16)};
+#else
+  return h2_both(V);  // folded by the compiler (HIP), exact (host)
+#endif
+}
+
 }  // namespace qreduce::numeric
