@@ -544,6 +544,46 @@ void counter_wrap(ctx& c) {
   }
 }
 
+// Rounds of 64 KiB on a grid of 8 blocks: the codecs that stage their scales in shared memory take
+// their most tiles a step (algorithm::max_step_tiles, 16 at 2 ranks, where the default rounds give
+// them at most 7), a partly filled image (12 tiles, the last chunk short), and the others alike; every
+// result bitwise the host reference's. Then (2 ranks) a launch with one tile a step more than the
+// image holds (it fits the segment slot): the kernel must refuse it before any store, and check()
+// report it.
+void big_rounds(ctx& c) {
+  std::uint64_t seed = 7000;
+  const std::size_t full = std::size_t(1) << 21, partial = 12 * std::size_t(8 * c.world) * codec::tile_values - 1000;
+  for (codec_kind k : {codec_kind::fp4, codec_kind::mxfp4, codec_kind::int4, codec_kind::int4m, codec_kind::fp8, codec_kind::none}) {
+    const allreduce_options o{k, algorithm_kind::two_shot, false};
+    if (c.world == 2 && k != codec_kind::fp8 && k != codec_kind::none) {
+      QR_EXPECT(c.comm->two_shot_segment_values(k, full) == 16 * codec::tile_values, "rank %d %s: %zu values a segment, not 16 tiles", c.rank,
+                codec_name(k), c.comm->two_shot_segment_values(k, full));
+      QR_EXPECT(c.comm->two_shot_segment_values(k, partial) == 12 * codec::tile_values, "rank %d %s: %zu values a segment, not 12 tiles", c.rank,
+                codec_name(k), c.comm->two_shot_segment_values(k, partial));
+    }
+    run_case<bf16>(c, full, o, false, ++seed);
+    run_case<f16>(c, partial, o, true, ++seed);
+  }
+  if (c.world != 2) return;
+  barrier(c);
+  constexpr int too_many = algorithm::max_step_tiles<codec::fp4> + 1;
+  const device_handle& h = c.comm->handle();
+  QR_EXPECT(std::size_t(too_many) * codec::slot_tile_bytes<codec::fp4> <= h.layout.segment_bytes, "rank %d: the slot does not hold %d tiles", c.rank,
+            too_many);
+  bf16* d = static_cast<bf16*>(c.a);
+  algorithm::two_shot_kernel<transport::default_transport, codec::fp4, bf16, 2, epilogue::identity>
+      <<<1, block_threads, 0, c.stream>>>(h, d, d, full, too_many, false, epilogue::identity{}, algorithm::epilogue_id<epilogue::identity>, false);
+  QR_CUDA(cudaGetLastError());
+  QR_CUDA(cudaStreamSynchronize(c.stream));
+  try {
+    c.comm->check();
+    QR_EXPECT(false, "rank %d: a two-shot launch of %d tiles a step was accepted", c.rank, too_many);
+  } catch (const error& e) {
+    QR_EXPECT(e.code() == errc::invalid_argument && std::strstr(e.what(), (std::to_string(too_many) + " tiles per segment").c_str()),
+              "rank %d: a launch of %d tiles a step: %s", c.rank, too_many, e.what());
+  }
+}
+
 using rank_fn = std::function<void(ctx&)>;
 
 // Runs fn(rank, bootstrap) on `world` threads that share one bootstrap group, and waits for all of
@@ -657,6 +697,16 @@ int main(int argc, char** argv) {
   if (mode == "threads") {
     std::mutex mu;  // the scenarios' QR_EXPECTs from several threads
     run_ranks_as_threads(world, [&](int r, thread_bootstrap& bs) { rank_main(r, world, bs, cfg, quick, body); });
+
+    comm_config big = cfg;  // the most tiles a step (big_rounds)
+    big.round_bytes = 65536;
+    big.max_blocks = 8;
+    run_ranks_as_threads(world, [&](int r, thread_bootstrap& bs) {
+      rank_main(r, world, bs, big, quick, [](ctx& c) {
+        big_rounds(c);
+        if (c.rank == 0) std::printf("rank 0: big rounds done\n");
+      });
+    });
 
     // A rank that never arrives: the others' kernels give up and report it.
     comm_config short_cfg = cfg;

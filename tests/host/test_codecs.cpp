@@ -237,8 +237,8 @@ TEST_CASE("golden bytes: int4m groups, both multipliers, a zero half") {
 }
 
 TEST_CASE("int4m: every code of every scale decodes to (q + 1/2) 2^(S-127) (m + 1) / 16 exactly, +0 for m = 0") {
-  // decode_lane forms 16 + (code ^ 8) from the code's bits and subtracts 23.5 scales in one
-  // multiply-add: checked against the definition, computed in double (exact here)
+  // decode_lane's (code ^ 8) sc - 7.5 sc against the definition, computed in double (exact here):
+  // any shorter form must pass this too (one that subtracted 23.5 sc overflowed at the top scales)
   std::uint32_t w[2] = {0x76543210u, 0xfedcba98u};  // codes 0..15 over two lanes' payloads
   for (std::uint32_t s = std::uint32_t(int4m::min_exponent); s <= std::uint32_t(int4m::max_exponent); ++s)
     for (std::uint32_t m0 = 0; m0 < 16; ++m0)

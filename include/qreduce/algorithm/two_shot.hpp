@@ -112,7 +112,7 @@ inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_s
   const std::size_t kmax = kslot < std::size_t(max_tiles) ? kslot : std::size_t(max_tiles);
   two_shot_plan p;
   const std::size_t grid = std::size_t(l.cfg.blocks);
-  // The fewest rounds a block needs with full slots, then K as small as covers the message in that
+  // The fewest rounds a block needs with full slots (at most max_tiles), then K as small as covers the message in that
   // many rounds: every block's share is then within one segment tile of the others'. (K = the slot's
   // size would leave some blocks a whole extra round where the chunks barely outnumber the blocks:
   // at 32 MiB on 2x H100 every codec fell 15-20% below its speedup at 16 and 64 MiB.) Cutting K

@@ -150,7 +150,9 @@ QR_DEVICE inline bool wait_flag(const device_handle& h, const std::uint32_t* fla
 }
 
 // Raises this block's flag for `phase` to `seq` on every rank (release, after the block's data
-// stores: the block synchronizes first); every thread calls it. With ring >= 0, the call's signature
+// stores: the block synchronizes first); every thread calls it. Its barrier is unconditional, as are
+// wait_flags': the two-shot reuses one shared-memory image of scales across its steps on the strength
+// of them (algorithm/two_shot.hpp, scale_image). With ring >= 0, the call's signature
 // is stored into every rank's call words of that ring slot first, and the same release publishes it.
 // With `fetched` (the peers' signatures fetch_calls read), each must be `call` first: the first unlike
 // one is recorded (fault::call_mismatch, both signatures), no flag is raised, and every thread gets
