@@ -19,10 +19,10 @@ expect() {  # file, pattern, meaning
   else fail=$((fail + 1)); echo "  FAIL  $3: '$2' not found in $(basename "$1")"; fi
 }
 # The two-shot kernels are compiled for twoshot_blocks_per_sm(world) resident blocks per
-# multiprocessor (the header's numbers: 2 ranks, then the others): NVIDIA, the PTX entry carries
+# multiprocessor (the header's numbers: 2 ranks, 4 ranks, then the others): NVIDIA, the PTX entry carries
 # .minnctapersm with it; AMD, the assembler's occupancy note for the kernel says at least that many
 # waves per SIMD (one per block of 256 threads on a compute unit of 4 SIMDs).
-read -r blocks_w2 blocks_wn < <(sed -n 's/.*twoshot_blocks_per_sm(int world) { return world == 2 ? \([0-9]*\) : \([0-9]*\); }.*/\1 \2/p' \
+read -r blocks_w2 blocks_w4 blocks_wn < <(sed -n 's/.*twoshot_blocks_per_sm(int world) { return world == 2 ? \([0-9]*\) : world == 4 ? \([0-9]*\) : \([0-9]*\); }.*/\1 \2 \3/p' \
   "$root/include/qreduce/transport/workspace.hpp") || true
 [ -n "${blocks_wn:-}" ] || { echo "check: twoshot_blocks_per_sm not found in transport/workspace.hpp" >&2; exit 1; }
 expect_two_shot_occupancy() {  # file (ptx or .s), world size (the kernel's mangled Li<W>E), blocks, meaning
@@ -89,6 +89,7 @@ expect_not_in_kernel "$out/sm_90.ptx" 'isa_(en|de)code.*codec4int[468]' 'cvt\.(r
 expect "$out/sm_90.ptx" 'st\.release\.sys\.global\.u32' "sm_90: flags raised with st.release.sys"
 expect "$out/sm_90.ptx" 'ld\.acquire\.sys\.global\.u32' "sm_90: flags read with ld.acquire.sys"
 expect_two_shot_occupancy "$out/sm_90.ptx" 2 "$blocks_w2" "sm_90: 2-rank two-shot kernel compiled for $blocks_w2 blocks per multiprocessor"
+expect_two_shot_occupancy "$out/sm_90.ptx" 4 "$blocks_w4" "sm_90: 4-rank two-shot kernel compiled for $blocks_w4 blocks per multiprocessor"
 expect_two_shot_occupancy "$out/sm_90.ptx" 8 "$blocks_wn" "sm_90: 8-rank two-shot kernel compiled for $blocks_wn blocks per multiprocessor"
 # The fused RMSNorm's kernels of rows, one for each output type and batch (1 and rows_kernel_batch;
 # ptxas on their PTX entries alone): those of y in the tensor's type and of the FP8 output loading a
@@ -210,6 +211,7 @@ expect_not "$out/gfx942.s" 'v_cvt_scalef32' "gfx942: no gfx950-only conversions"
 for arch in gfx942 gfx950; do
   expect_release_pairs "$out/$arch.s" "$arch: each system-scope release writes back L2 right before its flag store"
   expect_two_shot_occupancy "$out/$arch.s" 2 "$blocks_w2" "$arch: 2-rank two-shot kernel at $blocks_w2 waves per SIMD"
+  expect_two_shot_occupancy "$out/$arch.s" 4 "$blocks_w4" "$arch: 4-rank two-shot kernel at $blocks_w4 waves per SIMD"
   expect_two_shot_occupancy "$out/$arch.s" 8 "$blocks_wn" "$arch: 8-rank two-shot kernel at $blocks_wn waves per SIMD"
   expect_in_amd_kernel "$out/$arch.s" 'one_shot_kernel' 'global_load_dword .*offset:12 sc0 sc1' \
     "$arch: the one-shot polls its slots with system-scope (sc0 sc1) word loads (its flag is in the data)"

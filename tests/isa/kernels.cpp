@@ -37,6 +37,7 @@ void instantiate() {
 void instantiate_all() {
   for (codec_kind k : all_codecs) visit_codec(k, [](auto tag) { instantiate<typename decltype(tag)::type>(); });
   (void)&algorithm::two_shot_kernel<transport::default_transport, codec::fp4, bf16, 8, epilogue::identity>;
+  (void)&algorithm::two_shot_kernel<transport::default_transport, codec::fp8, bf16, 4, epilogue::identity>;  // 4 ranks' occupancy
   (void)&algorithm::two_shot_kernel<transport::default_transport, codec::int6, bf16, 2, epilogue::identity>;  // stages its tiles
   (void)&algorithm::two_shot_kernel<transport::default_transport, codec::int4, bf16, 2, epilogue::identity>;  // decodes straight to bf16
   (void)&algorithm::two_shot_kernel<transport::default_transport, codec::mxfp4, bf16, 2, epilogue::identity>;  // 1-byte scales, staged

@@ -52,8 +52,13 @@ inline constexpr int ring_slots = 3;  // two-shot rounds a block keeps in flight
 // threads) with one tile a step in flight made, on 2x H200 against 4 blocks with two, INT4 8% and
 // INT6 13% faster at 1 GiB and every codec 2-15% faster at 64 MiB (docs/design.md, "Two-shot and
 // one-shot"). At 4 and 8 ranks a tile's W - 1 codes need more registers (at 32 the kernels spill
-// 150-900 bytes a thread), and no link measurement has tuned them: 3 blocks, 80 registers.
-constexpr int twoshot_blocks_per_sm(int world) { return world == 2 ? 8 : 3; }
+// 150-900 bytes a thread). At 4 ranks the kernels are compiled for 6 blocks (40 registers; FP4 spills
+// 40 bytes a thread), of which the 64 MiB workspace holds 5 a multiprocessor on an H100 or H200 (660
+// blocks): on 4x H200 against 3 blocks (80 registers) FP8 and INT8 8.5% faster at 1 GiB and 256 MiB,
+// INT6 6.5%, INT4M 5%, the 4-bit codecs 1-4%, 4 MiB 2-3% slower; 4 blocks (64 registers) were between
+// (docs/results/2026-11-26h-h200x4/occupancy/). At 8 ranks no link measurement has tuned them: 3
+// blocks, 80 registers.
+constexpr int twoshot_blocks_per_sm(int world) { return world == 2 ? 8 : world == 4 ? 6 : 3; }
 
 struct workspace_config {
   int world = 0;
