@@ -102,22 +102,22 @@ struct two_shot_plan {
   std::size_t chunks = 0;
 };
 
-namespace detail {
-// The plan for tiles laid out `tile_stride` bytes apart in the slots, at most `max_tiles` a segment
-// (plan_two_shot<C> passes the codec's codec::slot_tile_bytes and max_step_tiles, as the kernel
-// lays them out and stages them).
-inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_stride, std::size_t n, int max_tiles = 1 << 30) {
+// The plan of a call of n values with codec C: its tiles at their slot stride
+// (codec::slot_tile_bytes), as the kernel lays them out, at most max_step_tiles a segment; what
+// every launch of two_shot must use.
+template <codec::codec_type C>
+inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t n) {
   const std::size_t W = std::size_t(l.cfg.world);
-  const std::size_t kslot = std::size_t(l.max_tiles_per_segment(tile_stride));
-  const std::size_t kmax = kslot < std::size_t(max_tiles) ? kslot : std::size_t(max_tiles);
+  const std::size_t kslot = std::size_t(l.max_tiles_per_segment(std::size_t(codec::slot_tile_bytes<C>)));
+  const std::size_t kmax = kslot < std::size_t(max_step_tiles<C>) ? kslot : std::size_t(max_step_tiles<C>);
   two_shot_plan p;
   const std::size_t grid = std::size_t(l.cfg.blocks);
-  // The fewest rounds a block needs with full slots (at most max_tiles), then K as small as covers the message in that
-  // many rounds: every block's share is then within one segment tile of the others'. (K = the slot's
-  // size would leave some blocks a whole extra round where the chunks barely outnumber the blocks:
-  // at 32 MiB on 2x H100 every codec fell 15-20% below its speedup at 16 and 64 MiB.) Cutting K
-  // further, so that every block gets the ring's three rounds, was slower from 4 to 16 MiB (FP4 29.5
-  // vs 21.5 us at 4 MiB; docs/design.md).
+  // The fewest rounds a block needs with full slots (at most max_step_tiles), then K as small as
+  // covers the message in that many rounds: every block's share is then within one segment tile of
+  // the others'. (K = the slot's size would leave some blocks a whole extra round where the chunks
+  // barely outnumber the blocks: at 32 MiB on 2x H100 every codec fell 15-20% below its speedup at 16
+  // and 64 MiB.) Cutting K further, so that every block gets the ring's three rounds, was slower from
+  // 4 to 16 MiB (FP4 29.5 vs 21.5 us at 4 MiB; docs/design.md).
   auto ceil_div = [](std::size_t a, std::size_t b) { return a / b + (a % b != 0 ? 1 : 0); };
   const std::size_t per_tile_round = grid * W * codec::tile_values;
   const std::size_t rounds = n > per_tile_round * kmax ? ceil_div(n, per_tile_round * kmax) : 1;
@@ -127,15 +127,6 @@ inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t tile_s
   p.chunks = ceil_div(n, W * k * codec::tile_values);
   p.blocks = int(p.chunks < grid ? p.chunks : grid);
   return p;
-}
-}  // namespace detail
-
-// The plan of a call of n values with codec C: its tiles at their slot stride
-// (codec::slot_tile_bytes), as the kernel lays them out, at most max_step_tiles a segment; what
-// every launch of two_shot must use.
-template <codec::codec_type C>
-inline two_shot_plan plan_two_shot(const workspace_layout& l, std::size_t n) {
-  return detail::plan_two_shot(l, std::size_t(codec::slot_tile_bytes<C>), n, max_step_tiles<C>);
 }
 
 }  // namespace qreduce::algorithm
