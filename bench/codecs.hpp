@@ -35,22 +35,21 @@ __global__ void __launch_bounds__(block_threads) tput_encode(const T* in, std::s
 template <class C, class T>
 __global__ void __launch_bounds__(block_threads) tput_decode(const std::byte* in, std::size_t n, T* out) {
   const std::size_t tiles = (n + codec::tile_values - 1) / codec::tile_values, whole = tiles / tput_tiles * tput_tiles;
-  const auto tile_at = [&](std::size_t tile, float(&y)[8]) {
-    if constexpr (codec::always_rotated<C>) device::unrotate<C>(y);
+  const auto load_at = [&](std::size_t tile) { return device::load_code<C, T>(in + tile * codec::tile_bytes<C>, int(threadIdx.x)); };
+  const auto tile_at = [&](std::size_t tile, const device::lane_code<C>& c) {
+    float y[8];
+    if constexpr (codec::always_rotated<C>) device::decode_unrotate<C, T>(c, y);
+    else device::decode_code<C, T>(c, y);
     device::store8(out, n, tile * codec::tile_values + 8 * threadIdx.x, y);
   };
   for (std::size_t tile = blockIdx.x * std::size_t(tput_tiles); tile < whole; tile += gridDim.x * std::size_t(tput_tiles)) {
-    float y[tput_tiles][8];
+    device::lane_code<C> c[tput_tiles];
     QR_UNROLL
-    for (int u = 0; u < tput_tiles; ++u) device::decode_lane<C, T>(in + (tile + u) * codec::tile_bytes<C>, int(threadIdx.x), y[u]);
+    for (int u = 0; u < tput_tiles; ++u) c[u] = load_at(tile + u);
     QR_UNROLL
-    for (int u = 0; u < tput_tiles; ++u) tile_at(tile + u, y[u]);
+    for (int u = 0; u < tput_tiles; ++u) tile_at(tile + u, c[u]);
   }
-  for (std::size_t tile = whole + blockIdx.x; tile < tiles; tile += gridDim.x) {
-    float y[8];
-    device::decode_lane<C, T>(in + tile * codec::tile_bytes<C>, int(threadIdx.x), y);
-    tile_at(tile, y);
-  }
+  for (std::size_t tile = whole + blockIdx.x; tile < tiles; tile += gridDim.x) tile_at(tile, load_at(tile));
 }
 
 int codec_throughput(std::size_t bytes, const std::string& out_dir) {

@@ -102,31 +102,44 @@ __global__ void decode_kernel(const std::byte* in, std::size_t n, float* out, bo
   const std::size_t tile = blockIdx.x;
   const int t = threadIdx.x;
   float y[8];
-  device::decode_lane<C, T>(in + tile * codec::tile_bytes<C>, t, y);
-  if (rotate) device::unrotate<C>(y);
+  const auto c = device::load_code<C, T>(in + tile * codec::tile_bytes<C>, t);
+  if (rotate) device::decode_unrotate<C, T>(c, y);
+  else device::decode_code<C, T>(c, y);
   for (int j = 0; j < 8; ++j) {
     const std::size_t i = tile * codec::tile_values + 8 * t + j;
     if (i < n) out[i] = y[j];
   }
 }
 
-// The decode straight to bf16 (device::decode_code_rounded, the two-shot's output path where the codec
-// has it) as 16-bit patterns, or from_float8 of decode_code's values where it has not; *used says
-// which ran.
+// The decode straight to bf16 (device::decode_code_rounded, or decode_unrotate_rounded for a rotated
+// tile: the two-shot's output paths where the codec has them) as 16-bit patterns, or from_float8 of
+// the f32 values where it has not; *used says which ran.
 template <class C, class T>
-__global__ void decode_rounded_kernel(const std::byte* in, std::size_t n, T* out, int* used) {
+__global__ void decode_rounded_kernel(const std::byte* in, std::size_t n, T* out, int* used, bool rotate) {
   const std::size_t tile = blockIdx.x;
   const int t = threadIdx.x;
   const auto c = device::load_code<C, T>(in + tile * codec::tile_bytes<C>, t);
   uint4 v;
-  if constexpr (device::decodes_rounded<C, T>) {
-    v = device::decode_code_rounded<C, T>(c);
-    if (tile == 0 && t == 0) *used = 1;
+  float y[8];
+  bool straight = false;
+  if (rotate) {
+    if constexpr (device::decodes_unrotated_rounded<C, T>) {
+      v = device::decode_unrotate_rounded<C, T>(c);
+      straight = true;
+    } else {
+      device::decode_unrotate<C, T>(c, y);
+      v = device::pack8<T>(y);
+    }
   } else {
-    float y[8];
-    device::decode_code<C, T>(c, y);
-    v = device::pack8<T>(y);
+    if constexpr (device::decodes_rounded<C, T>) {
+      v = device::decode_code_rounded<C, T>(c);
+      straight = true;
+    } else {
+      device::decode_code<C, T>(c, y);
+      v = device::pack8<T>(y);
+    }
   }
+  if (straight && tile == 0 && t == 0) *used = 1;
   device::store8_bits(out, n, tile * codec::tile_values + 8 * t, v);
 }
 
@@ -225,13 +238,13 @@ void check_codec(const std::vector<T>& in, bool rotate, const char* what) {
     }
   QR_EXPECT(bad == n, "%s/%s %s%s: decoded value %zu is %g, host reference %g", C::name, dtype_name(dtype_of<T>), what, rotate ? " rotated" : "", bad,
             bad < n ? got_dec[bad] : 0.0f, bad < n ? want_dec[bad] : 0.0f);
-  if (!rotate) {  // the decode straight to T's bits: the host reference's values rounded by from_float
+  {  // the decode straight to T's bits: the host reference's values rounded by from_float
     T* dout;
     int* dused;
     QR_CUDA(cudaMalloc(&dout, n * sizeof(T)));
     QR_CUDA(cudaMalloc(&dused, sizeof(int)));
     QR_CUDA(cudaMemset(dused, 0, sizeof(int)));
-    decode_rounded_kernel<C, T><<<unsigned(tiles), 256>>>(denc, n, dout, dused);
+    decode_rounded_kernel<C, T><<<unsigned(tiles), 256>>>(denc, n, dout, dused, rotate);
     QR_CUDA(cudaGetLastError());
     std::vector<T> got_t(n);
     int used = 0;
@@ -240,12 +253,15 @@ void check_codec(const std::vector<T>& in, bool rotate, const char* what) {
     std::size_t bad_t = n;
     for (std::size_t i = 0; i < n && bad_t == n; ++i)
       if (got_t[i].bits != numeric::from_float<T>(want_dec[i]).bits) bad_t = i;
-    QR_EXPECT(bad_t == n, "%s/%s %s: value %zu decoded to %s is 0x%04x, host reference 0x%04x (%s)", C::name, dtype_name(dtype_of<T>), what, bad_t,
-              dtype_name(dtype_of<T>), bad_t < n ? got_t[bad_t].bits : 0u, bad_t < n ? numeric::from_float<T>(want_dec[bad_t]).bits : 0u,
-              used ? "straight from the codes" : "through f32");
-    // the E2M1 and INT4 codecs must take the straight path for bf16 on these targets (sm_90 and later)
-    constexpr bool straight = std::is_same_v<C, codec::fp4> || std::is_same_v<C, codec::mxfp4> || std::is_same_v<C, codec::int4>;
-    if constexpr (straight && std::is_same_v<T, bf16>) QR_EXPECT(used == 1, "%s/bf16: the decode straight to bf16 was not compiled", C::name);
+    QR_EXPECT(bad_t == n, "%s/%s %s%s: value %zu decoded to %s is 0x%04x, host reference 0x%04x (%s)", C::name, dtype_name(dtype_of<T>), what,
+              rotate ? " rotated" : "", bad_t, dtype_name(dtype_of<T>), bad_t < n ? got_t[bad_t].bits : 0u,
+              bad_t < n ? numeric::from_float<T>(want_dec[bad_t]).bits : 0u, used ? "straight from the codes" : "through f32");
+    // for bf16 on these targets (sm_90 and later), the E2M1 and INT4 codecs must take the straight
+    // path unrotated, INT4M rotated
+    const bool straight = rotate ? std::is_same_v<C, codec::int4m>
+                                 : std::is_same_v<C, codec::fp4> || std::is_same_v<C, codec::mxfp4> || std::is_same_v<C, codec::int4>;
+    if (straight && std::is_same_v<T, bf16>)
+      QR_EXPECT(used == 1, "%s/bf16%s: the decode straight to bf16 was not compiled", C::name, rotate ? " rotated" : "");
     QR_CUDA(cudaFree(dout));
     QR_CUDA(cudaFree(dused));
   }

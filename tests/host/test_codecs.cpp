@@ -237,8 +237,8 @@ TEST_CASE("golden bytes: int4m groups, both multipliers, a zero half") {
 }
 
 TEST_CASE("int4m: every code of every scale decodes to (q + 1/2) 2^(S-127) (m + 1) / 16 exactly, +0 for m = 0") {
-  // decode_lane's (code ^ 8) sc - 7.5 sc against the definition, computed in double (exact here):
-  // any shorter form must pass this too (one that subtracted 23.5 sc overflowed at the top scales)
+  // decode_lane's level * sc + 0 against the definition, computed in double (exact here): any
+  // shorter form must pass this too (one that subtracted 23.5 sc overflowed at the top scales)
   std::uint32_t w[2] = {0x76543210u, 0xfedcba98u};  // codes 0..15 over two lanes' payloads
   for (std::uint32_t s = std::uint32_t(int4m::min_exponent); s <= std::uint32_t(int4m::max_exponent); ++s)
     for (std::uint32_t m0 = 0; m0 < 16; ++m0)
@@ -259,6 +259,49 @@ TEST_CASE("int4m: every code of every scale decodes to (q + 1/2) 2^(S-127) (m + 
           }
         }
       }
+}
+
+// int4m's values after the inverse rotation are its levels rotated back, then scaled (what the devices
+// compute in 16-bit pairs): for every scale, random codes and multipliers, they are the f32 inverse
+// rotation of decode_group's values bit for bit wherever that stays finite, and where the top scales
+// overflow it, each value is still the exact one rounded once (infinite only beyond the float range).
+TEST_CASE("int4m: decoding rotates the levels back, then scales: the f32 inverse rotation's bits wherever it stays finite") {
+  std::mt19937 rng(17);
+  int compared = 0, overflowed = 0;
+  for (std::uint32_t s = std::uint32_t(int4m::min_exponent); s <= 0xffu; s = s == std::uint32_t(int4m::max_exponent) ? 0xffu : s + 1)
+    for (int trial = 0; trial < 24; ++trial) {
+      group_bytes<int4m> g{};
+      for (auto& b : g.payload) b = std::byte(rng() & 0xffu);
+      const std::uint16_t bits = std::uint16_t(s | (rng() % 16) << 8 | (rng() % 16) << 12);
+      std::memcpy(g.scale, &bits, 2);
+      float got[32], want[32], levels[32];
+      int4m::decode_rotated_group_reference(g.payload, g.scale, got);
+      decode_group<int4m, bf16>(g.payload, g.scale, want);
+      rotate_group_inverse<2>(want);
+      bool finite = true;
+      for (float w : want) finite = finite && std::isfinite(w);
+      if (s == 0xffu) {
+        for (int i = 0; i < 32; ++i) REQUIRE(std::isnan(got[i]));
+        continue;
+      }
+      if (finite) {
+        ++compared;
+        for (int i = 0; i < 32; ++i) REQUIRE_MESSAGE(std::bit_cast<std::uint32_t>(got[i]) == std::bit_cast<std::uint32_t>(want[i]), "S " << s << " value " << i);
+        continue;
+      }
+      ++overflowed;
+      for (int l = 0; l < 4; ++l) {
+        const std::uint32_t offset = int4m::offset_codes(int4m::load_lane(g.payload, l));
+        for (int j = 0; j < 8; ++j) levels[8 * l + j] = int4m::level(offset, j);
+      }
+      rotate_group_inverse<2>(levels);  // exact: multiples of 1/2, at most 120 in magnitude
+      for (int i = 0; i < 32; ++i) {
+        const double exact = double(levels[i]) * int4m::load_scale(g.scale, i / 8).scale;
+        REQUIRE(std::bit_cast<std::uint32_t>(got[i]) == std::bit_cast<std::uint32_t>(float(exact) + 0.0f));
+      }
+    }
+  CHECK(compared > 5000);
+  CHECK(overflowed > 0);  // the f32 steps overflow at the top scales: there the two differ
 }
 
 TEST_CASE("int4m: a half too small for the group's exponent gets multiplier 0 and decodes to zeros") {

@@ -173,6 +173,12 @@ for arch in sm_90 sm_100a; do
     "$arch: the FP4 two-shot decodes straight to bf16 into its output (mul.rn.bf16x2, decode_code_rounded)"
   expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*4int4.*4bf16' 'sub\.rn\.bf16x2' \
     "$arch: the INT4 two-shot decodes straight to bf16 into its output (sub.rn.bf16x2 and mul.rn.bf16x2)"
+  expect_in_kernel "$out/$arch.ptx" 'isa_decode_rotated.*5int4m' 'add\.rn\.bf16x2' \
+    "$arch: int4m rotates its levels back in bf16 pairs (add.rn.bf16x2), not its values in f32"
+  expect_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*5int4m.*4bf16' 'fma\.rn\.bf16x2' \
+    "$arch: the INT4M two-shot scales its rotated-back levels straight into bf16 (fma.rn.bf16x2, decode_unrotate_rounded)"
+  expect_not_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*5int4m.*4bf16' 'cvt\.rn\.bf16x2\.f32' \
+    "$arch: the INT4M two-shot writes no f32 result (no cvt.rn.bf16x2.f32)"
 done
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e2m1x2\.f32' "sm_100a: fp4 encode uses cvt.rn.satfinite.e2m1x2"
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e4m3x2\.f32' "sm_100a: fp8 encode uses cvt.rn.satfinite.e4m3x2"
@@ -223,6 +229,8 @@ for arch in gfx942 gfx950; do
   done
   expect_in_amd_kernel "$out/$arch.s" 'isa_encode.*5int4m' 'v_pk_fma_f16' \
     "$arch: int4m searches its multipliers in packed binary16 (v_pk_fma_f16)"
+  expect_in_amd_kernel "$out/$arch.s" 'isa_decode_rotated.*5int4m' 'v_pk_add_f16' \
+    "$arch: int4m rotates its levels back in binary16 pairs (v_pk_add_f16)"
   expect_not_in_amd_kernel "$out/$arch.s" 'isa_encode.*codec4int[468]E' 'v_pk_fma_f32|v_fma[a-z0-9_]* .*0x4b400000' \
     "$arch: int4/int6/int8 round their products before adding 1.5 * 2^23 (no fused multiply-add: numeric::mul_rn)"
 done

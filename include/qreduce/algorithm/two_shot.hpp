@@ -238,18 +238,25 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   // the time moved little (INT6 at 1 GiB 1352 -> 1334 us, FP4 1086 -> 1080).
   const int lane_offset = 8 * t;
   // A decoded code to the epilogue at index i: straight to T's bits where the codec and the epilogue
-  // can (E2M1 and INT4 to bf16 into the plain output, no rotation: device::decode_code_rounded,
-  // bitwise the same), else as f32 values.
+  // can (E2M1 and INT4 to bf16 into the plain output without rotation, device::decode_code_rounded;
+  // INT4M rotated, device::decode_unrotate_rounded; bitwise the same), else as f32 values.
+  constexpr bool plain_output = requires(const uint4& v) { ep.store_rounded(out, n, std::size_t(0), v); };
   auto emit = [&](const lane_code<C>& c, std::size_t i) {
-    if constexpr (decodes_rounded<C, T> && requires(const uint4& v) { ep.store_rounded(out, n, i, v); }) {
+    if constexpr (decodes_rounded<C, T> && plain_output) {
       if (!rotate) {
         ep.store_rounded(out, n, i, decode_code_rounded<C, T>(c));
         return;
       }
     }
+    if constexpr (decodes_unrotated_rounded<C, T> && plain_output) {
+      if (rotate) {
+        ep.store_rounded(out, n, i, decode_unrotate_rounded<C, T>(c));
+        return;
+      }
+    }
     float y[8];
-    decode_code<C, T>(c, y);
-    if (rotate) device::unrotate<C>(y);
+    if (rotate) decode_unrotate<C, T>(c, y);
+    else decode_code<C, T>(c, y);
     ep(out, n, i, y);
   };
 

@@ -31,6 +31,11 @@
 // on its own (rotation_lanes = 2: one step across lanes, and as accurate as the whole group's rotation
 // here, since each half has its own scale): a grid without a zero level rounds the small values
 // beside an outlier to half a step of the outlier's scale; the rotation spreads the outlier first.
+// Decoding rotates back the levels, not the values: value i of a half is sc * (R^-1 (q + 1/2))_i,
+// the inverse rotation (codec/rotation.hpp) of the half's 16 levels, exact, times the half's scale,
+// rounded once (`decode_rotated_group_reference`; the devices rotate the levels in packed 16-bit
+// arithmetic, below). Whenever the f32 inverse rotation of the decoded values does not overflow, it
+// gives the same bits: each of its steps is exact (multiples of sc / 2 of at most 12 bits).
 // Halves of 16 under one shared exponent spend the same 16 bits as one bf16 scale per 32 values and
 // follow the data twice as closely; the choice between two multipliers is a one-step search of the
 // scale that rounds closer. docs/wire-format.md has the bytes; bench/accuracy.cpp the measurements.
@@ -39,6 +44,7 @@
 #include <cstdint>
 #include "codec.hpp"
 #include "memory.hpp"
+#include "rotation.hpp"
 #include "scaled.hpp"
 #include "../numeric/half2.hpp"
 #include "../numeric/minifloat.hpp"
@@ -275,17 +281,162 @@ struct int4m {
     return lane_payload{{pack(chosen) & (0u - std::uint32_t(finite))}};  // a mask, not a select: no branch around pack
   }
 
+  // ---- decoding ----
+
+  // The payload word with every code's top bit flipped: each nibble q + 8, in [0, 16).
+  QR_HOST_DEVICE static QR_FORCEINLINE std::uint32_t offset_codes(const lane_payload& p) { return p.w[0] ^ 0x88888888u; }
+
+  // Value j's level q + 1/2 as a float, exactly, from offset_codes: the float 2^22 + (q + 8) + 1/2
+  // (its ulp is 1/2: the low bits 2 (q + 8) + 1) less 2^22 + 8. Two integer operations, one addition.
+  QR_HOST_DEVICE static QR_FORCEINLINE float level(std::uint32_t offset, int j) {
+    const std::uint32_t m = (j == 0 ? offset << 1 : offset >> (4 * j - 1)) & 0x1eu;
+    return numeric::bits_float(0x4a800001u | m) - 4194312.0f;
+  }
+
+  // The values in the rotated basis: level * sc, exact; + 0 so that a zero scale gives +0 whatever
+  // the level's sign (a half of zeros decodes to +0). tests/host checks every code of every scale.
   template <class T>
   QR_HOST_DEVICE static QR_FORCEINLINE void decode_lane(const lane_payload& p, const state& st, float (&y)[8]) {
-    const float bias = -7.5f * st.scale;
+    const std::uint32_t offset = offset_codes(p);
     QR_UNROLL
-    for (int j = 0; j < 8; ++j) {
-      // value = (q + 8) sc - 7.5 sc (exact), q + 8 = code ^ 8. (A form with one instruction fewer,
-      // (16 + k) sc - 23.5 sc with 16 + k built from the code's bits, overflows: 23.5 sc is not finite
-      // for the largest scales; tests/host checks every code of every scale.)
-      y[j] = fmaf(small_float(((p.w[0] >> (4 * j)) & 0xfu) ^ 0x8u), st.scale, bias);
+    for (int j = 0; j < 8; ++j) y[j] = fmaf(level(offset, j), st.scale, 0.0f);
+  }
+
+  // acc_j + decode_lane's value j as one fused multiply-add (the product is exact): the two-shot's
+  // reduce step, where the sum only goes on to encode_lane. The one difference from decode_lane and
+  // an addition is a zero sum's sign where the scale is 0 (level * 0 may be -0), which int4m's encode
+  // does not see (encodes_zero_sign = false).
+  template <class T>
+  QR_HOST_DEVICE static QR_FORCEINLINE void accumulate_lane(const lane_payload& p, const state& st, float (&acc)[8]) {
+    const std::uint32_t offset = offset_codes(p);
+    QR_UNROLL
+    for (int j = 0; j < 8; ++j) acc[j] = fmaf(level(offset, j), st.scale, acc[j]);
+  }
+
+  // Host reference of a group's values rotated back: the levels q + 1/2 through the inverse rotation
+  // (exact: multiples of 1/2 of magnitude at most 16 * 7.5 at every step), then times each half's
+  // scale, + 0 (a zero scale gives +0), rounded once.
+  static void decode_rotated_group_reference(const std::byte* payload, const std::byte* scale, float* values) {
+    float v[group_size];
+    for (int l = 0; l < lanes_per_group; ++l) {
+      const std::uint32_t offset = offset_codes(load_lane(payload, l));
+      for (int j = 0; j < 8; ++j) v[8 * l + j] = level(offset, j);
+    }
+    rotate_group_inverse<rotation_lanes>(v);
+    for (int l = 0; l < lanes_per_group; ++l) {
+      const float sc = load_scale(scale, l).scale;
+      for (int j = 0; j < 8; ++j) values[8 * l + j] = v[8 * l + j] * sc + 0.0f;
     }
   }
+
+#if QR_DEVICE_PASS
+  // The devices rotate a lane's levels back two at a time: word p of `w` holds values 2p and 2p + 1.
+  // NVIDIA sm_90 and later in bfloat16 pairs (a bf16 output then takes them with one fma.rn.bf16x2 a
+  // pair), elsewhere in binary16 pairs; both hold every level sum exactly (at most 8 significant bits).
+  // Placed: the offset code k = q + 8 under the pattern B | k, which reads B + q, B the pattern's value
+  // with k = 8 (bf16 0x4308 = 136: the ulp is 1 on [128, 256); binary16 0x6408 = 1032: 1 on [1024, 2048)).
+#if QR_BACKEND_CUDA && __CUDA_ARCH__ >= 900
+  static constexpr std::uint32_t level_pattern = 0x43084308u, twice_pattern = 0x43884388u;  // 136, 272
+  static constexpr std::uint32_t plus_minus_one = 0xbf803f80u;  // (1, -1)
+  QR_DEVICE static QR_FORCEINLINE std::uint32_t pair_add(std::uint32_t a, std::uint32_t b) {
+    std::uint32_t r;
+    asm("add.rn.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+  }
+  QR_DEVICE static QR_FORCEINLINE std::uint32_t pair_sub(std::uint32_t a, std::uint32_t b) {
+    std::uint32_t r;
+    asm("sub.rn.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+  }
+  QR_DEVICE static QR_FORCEINLINE std::uint32_t pair_fma(std::uint32_t a, std::uint32_t b, std::uint32_t c) {
+    std::uint32_t r;
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+    return r;
+  }
+  QR_DEVICE static QR_FORCEINLINE void pair_floats(std::uint32_t a, float& lo, float& hi) {
+    lo = numeric::bits_float(a << 16);
+    hi = numeric::bits_float(a & 0xffff0000u);
+  }
+#else
+  static constexpr std::uint32_t level_pattern = 0x64086408u, twice_pattern = 0x68086808u;  // 1032, 2064
+  static constexpr std::uint32_t plus_minus_one = 0xbc003c00u;  // (1, -1)
+  QR_DEVICE static QR_FORCEINLINE std::uint32_t pair_add(std::uint32_t a, std::uint32_t b) {
+    return numeric::h2_bits(numeric::h2_add(numeric::h2_from_bits(a), numeric::h2_from_bits(b)));
+  }
+  QR_DEVICE static QR_FORCEINLINE std::uint32_t pair_sub(std::uint32_t a, std::uint32_t b) {
+    return numeric::h2_bits(numeric::h2_sub(numeric::h2_from_bits(a), numeric::h2_from_bits(b)));
+  }
+  QR_DEVICE static QR_FORCEINLINE std::uint32_t pair_fma(std::uint32_t a, std::uint32_t b, std::uint32_t c) {
+    return numeric::h2_bits(numeric::h2_fma(numeric::h2_from_bits(a), numeric::h2_from_bits(b), numeric::h2_from_bits(c)));
+  }
+  QR_DEVICE static QR_FORCEINLINE void pair_floats(std::uint32_t a, float& lo, float& hi) { numeric::h2_floats(numeric::h2_from_bits(a), lo, hi); }
+#endif
+
+  // A lane's levels q (without the 1/2s) rotated back, as rotate_inverse<2> (device/tile.hpp) rotates
+  // values: the step across the lane pair (sums kept, differences sent), then the 8-point butterflies.
+  // The 1/2s' share is the inverse rotation of a constant 1/2: (4, 0, 0, 0, 4, 0, 0, 0) on every lane,
+  // which the callers add with the scale.
+  template <class Exchange>
+  QR_DEVICE static QR_FORCEINLINE void rotate_levels_back(const lane_payload& p, Exchange&& exchange, std::uint32_t (&w)[4]) {
+    QR_UNROLL
+    for (int k = 0; k < 4; ++k) {
+      // byte k * 0x1001 puts its two codes at bits 0 and 16; under the pattern they read B + q
+      w[k] = ((((p.w[0] >> (8 * k)) & 0xffu) * 0x1001u) & 0x000f000fu) ^ level_pattern;
+    }
+    // sums x_j + x_{j+4} = (B + q_j - 2B) + (B + q_{j+4}); differences (B + q_j) - (B + q_{j+4})
+    const std::uint32_t d0 = pair_sub(w[0], w[2]), d1 = pair_sub(w[1], w[3]);
+    w[0] = pair_add(pair_sub(w[0], twice_pattern), w[2]);
+    w[1] = pair_add(pair_sub(w[1], twice_pattern), w[3]);
+    w[2] = exchange(d0, 1);
+    w[3] = exchange(d1, 1);
+    // span 1 inside a pair: (a, b) -> (a * 1 + b, b * -1 + a)
+    QR_UNROLL
+    for (int k = 0; k < 4; ++k) w[k] = pair_fma(w[k], plus_minus_one, (w[k] >> 16) | (w[k] << 16));
+    // spans 2 and 4 across pairs
+    QR_UNROLL
+    for (int h = 1; h < 4; h <<= 1) {
+      QR_UNROLL
+      for (int k = 0; k < 4; ++k) {
+        if ((k & h) == 0) {
+          const std::uint32_t a = w[k], b = w[k + h];
+          w[k] = pair_add(a, b);
+          w[k + h] = pair_sub(a, b);
+        }
+      }
+    }
+  }
+
+  // decode_rotated_group_reference's values of a lane (every lane of the group together).
+  template <class T, class Exchange>
+  QR_DEVICE static QR_FORCEINLINE void decode_rotated_lane(const lane_payload& p, const state& st, Exchange&& exchange, float (&y)[8]) {
+    std::uint32_t w[4];
+    rotate_levels_back(p, exchange, w);
+    const float half_share = 4.0f * st.scale;  // exact
+    QR_UNROLL
+    for (int k = 0; k < 4; ++k) {
+      float lo, hi;
+      pair_floats(w[k], lo, hi);
+      y[2 * k] = fmaf(lo, st.scale, k % 2 == 0 ? half_share : 0.0f);
+      y[2 * k + 1] = fmaf(hi, st.scale, 0.0f);
+    }
+  }
+
+#if QR_BACKEND_CUDA && __CUDA_ARCH__ >= 900
+  // The same values rounded to bf16, the pairs' scale and their 1/2s' share in one fma.rn.bf16x2 a
+  // pair: the scale (4 significant bits) and 4 times it are bf16 values, the exact result is rounded
+  // once as from_float8 rounds the f32 one (and beyond the f32 range, to infinity either way); + 0
+  // where no share is added keeps a zero scale's results +0; a NaN scale gives the canonical NaN.
+  template <class Exchange>
+  QR_DEVICE static QR_FORCEINLINE void decode_rotated_lane_bf16(const lane_payload& p, const state& st, Exchange&& exchange, std::uint32_t (&out)[4]) {
+    std::uint32_t w[4];
+    rotate_levels_back(p, exchange, w);
+    const std::uint32_t s = numeric::float_bits(st.scale) >> 16, s2 = s | (s << 16);
+    const std::uint32_t share = numeric::float_bits(4.0f * st.scale) >> 16;  // low half only: values 0 and 4
+    QR_UNROLL
+    for (int k = 0; k < 4; ++k) out[k] = pair_fma(w[k], s2, k % 2 == 0 ? share : 0u);
+  }
+#endif
+#endif
 
   QR_HOST_DEVICE static QR_FORCEINLINE void store_lane(std::byte* g, int lane, const lane_payload& p) { pack4::store(g, lane, p); }
   QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load_lane(const std::byte* g, int lane) { return pack4::load(g, lane); }

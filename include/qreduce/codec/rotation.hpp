@@ -145,10 +145,16 @@ void encode_rotated_group(const float* values, std::byte* payload, std::byte* sc
   encode_group<C, T>(x, payload, scale);
 }
 
+// (A codec may define its values after the inverse rotation itself, as decode_rotated_group_reference:
+// int4m rotates its levels back, then scales them.)
 template <codec_type C, class T>
 void decode_rotated_group(const std::byte* payload, const std::byte* scale, float* values) {
-  decode_group<C, T>(payload, scale, values);
-  rotate_group_inverse<rotation_lanes<C>>(values);
+  if constexpr (requires { C::decode_rotated_group_reference(payload, scale, values); }) {
+    C::decode_rotated_group_reference(payload, scale, values);
+  } else {
+    decode_group<C, T>(payload, scale, values);
+    rotate_group_inverse<rotation_lanes<C>>(values);
+  }
 }
 
 }  // namespace qreduce::codec

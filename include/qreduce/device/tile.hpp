@@ -136,12 +136,19 @@ struct lane_code {
   typename C::state state;
 };
 
+// What a codec's lane sees of the other lanes of its group: exchange(v, mask) is lane (lane ^ mask)'s v.
+struct lane_exchange {
+  template <class V>
+  QR_DEVICE QR_FORCEINLINE V operator()(V v, int mask) const {
+    return shfl_xor(v, mask);
+  }
+};
+
 template <codec::codec_type C, class T>
 QR_DEVICE QR_FORCEINLINE lane_code<C> encode_lane(const float (&x)[8]) {
   lane_code<C> c;
   if constexpr (codec::exchange_codec<C>) {
-    c.payload = C::template encode_lane_exchange<T>(x, int(threadIdx.x) % codec::lanes_per_group, c.state,
-                                                    [](auto v, int mask) { return shfl_xor(v, mask); });
+    c.payload = C::template encode_lane_exchange<T>(x, int(threadIdx.x) % codec::lanes_per_group, c.state, lane_exchange{});
   } else {
     std::uint32_t am = 0u;
     if constexpr (C::needs_absmax) {
@@ -237,6 +244,34 @@ template <codec::codec_type C, class T>
 requires decodes_rounded<C, T> QR_DEVICE QR_FORCEINLINE uint4 decode_code_rounded(const lane_code<C>& c) {
   std::uint32_t w[4];
   C::decode_lane_bf16(c.payload, c.state, w);
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+// A thread's 8 values of a rotated tile, decoded and rotated back (every lane of the group calls it):
+// codec::decode_rotated_group's values. By the codec's decode_rotated_lane where it has one (int4m:
+// its levels rotated back, then scaled), else decode_code, then unrotate.
+template <codec::codec_type C, class T>
+QR_DEVICE QR_FORCEINLINE void decode_unrotate(const lane_code<C>& c, float (&y)[8]) {
+  if constexpr (requires { C::template decode_rotated_lane<T>(c.payload, c.state, lane_exchange{}, y); }) {
+    C::template decode_rotated_lane<T>(c.payload, c.state, lane_exchange{}, y);
+  } else {
+    decode_code<C, T>(c, y);
+    unrotate<C>(y);
+  }
+}
+
+// Whether codec C decodes a rotated tile straight to T's bits (decode_unrotate_rounded): bf16 from
+// int4m on NVIDIA sm_90 and later (int4m::decode_rotated_lane_bf16).
+template <codec::codec_type C, class T>
+inline constexpr bool decodes_unrotated_rounded = std::is_same_v<T, bf16>&& requires(const lane_code<C>& c, std::uint32_t (&w)[4]) {
+  C::decode_rotated_lane_bf16(c.payload, c.state, lane_exchange{}, w);
+};
+
+// decode_unrotate's values rounded to T as from_float8 rounds them, bit for bit.
+template <codec::codec_type C, class T>
+requires decodes_unrotated_rounded<C, T> QR_DEVICE QR_FORCEINLINE uint4 decode_unrotate_rounded(const lane_code<C>& c) {
+  std::uint32_t w[4];
+  C::decode_rotated_lane_bf16(c.payload, c.state, lane_exchange{}, w);
   return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
