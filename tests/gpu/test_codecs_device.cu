@@ -143,6 +143,41 @@ __global__ void decode_rounded_kernel(const std::byte* in, std::size_t n, T* out
   device::store8_bits(out, n, tile * codec::tile_values + 8 * t, v);
 }
 
+// The rotation of values loaded from a 16-bit tensor (device::rotate_loaded, the two-shot's) against
+// device::rotate on the same values: counts the values whose bits differ (NaNs aside).
+template <class C, class T>
+__global__ void rotate_loaded_kernel(const T* in, std::size_t n, unsigned* mismatches) {
+  float x[8], y[8];
+  device::load8(in, n, blockIdx.x * std::size_t(codec::tile_values) + 8 * threadIdx.x, x);
+  for (int j = 0; j < 8; ++j) y[j] = x[j];
+  device::rotate<C>(x);
+  device::rotate_loaded<C>(y);
+  for (int j = 0; j < 8; ++j)
+    if (numeric::float_bits(x[j]) != numeric::float_bits(y[j]) && !(x[j] != x[j] && y[j] != y[j])) atomicAdd(mismatches, 1u);
+}
+
+// Every fp16 and every bf16 pattern, each in every lane position (the patterns in 8 rotations of
+// their order), through both rotations of codec C's span.
+template <class C, class T>
+void check_rotate_loaded() {
+  std::vector<T> v;
+  for (std::uint32_t shift = 0; shift < 8; ++shift)
+    for (std::uint32_t b = 0; b < 65536; ++b) v.push_back(T{std::uint16_t((b * 8 + shift) & 0xffffu)});
+  T* din;
+  unsigned* dm;
+  QR_CUDA(cudaMalloc(&din, v.size() * sizeof(T)));
+  QR_CUDA(cudaMalloc(&dm, 4));
+  QR_CUDA(cudaMemcpy(din, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  QR_CUDA(cudaMemset(dm, 0, 4));
+  rotate_loaded_kernel<C, T><<<unsigned(v.size() / codec::tile_values), 256>>>(din, v.size(), dm);
+  QR_CUDA(cudaGetLastError());
+  unsigned m = 0;
+  QR_CUDA(cudaMemcpy(&m, dm, 4, cudaMemcpyDeviceToHost));
+  QR_EXPECT(m == 0, "%s/%s: rotate_loaded differs from rotate in %u of %zu values", C::name, dtype_name(dtype_of<T>), m, v.size());
+  QR_CUDA(cudaFree(din));
+  QR_CUDA(cudaFree(dm));
+}
+
 // Direct check of the element formats' native conversion against the software rounding.
 template <class F>
 __global__ void native_vs_soft_kernel(const float* s, std::size_t n, unsigned* mismatches) {
@@ -394,6 +429,10 @@ int main() {
   check_native<numeric::e4m3fnuz>("e4m3fnuz");
   check_scale_reciprocals();
   check_from_float8();
+  check_rotate_loaded<codec::int4m, f16>();  // the rotation of 16 values (2 lanes)
+  check_rotate_loaded<codec::int4m, bf16>();
+  check_rotate_loaded<codec::int8, f16>();  // of 32 (4 lanes)
+  check_rotate_loaded<codec::int8, bf16>();
   check_codecs(all_codecs_set{});
   check_outputs();
   return qrtest::finish("test_codecs_device");

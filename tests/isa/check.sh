@@ -66,6 +66,16 @@ expect_not_in_body() {
   elif grep -qE "$4" <<<"$body"; then fail=$((fail + 1)); echo "  FAIL  $5: '$4' found in the kernels matching '$3' of $(basename "$2")"
   else pass=$((pass + 1)); echo "  ok    $5"; fi
 }
+# A PTX fused multiply-add by a float constant (a literal operand, or a register moved from it) in the
+# entries matching a regex: file, entry regex, constant (0fXXXXXXXX), meaning.
+expect_fma_by_constant() {
+  local body found
+  body=$(ptx_entries "$1" "$2")
+  found=$(awk -v c="$3" '$1 == "mov.f32" && $3 == c ";" {r[substr($2, 1, length($2) - 1)] = 1}
+    $1 == "fma.rn.f32" {gsub(/[,;]/, ""); if ($3 == c || $4 == c || ($3 in r) || ($4 in r)) {print "yes"; exit}}' <<<"$body")
+  if [ "$found" = yes ]; then pass=$((pass + 1)); echo "  ok    $4"
+  else fail=$((fail + 1)); echo "  FAIL  $4: no fma.rn.f32 by $3 in the kernels matching '$2' of $(basename "$1")"; fi
+}
 expect_in_kernel() { expect_in_body ptx_entries "$@"; }  # PTX: file, entry-name regex, pattern, meaning
 expect_not_in_kernel() { expect_not_in_body ptx_entries "$@"; }
 expect_in_amd_kernel() { expect_in_body amd_kernels "$@"; }  # AMD .s: file, kernel-name regex, pattern, meaning
@@ -179,6 +189,10 @@ for arch in sm_90 sm_100a; do
     "$arch: the INT4M two-shot scales its rotated-back levels straight into bf16 (fma.rn.bf16x2, decode_unrotate_rounded)"
   expect_not_in_kernel "$out/$arch.ptx" 'two_shot_kernel.*5int4m.*4bf16' 'cvt\.rn\.bf16x2\.f32' \
     "$arch: the INT4M two-shot writes no f32 result (no cvt.rn.bf16x2.f32)"
+  expect_fma_by_constant "$out/$arch.ptx" 'two_shot_kernel.*5int4m.*4bf16' 0f3D800000 \
+    "$arch: the INT4M two-shot folds its rotation's 1/16 into the first butterflies (fma.rn.f32, rotate_loaded)"
+  expect_fma_by_constant "$out/$arch.ptx" 'two_shot_kernel.*4int6' 0f3D000000 \
+    "$arch: the INT6 two-shot (rotated on request) folds the rotation's 1/32 into the first butterflies"
 done
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e2m1x2\.f32' "sm_100a: fp4 encode uses cvt.rn.satfinite.e2m1x2"
 expect "$out/sm_100a.ptx" 'cvt\.rn\.satfinite\.e4m3x2\.f32' "sm_100a: fp8 encode uses cvt.rn.satfinite.e4m3x2"

@@ -277,7 +277,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         for (int o = 0; o < W - 1; ++o) {
           float x[8];
           unpack8<T>(load8_bits(in, n, src[o] + lane_offset, inside), x);
-          if (rotate) device::rotate<C>(x);
+          if (rotate) device::rotate_loaded<C>(x);
           const auto code = encode_lane<C, T>(x);
           if constexpr (stages_tiles<C>) {
             store_lane<C>(stage.image[set], t, code);
@@ -351,7 +351,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         for (int o = 0; o < W - 1; ++o) in_codes[o] = load_code<C, T>(src[o], t);
         float acc[8];
         unpack8<T>(mine, acc);
-        if (rotate) device::rotate<C>(acc);
+        if (rotate) device::rotate_loaded<C>(acc);
         if constexpr (W == 2) {
           // (0 + y0) + y1 in rank order is (0 + own) + peer on either rank: a sum of two terms
           // rounds the same in either order, and the leading 0 turns a -0 into +0 either way. Where

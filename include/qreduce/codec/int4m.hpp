@@ -59,6 +59,7 @@ struct int4m {
   static constexpr bool always_rotated = true;  // codec.hpp; measured in bench/accuracy.cpp
   static constexpr int rotation_lanes = 2;  // rotation.hpp: each half of 16 on its own, like its scales
   static constexpr bool encodes_zero_sign = false;  // codec.hpp: +0 and -0 search and round alike
+  static constexpr bool state_is_stored = true;  // device/tile.hpp as_stored: encode's state is load_scale's
   using pack4 = packing<4>;  // the 4-bit payload layout of scaled.hpp: value i in byte i/2
   using lane_payload = pack4::lane_payload;
   // The group's scale bytes, and the scale of the half this lane belongs to (NaN: a non-finite group).
@@ -91,8 +92,11 @@ struct int4m {
   QR_HOST_DEVICE static QR_FORCEINLINE float exponent_value(std::uint32_t s) { return numeric::bits_float(s << 23); }
   QR_HOST_DEVICE static QR_FORCEINLINE float exponent_inverse(std::uint32_t s) { return numeric::bits_float((254u - s) << 23); }
 
+  // (m + 1) / 16 * 2^(S-127), 0 for m = 0, without a branch: the float 2^19 + j / 16 (its ulp is 1/16)
+  // less 2^19 is j / 16 exactly, j = m + 1 (0 for m = 0).
   QR_HOST_DEVICE static QR_FORCEINLINE float half_scale(std::uint32_t s, std::uint32_t m) {
-    return small_float(m + std::uint32_t(m != 0u)) * 0.0625f * exponent_value(s);  // m = 0: 0, without a branch
+    const float mult = numeric::bits_float(0x49000000u | (m + std::uint32_t(m != 0u))) - 524288.0f;
+    return mult * exponent_value(s);
   }
 
   // The smallest multiplier whose range holds a half of largest magnitude `half_absmax`:
@@ -441,11 +445,13 @@ struct int4m {
   QR_HOST_DEVICE static QR_FORCEINLINE void store_lane(std::byte* g, int lane, const lane_payload& p) { pack4::store(g, lane, p); }
   QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load_lane(const std::byte* g, int lane) { return pack4::load(g, lane); }
   QR_HOST_DEVICE static QR_FORCEINLINE void store_scale(std::byte* s, const state& st) { mem::store_small<std::uint16_t>(s, st.bits); }
+  // The scale of lane `lane`'s half, a NaN for a non-finite group (whatever byte 1 holds), without a
+  // branch (a branch to nan_state cost the two-shot's reduce step a divergent region a tile).
   QR_HOST_DEVICE static QR_FORCEINLINE state load_scale(const std::byte* s, int lane) {
     const std::uint16_t b = mem::load_small<std::uint16_t>(s);
     const std::uint32_t e = b & 0xffu;
-    if (e == 0xffu) return nan_state();
-    return state{b, half_scale(e, (lane >> 1) == 0 ? (b >> 8) & 0xfu : b >> 12)};
+    const float sc = half_scale(e, (lane >> 1) == 0 ? (b >> 8) & 0xfu : b >> 12);  // e = 0xff: replaced
+    return state{b, e == 0xffu ? nan_state().scale : sc};
   }
 };
 

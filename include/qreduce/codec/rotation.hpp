@@ -33,10 +33,12 @@
 
 namespace qreduce::codec {
 
-// In-lane butterflies (spans 1, 2, 4) over 8 values.
+// In-lane butterflies (spans 1, 2, 4) over 8 values; from span First on (the device's folded
+// scaling does span 1 itself).
+template <int First = 1>
 QR_HOST_DEVICE QR_FORCEINLINE void hadamard8(float (&x)[8]) {
   QR_UNROLL
-  for (int h = 1; h < 8; h <<= 1) {
+  for (int h = First; h < 8; h <<= 1) {
     QR_UNROLL
     for (int i = 0; i < 8; ++i) {
       if ((i & h) == 0) {

@@ -89,12 +89,27 @@ QR_DEVICE QR_FORCEINLINE void store8(T* out, std::size_t n, std::size_t i, const
 }
 
 // The rotation of codec/rotation.hpp on the lanes of a group: same operations, same order; 4 values
-// cross lanes per step, the same code on every lane.
-template <int Lanes>
+// cross lanes per step, the same code on every lane. Loaded: the values come from a 16-bit tensor
+// (unpack8), whose every value times 1 / (8 L) is exact, so that the scaling folds into the first
+// butterflies: x s + y s and x s - y s are fma(x, s, +-(y s)), the product exact, rounded once as the
+// sum of the two rounded products is (the same bits; 4 multiplies fewer). Otherwise each value is
+// scaled first, as the host reference does (a float below 2^-121 may lose bits to its scaling).
+template <int Lanes, bool Loaded = false>
 QR_DEVICE QR_FORCEINLINE void rotate_forward(float (&x)[8]) {
-  QR_UNROLL
-  for (int j = 0; j < 8; ++j) x[j] = codec::scale_rn(x[j], codec::rotation_scale<Lanes>);
-  codec::hadamard8(x);
+  constexpr float s = codec::rotation_scale<Lanes>;
+  if constexpr (Loaded) {
+    QR_UNROLL
+    for (int p = 0; p < 4; ++p) {
+      const float a = x[2 * p], b = codec::scale_rn(x[2 * p + 1], s);
+      x[2 * p] = fmaf(a, s, b);
+      x[2 * p + 1] = fmaf(a, s, -b);
+    }
+    codec::hadamard8<2>(x);
+  } else {
+    QR_UNROLL
+    for (int j = 0; j < 8; ++j) x[j] = codec::scale_rn(x[j], s);
+    codec::hadamard8(x);
+  }
   QR_UNROLL
   for (int m = 1; m < Lanes; m <<= 1) {
     float s[4], p[4];
@@ -123,6 +138,11 @@ QR_DEVICE QR_FORCEINLINE void rotate_inverse(float (&x)[8]) {
 template <codec::codec_type C>
 QR_DEVICE QR_FORCEINLINE void rotate(float (&x)[8]) {
   rotate_forward<codec::rotation_lanes<C>>(x);
+}
+// The same for values loaded from a 16-bit tensor (load8, unpack8): the same bits, fewer instructions.
+template <codec::codec_type C>
+QR_DEVICE QR_FORCEINLINE void rotate_loaded(float (&x)[8]) {
+  rotate_forward<codec::rotation_lanes<C>, true>(x);
 }
 template <codec::codec_type C>
 QR_DEVICE QR_FORCEINLINE void unrotate(float (&x)[8]) {
@@ -201,10 +221,13 @@ QR_DEVICE QR_FORCEINLINE lane_code<C> load_code(const std::byte* tile, int t) {
 
 // The code as a reader of the stored tile gets it: the payload as it is, the state as load_scale
 // rebuilds it from the stored scale (encode's state may carry more, e.g. the reciprocal it scaled
-// by). Decoding this gives, bit for bit, what a peer decodes from the bytes store_lane wrote.
+// by; a codec whose encode leaves load_scale's state says so: state_is_stored). Decoding this gives,
+// bit for bit, what a peer decodes from the bytes store_lane wrote.
 template <codec::codec_type C>
 QR_DEVICE QR_FORCEINLINE lane_code<C> as_stored(const lane_code<C>& c, int t) {
-  if constexpr (C::scale_bytes > 0) {
+  if constexpr (requires { requires C::state_is_stored; }) {
+    return c;
+  } else if constexpr (C::scale_bytes > 0) {
     alignas(4) std::byte s[C::scale_bytes < 4 ? 4 : C::scale_bytes];
     C::store_scale(s, c.state);
     return {c.payload, C::load_scale(s, t % codec::lanes_per_group)};
