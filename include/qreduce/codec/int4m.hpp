@@ -293,8 +293,16 @@ struct int4m {
   // Value j's level q + 1/2 as a float, exactly, from offset_codes: the float 2^22 + (q + 8) + 1/2
   // (its ulp is 1/2: the low bits 2 (q + 8) + 1) less 2^22 + 8. Two integer operations, one addition.
   QR_HOST_DEVICE static QR_FORCEINLINE float level(std::uint32_t offset, int j) {
-    const std::uint32_t m = (j == 0 ? offset << 1 : offset >> (4 * j - 1)) & 0x1eu;
-    return numeric::bits_float(0x4a800001u | m) - 4194312.0f;
+    const std::uint32_t shifted = j == 0 ? offset << 1 : offset >> (4 * j - 1);
+#if QR_DEVICE_PASS && QR_BACKEND_CUDA
+    // (shifted & 0x1e) | 0x4a800001 as one lop3 (written as an and and an or, two instructions: a
+    // lop3 takes one immediate, and the compiler does not keep the other in a register)
+    std::uint32_t b;
+    asm("lop3.b32 %0, %1, 0x1e, 0x4a800001, 0xea;" : "=r"(b) : "r"(shifted));
+#else
+    const std::uint32_t b = (shifted & 0x1eu) | 0x4a800001u;
+#endif
+    return numeric::bits_float(b) - 4194312.0f;
   }
 
   // The values in the rotated basis: level * sc, exact; + 0 so that a zero scale gives +0 whatever
@@ -382,11 +390,23 @@ struct int4m {
   // which the callers add with the scale.
   template <class Exchange>
   QR_DEVICE static QR_FORCEINLINE void rotate_levels_back(const lane_payload& p, Exchange&& exchange, std::uint32_t (&w)[4]) {
+    // byte k * 0x1001 puts its two codes at bits 0 and 16; under the pattern they read B + q
+#if QR_BACKEND_CUDA
+    // the byte by one prmt, the mask and the pattern by one lop3 ((a & b) ^ c: written as an and and
+    // a xor of two constants, two instructions)
+    const auto place = [](std::uint32_t byte) {
+      std::uint32_t r;
+      asm("lop3.b32 %0, %1, 0x000f000f, %2, 0x6a;" : "=r"(r) : "r"(byte * 0x1001u), "n"(level_pattern));
+      return r;
+    };
+    w[0] = place(numeric::prmt<0x4440u>(p.w[0], 0u));
+    w[1] = place(numeric::prmt<0x4441u>(p.w[0], 0u));
+    w[2] = place(numeric::prmt<0x4442u>(p.w[0], 0u));
+    w[3] = place(numeric::prmt<0x4443u>(p.w[0], 0u));
+#else
     QR_UNROLL
-    for (int k = 0; k < 4; ++k) {
-      // byte k * 0x1001 puts its two codes at bits 0 and 16; under the pattern they read B + q
-      w[k] = ((((p.w[0] >> (8 * k)) & 0xffu) * 0x1001u) & 0x000f000fu) ^ level_pattern;
-    }
+    for (int k = 0; k < 4; ++k) w[k] = ((((p.w[0] >> (8 * k)) & 0xffu) * 0x1001u) & 0x000f000fu) ^ level_pattern;
+#endif
     // sums x_j + x_{j+4} = (B + q_j - 2B) + (B + q_{j+4}); differences (B + q_j) - (B + q_{j+4})
     const std::uint32_t d0 = pair_sub(w[0], w[2]), d1 = pair_sub(w[1], w[3]);
     w[0] = pair_add(pair_sub(w[0], twice_pattern), w[2]);
