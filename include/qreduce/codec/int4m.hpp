@@ -203,7 +203,12 @@ struct int4m {
     // byte gathers (prmt): the halves' low bytes (16 + q, bit 4 set for q >= 0), values 0-3 and 4-7,
     // then two low nibbles a byte (one bit select each), then the even bytes
     const std::uint32_t lo = numeric::prmt<0x6420u>(r[0].bits, r[1].bits), hi = numeric::prmt<0x6420u>(r[2].bits, r[3].bits);
-    const auto nibbles = [](std::uint32_t b) { return (b & 0x0f0f0f0fu) | ((b >> 4) & 0xf0f0f0f0u); };
+    // (b & 0x0f0f0f0f) | ((b >> 4) & 0xf0f0f0f0): a bit select under one mask, one lop3
+    const auto nibbles = [](std::uint32_t b) {
+      std::uint32_t n;
+      asm("lop3.b32 %0, %1, %2, 0x0f0f0f0f, 0xe4;" : "=r"(n) : "r"(b), "r"(b >> 4));
+      return n;
+    };
     return numeric::prmt<0x6420u>(nibbles(lo), nibbles(hi));
 #else
     std::uint32_t w = 0u;
