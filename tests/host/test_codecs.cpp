@@ -250,7 +250,7 @@ TEST_CASE("int4m: every code of every scale decodes to (q + 1/2) 2^(S-127) (m + 
         const auto st = int4m::load_scale(sb, lane);
         for (int word = 0; word < 2; ++word) {
           float y[8];
-          int4m::decode_lane<bf16>(int4m::lane_payload{{w[word]}}, st, y);
+          int4m::decode_lane<bf16>(int4m::lane_payload{{w[word]}, {}}, st, y);
           for (int j = 0; j < 8; ++j) {
             const int code = int(w[word] >> (4 * j)) & 0xf, q = code >= 8 ? code - 16 : code;
             const double want = m == 0 ? 0.0 : (q + 0.5) * std::ldexp(1.0, int(s) - 127) * (m + 1) / 16.0;

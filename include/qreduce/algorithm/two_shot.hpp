@@ -236,7 +236,7 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   // advanced a tile at a time: recomputed from the round and the tile for every tile, they were
   // about 60 of the gather step's 136 instructions a tile (FP4, sm_90 SASS; now about 20), though
   // the time moved little (INT6 at 1 GiB 1352 -> 1334 us, FP4 1086 -> 1080).
-  const unsigned lane_offset = 8u * unsigned(t);  // unsigned: added to 64-bit indices without a sign extension
+  const int lane_offset = 8 * t;
   // A decoded code to the epilogue at index i: straight to T's bits where the codec and the epilogue
   // can (E2M1 and INT4 to bf16 into the plain output without rotation, device::decode_code_rounded;
   // INT4M rotated, device::decode_unrotate_rounded; bitwise the same), else as f32 values.

@@ -61,7 +61,15 @@ struct int4m {
   static constexpr bool encodes_zero_sign = false;  // codec.hpp: +0 and -0 search and round alike
   static constexpr bool state_is_stored = true;  // device/tile.hpp as_stored: encode's state is load_scale's
   using pack4 = packing<4>;  // the 4-bit payload layout of scaled.hpp: value i in byte i/2
-  using lane_payload = pack4::lane_payload;
+  // A lane's payload as the codec holds it: its 8 codes as stored (`w`, the 4-bit layout) and, on the
+  // devices, the same codes as the 16-bit level pairs its decode rotates back (`levels`): placed from
+  // the codes by load_lane, taken from the search by the encode, so that the two-shot decodes its own
+  // sums without unpacking them (for a non-finite group, whatever the search chose: its NaN scale
+  // decodes every level to NaN). Only `w` is stored.
+  struct lane_payload {
+    std::uint32_t w[1];
+    std::uint32_t levels[4];
+  };
   // The group's scale bytes, and the scale of the half this lane belongs to (NaN: a non-finite group).
   struct state {
     std::uint16_t bits;
@@ -133,9 +141,10 @@ struct int4m {
 
   // 16 / (m + 1) correctly rounded, times 2^(127-S) (exact): the correctly rounded reciprocal of the
   // scale of multiplier m >= 1, without a division (for m = 0, a finite value: that half decodes to
-  // zeros whatever its codes).
+  // zeros whatever its codes). 16 * 2^(127-S) = 2^(131-S) is one power of two built from S's bits
+  // (one multiply of the reciprocal, which is in [1/16, 1]: the product is a normal float, exact).
   QR_HOST_DEVICE static QR_FORCEINLINE float half_inverse(std::uint32_t s, float m) {
-    return small_reciprocal(m + 1.0f) * 16.0f * exponent_inverse(s);
+    return small_reciprocal(m + 1.0f) * numeric::bits_float((258u - s) << 23);
   }
 
   // ---- the search, in binary16 arithmetic (numeric/half2.hpp: packed pairs on the devices) ----
@@ -257,7 +266,7 @@ struct int4m {
       }
       st = make_scale(s, m[0], m[1]);
     }
-    for (int l = 0; l < lanes_per_group; ++l) store_lane(payload, l, lane_payload{{codes[l]}});
+    for (int l = 0; l < lanes_per_group; ++l) store_lane(payload, l, lane_payload{{codes[l]}, {}});
     store_scale(scale, st);
   }
 
@@ -287,7 +296,12 @@ struct int4m {
     numeric::half2 chosen[4];
     QR_UNROLL
     for (int p = 0; p < 4; ++p) chosen[p] = numeric::h2_select(lower, r.down[p], r.up[p]);  // element-wise: registers only
-    return lane_payload{{pack(chosen) & (0u - std::uint32_t(finite))}};  // a mask, not a select: no branch around pack
+    lane_payload out{{pack(chosen) & (0u - std::uint32_t(finite))}, {}};  // a mask, not a select: no branch around pack
+#if QR_DEVICE_PASS
+    QR_UNROLL
+    for (int k = 0; k < 4; ++k) out.levels[k] = level_pair(numeric::h2_bits(chosen[k]));  // r's low nibbles are the codes
+#endif
+    return out;
   }
 
   // ---- decoding ----
@@ -389,29 +403,41 @@ struct int4m {
   QR_DEVICE static QR_FORCEINLINE void pair_floats(std::uint32_t a, float& lo, float& hi) { numeric::h2_floats(numeric::h2_from_bits(a), lo, hi); }
 #endif
 
+  // Two codes at bits 0-3 and 16-19 of x (other bits aside) as a level pair: under the pattern they
+  // read B + q. One lop3 on NVIDIA ((x & 0x000f000f) ^ pattern, written as an and and a xor of two
+  // constants, two instructions).
+  QR_DEVICE static QR_FORCEINLINE std::uint32_t level_pair(std::uint32_t x) {
+#if QR_BACKEND_CUDA
+    std::uint32_t r;
+    asm("lop3.b32 %0, %1, 0x000f000f, %2, 0x6a;" : "=r"(r) : "r"(x), "n"(level_pattern));
+    return r;
+#else
+    return (x & 0x000f000fu) ^ level_pattern;
+#endif
+  }
+
+  // The level pairs of a payload's codes: byte k * 0x1001 puts its two codes at bits 0 and 16 (the
+  // byte by one prmt on NVIDIA).
+  QR_DEVICE static QR_FORCEINLINE void place_levels(lane_payload& p) {
+#if QR_BACKEND_CUDA
+    p.levels[0] = level_pair(numeric::prmt<0x4440u>(p.w[0], 0u) * 0x1001u);
+    p.levels[1] = level_pair(numeric::prmt<0x4441u>(p.w[0], 0u) * 0x1001u);
+    p.levels[2] = level_pair(numeric::prmt<0x4442u>(p.w[0], 0u) * 0x1001u);
+    p.levels[3] = level_pair(numeric::prmt<0x4443u>(p.w[0], 0u) * 0x1001u);
+#else
+    QR_UNROLL
+    for (int k = 0; k < 4; ++k) p.levels[k] = level_pair(((p.w[0] >> (8 * k)) & 0xffu) * 0x1001u);
+#endif
+  }
+
   // A lane's levels q (without the 1/2s) rotated back, as rotate_inverse<2> (device/tile.hpp) rotates
   // values: the step across the lane pair (sums kept, differences sent), then the 8-point butterflies.
   // The 1/2s' share is the inverse rotation of a constant 1/2: (4, 0, 0, 0, 4, 0, 0, 0) on every lane,
   // which the callers add with the scale.
   template <class Exchange>
   QR_DEVICE static QR_FORCEINLINE void rotate_levels_back(const lane_payload& p, Exchange&& exchange, std::uint32_t (&w)[4]) {
-    // byte k * 0x1001 puts its two codes at bits 0 and 16; under the pattern they read B + q
-#if QR_BACKEND_CUDA
-    // the byte by one prmt, the mask and the pattern by one lop3 ((a & b) ^ c: written as an and and
-    // a xor of two constants, two instructions)
-    const auto place = [](std::uint32_t byte) {
-      std::uint32_t r;
-      asm("lop3.b32 %0, %1, 0x000f000f, %2, 0x6a;" : "=r"(r) : "r"(byte * 0x1001u), "n"(level_pattern));
-      return r;
-    };
-    w[0] = place(numeric::prmt<0x4440u>(p.w[0], 0u));
-    w[1] = place(numeric::prmt<0x4441u>(p.w[0], 0u));
-    w[2] = place(numeric::prmt<0x4442u>(p.w[0], 0u));
-    w[3] = place(numeric::prmt<0x4443u>(p.w[0], 0u));
-#else
     QR_UNROLL
-    for (int k = 0; k < 4; ++k) w[k] = ((((p.w[0] >> (8 * k)) & 0xffu) * 0x1001u) & 0x000f000fu) ^ level_pattern;
-#endif
+    for (int k = 0; k < 4; ++k) w[k] = p.levels[k];
     // sums x_j + x_{j+4} = (B + q_j - 2B) + (B + q_{j+4}); differences (B + q_j) - (B + q_{j+4})
     const std::uint32_t d0 = pair_sub(w[0], w[2]), d1 = pair_sub(w[1], w[3]);
     w[0] = pair_add(pair_sub(w[0], twice_pattern), w[2]);
@@ -467,8 +493,16 @@ struct int4m {
 #endif
 #endif
 
-  QR_HOST_DEVICE static QR_FORCEINLINE void store_lane(std::byte* g, int lane, const lane_payload& p) { pack4::store(g, lane, p); }
-  QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load_lane(const std::byte* g, int lane) { return pack4::load(g, lane); }
+  QR_HOST_DEVICE static QR_FORCEINLINE void store_lane(std::byte* g, int lane, const lane_payload& p) {
+    pack4::store(g, lane, pack4::lane_payload{{p.w[0]}});
+  }
+  QR_HOST_DEVICE static QR_FORCEINLINE lane_payload load_lane(const std::byte* g, int lane) {
+    lane_payload p{{pack4::load(g, lane).w[0]}, {}};
+#if QR_DEVICE_PASS
+    place_levels(p);  // left to the compiler where the levels go unused (the reduce step's sums)
+#endif
+    return p;
+  }
   QR_HOST_DEVICE static QR_FORCEINLINE void store_scale(std::byte* s, const state& st) { mem::store_small<std::uint16_t>(s, st.bits); }
   // The scale of lane `lane`'s half, a NaN for a non-finite group (whatever byte 1 holds), without a
   // branch (a branch to nan_state cost the two-shot's reduce step a divergent region a tile).

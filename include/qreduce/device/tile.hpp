@@ -193,9 +193,7 @@ inline constexpr int tile_scale_bytes = codec::tile_groups* C::scale_bytes;
 // Store thread t's payload into a tile (t in [0, 256)).
 template <codec::codec_type C>
 QR_DEVICE QR_FORCEINLINE void store_payload(std::byte* tile, int t, const lane_code<C>& c) {
-  // unsigned: offsets that need no sign extension to 64 bits
-  const unsigned g = unsigned(t) / codec::lanes_per_group, l = unsigned(t) % codec::lanes_per_group;
-  C::store_lane(tile + g * unsigned(C::payload_bytes), int(l), c.payload);
+  C::store_lane(tile + t / codec::lanes_per_group * C::payload_bytes, t % codec::lanes_per_group, c.payload);
 }
 
 // Store the scale of thread t's group into a tile's scales (`scales`: tile_scale_bytes bytes, in the
@@ -217,9 +215,8 @@ QR_DEVICE QR_FORCEINLINE void store_lane(std::byte* tile, int t, const lane_code
 // several of these before decoding any keeps several loads in flight per thread.
 template <codec::codec_type C, class T>
 QR_DEVICE QR_FORCEINLINE lane_code<C> load_code(const std::byte* tile, int t) {
-  const unsigned g = unsigned(t) / codec::lanes_per_group, l = unsigned(t) % codec::lanes_per_group;  // as store_payload
-  return {C::load_lane(tile + g * unsigned(C::payload_bytes), int(l)),
-          C::load_scale(tile + unsigned(codec::tile_groups * C::payload_bytes) + g * unsigned(C::scale_bytes), int(l))};
+  const int g = t / codec::lanes_per_group, l = t % codec::lanes_per_group;
+  return {C::load_lane(tile + g * C::payload_bytes, l), C::load_scale(tile + codec::tile_groups * C::payload_bytes + g * C::scale_bytes, l)};
 }
 
 // The code as a reader of the stored tile gets it: the payload as it is, the state as load_scale
