@@ -178,6 +178,83 @@ void check_rotate_loaded() {
   QR_CUDA(cudaFree(dm));
 }
 
+// int4m's rotated decode over every scale: its f32 values (device::decode_unrotate) and, where the
+// target has them, its bf16 results straight from the levels (decode_unrotate_rounded), for every
+// group exponent S in [4, 252] and the non-finite 0xff, every pair of multipliers, random codes.
+template <class C>  // (a template, so that the branch a target lacks is discarded)
+__global__ void int4m_rotated_kernel(const std::byte* in, std::size_t n, float* out_f32, bf16* out_bf16, int* used) {
+  const std::size_t tile = blockIdx.x, i = tile * codec::tile_values + 8 * threadIdx.x;
+  const auto c = device::load_code<C, bf16>(in + tile * codec::tile_bytes<C>, int(threadIdx.x));
+  float y[8];
+  device::decode_unrotate<C, bf16>(c, y);
+  for (int j = 0; j < 8; ++j) out_f32[i + j] = y[j];
+  uint4 v;
+  if constexpr (device::decodes_unrotated_rounded<C, bf16>) {
+    v = device::decode_unrotate_rounded<C, bf16>(c);
+    if (tile == 0 && threadIdx.x == 0) *used = 1;
+  } else {
+    v = device::pack8<bf16>(y);
+  }
+  device::store8_bits(out_bf16, n, i, v);
+}
+
+// Against codec::decode_rotated_group, bit for bit (NaNs as NaNs), the top scales' overflow included.
+void check_int4m_rotated_all_scales() {
+  using C = codec::int4m;
+  std::vector<std::uint32_t> exps;
+  for (std::uint32_t e = std::uint32_t(C::min_exponent); e <= std::uint32_t(C::max_exponent); ++e) exps.push_back(e);
+  exps.push_back(0xffu);
+  const std::size_t groups = exps.size() * 256, tiles = groups / codec::tile_groups, n = tiles * codec::tile_values;
+  std::vector<std::byte> enc(tiles * codec::tile_bytes<C>);
+  std::mt19937 rng(29);
+  for (auto& b : enc) b = std::byte(rng() & 0xffu);
+  std::vector<float> want(n);
+  for (std::size_t g = 0; g < groups; ++g) {
+    const std::size_t tile = g / codec::tile_groups, k = g % codec::tile_groups;
+    std::byte* tb = enc.data() + tile * codec::tile_bytes<C>;
+    std::byte* payload = tb + k * C::payload_bytes;
+    std::byte* scale = tb + codec::tile_groups * C::payload_bytes + k * C::scale_bytes;
+    const std::uint16_t bits = std::uint16_t(exps[g / 256] | (g % 16) << 8 | (g / 16 % 16) << 12);
+    std::memcpy(scale, &bits, 2);
+    codec::decode_rotated_group<C, bf16>(payload, scale, want.data() + g * codec::group_size);
+  }
+  std::byte* denc;
+  float* df;
+  bf16* db;
+  int* dused;
+  QR_CUDA(cudaMalloc(&denc, enc.size()));
+  QR_CUDA(cudaMalloc(&df, n * sizeof(float)));
+  QR_CUDA(cudaMalloc(&db, n * sizeof(bf16)));
+  QR_CUDA(cudaMalloc(&dused, sizeof(int)));
+  QR_CUDA(cudaMemset(dused, 0, sizeof(int)));
+  QR_CUDA(cudaMemcpy(denc, enc.data(), enc.size(), cudaMemcpyHostToDevice));
+  int4m_rotated_kernel<C><<<unsigned(tiles), 256>>>(denc, n, df, db, dused);
+  QR_CUDA(cudaGetLastError());
+  std::vector<float> got(n);
+  std::vector<bf16> got_b(n);
+  int used = 0;
+  QR_CUDA(cudaMemcpy(got.data(), df, n * sizeof(float), cudaMemcpyDeviceToHost));
+  QR_CUDA(cudaMemcpy(got_b.data(), db, n * sizeof(bf16), cudaMemcpyDeviceToHost));
+  QR_CUDA(cudaMemcpy(&used, dused, sizeof(int), cudaMemcpyDeviceToHost));
+  std::size_t bad = n, bad_b = n, infinite = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    infinite += std::isinf(want[i]) ? 1 : 0;
+    const bool both_nan = std::isnan(got[i]) && std::isnan(want[i]);
+    if (bad == n && !both_nan && std::memcmp(&got[i], &want[i], 4) != 0) bad = i;
+    if (bad_b == n && got_b[i].bits != numeric::from_float<bf16>(want[i]).bits) bad_b = i;
+  }
+  QR_EXPECT(bad == n, "int4m rotated, every scale: f32 value %zu (S %u) is %g, host reference %g", bad, bad < n ? exps[bad / 32 / 256] : 0u,
+            bad < n ? got[bad] : 0.0f, bad < n ? want[bad] : 0.0f);
+  QR_EXPECT(bad_b == n, "int4m rotated, every scale: bf16 value %zu (S %u) is 0x%04x, host reference 0x%04x (%s)", bad_b,
+            bad_b < n ? exps[bad_b / 32 / 256] : 0u, bad_b < n ? got_b[bad_b].bits : 0u, bad_b < n ? numeric::from_float<bf16>(want[bad_b]).bits : 0u,
+            used ? "straight from the levels" : "through f32");
+  QR_EXPECT(infinite > 0, "int4m rotated, every scale: no value beyond the float range (the overflow band untested)");
+  QR_CUDA(cudaFree(denc));
+  QR_CUDA(cudaFree(df));
+  QR_CUDA(cudaFree(db));
+  QR_CUDA(cudaFree(dused));
+}
+
 // Direct check of the element formats' native conversion against the software rounding.
 template <class F>
 __global__ void native_vs_soft_kernel(const float* s, std::size_t n, unsigned* mismatches) {
@@ -433,6 +510,7 @@ int main() {
   check_rotate_loaded<codec::int4m, bf16>();
   check_rotate_loaded<codec::int8, f16>();  // of 32 (4 lanes)
   check_rotate_loaded<codec::int8, bf16>();
+  check_int4m_rotated_all_scales();
   check_codecs(all_codecs_set{});
   check_outputs();
   return qrtest::finish("test_codecs_device");

@@ -356,7 +356,8 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
           // (0 + y0) + y1 in rank order is (0 + own) + peer on either rank: a sum of two terms
           // rounds the same in either order, and the leading 0 turns a -0 into +0 either way. Where
           // the codec encodes -0 as +0, no code decodes to -0 (tests/host checks it), so own + peer
-          // is that sum bit for bit: 8 additions a tile fewer.
+          // is that sum up to the sign of a zero, which the codec's encode does not see (int4m's
+          // accumulate_lane may leave a -0 there): the same bytes, 8 additions a tile fewer.
           if constexpr (codec::encodes_zero_sign<C>) {
             QR_UNROLL
             for (int e = 0; e < 8; ++e) acc[e] = 0.0f + acc[e];

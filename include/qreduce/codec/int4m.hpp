@@ -91,11 +91,6 @@ struct int4m {
     return std::uint32_t(s);
   }
 
-  static constexpr float magic = 8388608.0f;  // 2^23: a float in [2^23, 2^24) holds an integer in its low bits
-
-  // The small integer i (0 <= i < 2^23) as a float, by the bits (exact; no conversion instruction).
-  QR_HOST_DEVICE static QR_FORCEINLINE float small_float(std::uint32_t i) { return numeric::bits_float(0x4b000000u | i) - magic; }
-
   // 2^(S-127) and 2^(127-S), S in [4, 252]: normal floats, exact.
   QR_HOST_DEVICE static QR_FORCEINLINE float exponent_value(std::uint32_t s) { return numeric::bits_float(s << 23); }
   QR_HOST_DEVICE static QR_FORCEINLINE float exponent_inverse(std::uint32_t s) { return numeric::bits_float((254u - s) << 23); }

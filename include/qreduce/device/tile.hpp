@@ -94,20 +94,22 @@ QR_DEVICE QR_FORCEINLINE void store8(T* out, std::size_t n, std::size_t i, const
 // butterflies: x s + y s and x s - y s are fma(x, s, +-(y s)), the product exact, rounded once as the
 // sum of the two rounded products is (the same bits; 4 multiplies fewer). Otherwise each value is
 // scaled first, as the host reference does (a float below 2^-121 may lose bits to its scaling).
+// Both keep subnormals, as the library's builds do: under flush-to-zero (-ftz=true, fast math) bf16
+// values below about 2^-121 would round differently in the two forms.
 template <int Lanes, bool Loaded = false>
 QR_DEVICE QR_FORCEINLINE void rotate_forward(float (&x)[8]) {
-  constexpr float s = codec::rotation_scale<Lanes>;
+  constexpr float scale = codec::rotation_scale<Lanes>;
   if constexpr (Loaded) {
     QR_UNROLL
     for (int p = 0; p < 4; ++p) {
-      const float a = x[2 * p], b = codec::scale_rn(x[2 * p + 1], s);
-      x[2 * p] = fmaf(a, s, b);
-      x[2 * p + 1] = fmaf(a, s, -b);
+      const float a = x[2 * p], b = codec::scale_rn(x[2 * p + 1], scale);
+      x[2 * p] = fmaf(a, scale, b);
+      x[2 * p + 1] = fmaf(a, scale, -b);
     }
     codec::hadamard8<2>(x);
   } else {
     QR_UNROLL
-    for (int j = 0; j < 8; ++j) x[j] = codec::scale_rn(x[j], s);
+    for (int j = 0; j < 8; ++j) x[j] = codec::scale_rn(x[j], scale);
     codec::hadamard8(x);
   }
   QR_UNROLL
