@@ -370,8 +370,8 @@ void check_codec(const std::vector<T>& in, bool rotate, const char* what) {
               bad_t < n ? numeric::from_float<T>(want_dec[bad_t]).bits : 0u, used ? "straight from the codes" : "through f32");
     // for bf16 on these targets (sm_90 and later), the E2M1 and INT4 codecs must take the straight
     // path unrotated, INT4M rotated
-    const bool straight = rotate ? std::is_same_v<C, codec::int4m>
-                                 : std::is_same_v<C, codec::fp4> || std::is_same_v<C, codec::mxfp4> || std::is_same_v<C, codec::int4>;
+    const bool straight =
+        rotate ? std::is_same_v<C, codec::int4m> : std::is_same_v<C, codec::fp4> || std::is_same_v<C, codec::mxfp4> || std::is_same_v<C, codec::int4>;
     if (straight && std::is_same_v<T, bf16>)
       QR_EXPECT(used == 1, "%s/bf16%s: the decode straight to bf16 was not compiled", C::name, rotate ? " rotated" : "");
     QR_CUDA(cudaFree(dout));

@@ -286,7 +286,8 @@ TEST_CASE("int4m: decoding rotates the levels back, then scales: the f32 inverse
       }
       if (finite) {
         ++compared;
-        for (int i = 0; i < 32; ++i) REQUIRE_MESSAGE(std::bit_cast<std::uint32_t>(got[i]) == std::bit_cast<std::uint32_t>(want[i]), "S " << s << " value " << i);
+        for (int i = 0; i < 32; ++i)
+          REQUIRE_MESSAGE(std::bit_cast<std::uint32_t>(got[i]) == std::bit_cast<std::uint32_t>(want[i]), "S " << s << " value " << i);
         continue;
       }
       ++overflowed;

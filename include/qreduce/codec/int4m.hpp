@@ -477,7 +477,8 @@ struct int4m {
   // once as from_float8 rounds the f32 one (and beyond the f32 range, to infinity either way); + 0
   // where no share is added keeps a zero scale's results +0; a NaN scale gives the canonical NaN.
   template <class Exchange>
-  QR_DEVICE static QR_FORCEINLINE void decode_rotated_lane_bf16(const lane_payload& p, const state& st, Exchange&& exchange, std::uint32_t (&out)[4]) {
+  QR_DEVICE static QR_FORCEINLINE void decode_rotated_lane_bf16(const lane_payload& p, const state& st, Exchange&& exchange,
+                                                                std::uint32_t (&out)[4]) {
     std::uint32_t w[4];
     rotate_levels_back(p, exchange, w);
     const std::uint32_t s = numeric::float_bits(st.scale) >> 16, s2 = s | (s << 16);
