@@ -178,26 +178,10 @@ void check_rotate_loaded() {
   QR_CUDA(cudaFree(dm));
 }
 
-// int4m's rotated decode over every scale: its f32 values (device::decode_unrotate) and, where the
-// target has them, its bf16 results straight from the levels (decode_unrotate_rounded), for every
-// group exponent S in [4, 252] and the non-finite 0xff, every pair of multipliers, random codes.
-template <class C>  // (a template, so that the branch a target lacks is discarded)
-__global__ void int4m_rotated_kernel(const std::byte* in, std::size_t n, float* out_f32, bf16* out_bf16, int* used) {
-  const std::size_t tile = blockIdx.x, i = tile * codec::tile_values + 8 * threadIdx.x;
-  const auto c = device::load_code<C, bf16>(in + tile * codec::tile_bytes<C>, int(threadIdx.x));
-  float y[8];
-  device::decode_unrotate<C, bf16>(c, y);
-  for (int j = 0; j < 8; ++j) out_f32[i + j] = y[j];
-  uint4 v;
-  if constexpr (device::decodes_unrotated_rounded<C, bf16>) {
-    v = device::decode_unrotate_rounded<C, bf16>(c);
-    if (tile == 0 && threadIdx.x == 0) *used = 1;
-  } else {
-    v = device::pack8<bf16>(y);
-  }
-  device::store8_bits(out_bf16, n, i, v);
-}
-
+// int4m's rotated decode over every scale: its f32 values (decode_kernel: device::decode_unrotate)
+// and, where the target has them, its bf16 results straight from the levels (decode_rounded_kernel:
+// decode_unrotate_rounded), for every group exponent S in [4, 252] and the non-finite 0xff, every
+// pair of multipliers, random codes.
 // Against codec::decode_rotated_group, bit for bit (NaNs as NaNs), the top scales' overflow included.
 void check_int4m_rotated_all_scales() {
   using C = codec::int4m;
@@ -228,7 +212,9 @@ void check_int4m_rotated_all_scales() {
   QR_CUDA(cudaMalloc(&dused, sizeof(int)));
   QR_CUDA(cudaMemset(dused, 0, sizeof(int)));
   QR_CUDA(cudaMemcpy(denc, enc.data(), enc.size(), cudaMemcpyHostToDevice));
-  int4m_rotated_kernel<C><<<unsigned(tiles), 256>>>(denc, n, df, db, dused);
+  decode_kernel<C, bf16><<<unsigned(tiles), 256>>>(denc, n, df, true);
+  QR_CUDA(cudaGetLastError());
+  decode_rounded_kernel<C, bf16><<<unsigned(tiles), 256>>>(denc, n, db, dused, true);
   QR_CUDA(cudaGetLastError());
   std::vector<float> got(n);
   std::vector<bf16> got_b(n);
