@@ -57,6 +57,7 @@
 // system-scope releases.
 #pragma once
 #include <cstddef>
+#include <type_traits>
 #include "../error.hpp"
 #include "../device/tile.hpp"
 #include "../transport/flags.hpp"
@@ -92,6 +93,13 @@ inline constexpr bool stages_scales = C::scale_bytes > 0 && !stages_tiles<C>;
 // 2 ranks), else no bound but the slot's.
 template <codec::codec_type C>
 inline constexpr int max_step_tiles = stages_scales<C> ? 16 : 1 << 30;
+
+// Whether the two-shot compiles each step's tile loop twice: for the chunks that lie inside the
+// tensor, with no bound tests in their loads and stores, and for the last. Where the 32 registers of
+// the 2-rank kernels hold both: the codecs that store their payloads straight (stages_scales); INT4M
+// at 1 GiB on 2x H200 ... (docs/design.md). Elsewhere the copies made ptxas spill.
+template <codec::codec_type C, int W>
+inline constexpr bool split_bounds = W == 2 && stages_scales<C>;
 
 // How a two-shot call is cut: K tiles per segment (at most what a segment slot holds of the codec's
 // tiles), and the grid. A pure function of the message, the codec and the communicator, so every
@@ -141,6 +149,15 @@ struct tile_stage {
   alignas(16) std::byte image[2][codec::tile_bytes<C>];
 };
 
+// Whether a step's tiles all lie inside the tensor: a bool, or (split_bounds) known at compile time.
+template <class Inside>
+inline constexpr bool known_inside = std::is_same_v<Inside, std::true_type>;
+QR_DEVICE QR_FORCEINLINE bool inside_value(bool inside) { return inside; }
+template <bool Inside>
+QR_DEVICE QR_FORCEINLINE bool inside_value(std::bool_constant<Inside>) {
+  return Inside;
+}
+
 // Copies a tile image (tile_bytes, a multiple of 16) to `dst` with the block's threads, 16 bytes each.
 template <codec::codec_type C>
 QR_DEVICE QR_FORCEINLINE void copy_tile(std::byte* dst, const std::byte* image, int t) {
@@ -171,16 +188,13 @@ template <codec::codec_type C, int W, bool Shared>
 QR_DEVICE QR_FORCEINLINE void copy_scales(std::byte* const (&dst)[W - 1], const scale_image<C, W>& image, int count, int t) {
   constexpr int TB = codec::slot_tile_bytes<C>, pieces = device::tile_scale_bytes<C> / 16;
   static_assert(device::tile_scale_bytes<C> % 16 == 0, "a tile's scales in whole 16-byte pieces");
+  static_assert(max_step_tiles<C> * pieces <= block_threads, "a piece a thread at most");
+  if (t >= count * pieces) return;
+  const int f = t / pieces, q = t % pieces;
   QR_UNROLL
-  for (int o = 0; o < W - 1; ++o) {
-    QR_UNROLL
-    for (int p = t; p < max_step_tiles<C> * pieces; p += block_threads) {
-      const int f = p / pieces, q = p % pieces;
-      if (f < count)
-        reinterpret_cast<uint4*>(dst[o] - (count - f) * TB + device::tile_payload_bytes<C>)[q] =
-            reinterpret_cast<const uint4*>(image[Shared ? 0 : o][f])[q];
-    }
-  }
+  for (int o = 0; o < W - 1; ++o)
+    reinterpret_cast<uint4*>(dst[o] - (count - f) * TB + device::tile_payload_bytes<C>)[q] =
+        reinterpret_cast<const uint4*>(image[Shared ? 0 : o][f])[q];
 }
 
 // The two-shot all-reduce of n values as a device function: every thread of every block of a grid of
@@ -241,16 +255,18 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
   // can (E2M1 and INT4 to bf16 into the plain output without rotation, device::decode_code_rounded;
   // INT4M rotated, device::decode_unrotate_rounded; bitwise the same), else as f32 values.
   constexpr bool plain_output = requires(const uint4& v) { ep.store_rounded(out, n, std::size_t(0), v); };
-  auto emit = [&](const lane_code<C>& c, std::size_t i) {
+  // Inside: std::true_type where the step's tiles are known to lie inside the tensor (the epilogue is
+  // then told the 8 values are, and its store tests nothing), else a bool (the epilogue tests i + 8 <= n).
+  auto emit = [&]<class Inside>(const lane_code<C>& c, std::size_t i, Inside) {
     if constexpr (decodes_rounded<C, T> && plain_output) {
       if (!rotate) {
-        ep.store_rounded(out, n, i, decode_code_rounded<C, T>(c));
+        ep.store_rounded(out, known_inside<Inside> ? i + 8 : n, i, decode_code_rounded<C, T>(c));
         return;
       }
     }
     if constexpr (decodes_unrotated_rounded<C, T> && plain_output) {
       if (rotate) {
-        ep.store_rounded(out, n, i, decode_unrotate_rounded<C, T>(c));
+        ep.store_rounded(out, known_inside<Inside> ? i + 8 : n, i, decode_unrotate_rounded<C, T>(c));
         return;
       }
     }
@@ -258,6 +274,18 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
     if (rotate) decode_unrotate<C, T>(c, y);
     else decode_code<C, T>(c, y);
     ep(out, n, i, y);
+  };
+
+  // A step's tile loop, tiles(inside), for a step whose tiles all lie inside the tensor or not: where
+  // split_bounds, compiled twice (inside a std::true_type: its loads and stores test no bounds), else
+  // once (inside a bool).
+  auto over_tiles = [&](bool inside, auto&& tiles) {
+    if constexpr (split_bounds<C, W>) {
+      if (inside) tiles(std::true_type{});
+      else tiles(std::false_type{});
+    } else {
+      tiles(inside);
+    }
   };
 
   for (std::size_t i = 0; i < rounds + 2; ++i) {
@@ -272,28 +300,30 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         src[o] = base + std::size_t(s) * seg;
         dst[o] = h.scatter_slot(s, ring_i, b, r);
       }
-      for (int k = 0; k < K; ++k) {
-        QR_UNROLL
-        for (int o = 0; o < W - 1; ++o) {
-          float x[8];
-          unpack8<T>(load8_bits(in, n, src[o] + lane_offset, inside), x);
-          if (rotate) device::rotate_loaded<C>(x);
-          const auto code = encode_lane<C, T>(x);
-          if constexpr (stages_tiles<C>) {
-            store_lane<C>(stage.image[set], t, code);
-            block_sync();
-            copy_tile<C>(dst[o], stage.image[set], t);
-            set ^= 1;
-          } else if constexpr (stages_scales<C>) {
-            store_payload<C>(dst[o], t, code);
-            store_scale<C>(scales[o][k], t, code);
-          } else {
-            store_lane<C>(dst[o], t, code);
+      over_tiles(inside, [&](auto tiles_inside) {
+        for (int k = 0; k < K; ++k) {
+          QR_UNROLL
+          for (int o = 0; o < W - 1; ++o) {
+            float x[8];
+            unpack8<T>(load8_bits(in, n, src[o] + lane_offset, inside_value(tiles_inside)), x);
+            if (rotate) device::rotate_loaded<C>(x);
+            const auto code = encode_lane<C, T>(x);
+            if constexpr (stages_tiles<C>) {
+              store_lane<C>(stage.image[set], t, code);
+              block_sync();
+              copy_tile<C>(dst[o], stage.image[set], t);
+              set ^= 1;
+            } else if constexpr (stages_scales<C>) {
+              store_payload<C>(dst[o], t, code);
+              store_scale<C>(scales[o][k], t, code);
+            } else {
+              store_lane<C>(dst[o], t, code);
+            }
+            src[o] += codec::tile_values;
+            dst[o] += TB;
           }
-          src[o] += codec::tile_values;
-          dst[o] += TB;
         }
-      }
+      });
       if constexpr (stages_scales<C>) {
         block_sync();
         copy_scales<C, W, false>(dst, scales, K, t);
@@ -312,17 +342,19 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         src[o] = h.gather_slot(r, ring_back(2), b, s);
         dst[o] = base + std::size_t(s) * seg;
       }
-      for (int k = 0; k < K; ++k) {
-        lane_code<C> sums[W - 1];
-        QR_UNROLL
-        for (int o = 0; o < W - 1; ++o) sums[o] = load_code<C, T>(src[o], t);
-        QR_UNROLL
-        for (int o = 0; o < W - 1; ++o) {
-          emit(sums[o], dst[o] + lane_offset);
-          src[o] += TB;
-          dst[o] += codec::tile_values;
+      over_tiles(base + chunk <= n, [&](auto tiles_inside) {
+        for (int k = 0; k < K; ++k) {
+          lane_code<C> sums[W - 1];
+          QR_UNROLL
+          for (int o = 0; o < W - 1; ++o) sums[o] = load_code<C, T>(src[o], t);
+          QR_UNROLL
+          for (int o = 0; o < W - 1; ++o) {
+            emit(sums[o], dst[o] + lane_offset, tiles_inside);
+            src[o] += TB;
+            dst[o] += codec::tile_values;
+          }
         }
-      }
+      });
     }
     if (i < rounds)  // scatter(i)'s flags, after the gather gave its stores time to land
       signal_flags<Transport, W>(h, scatter_phase, number(i), ring_i, call());
@@ -344,67 +376,69 @@ __device__ QR_FORCEINLINE void two_shot(const device_handle& h, const T* in, T* 
         src[o] = h.scatter_slot(r, q, b, s);
         dst[o] = h.gather_slot(s, q, b, r);
       }
-      for (int k = 0; k < K; ++k) {
-        lane_code<C> in_codes[W - 1];
-        const uint4 mine = load8_bits(in, n, own + lane_offset, inside);
-        QR_UNROLL
-        for (int o = 0; o < W - 1; ++o) in_codes[o] = load_code<C, T>(src[o], t);
-        float acc[8];
-        unpack8<T>(mine, acc);
-        if (rotate) device::rotate_loaded<C>(acc);
-        if constexpr (W == 2) {
-          // (0 + y0) + y1 in rank order is (0 + own) + peer on either rank: a sum of two terms
-          // rounds the same in either order, and the leading 0 turns a -0 into +0 either way. Where
-          // the codec encodes -0 as +0, no code decodes to -0 (tests/host checks it), so own + peer
-          // is that sum up to the sign of a zero, which the codec's encode does not see (int4m's
-          // accumulate_lane may leave a -0 there): the same bytes, 8 additions a tile fewer.
-          if constexpr (codec::encodes_zero_sign<C>) {
+      over_tiles(inside, [&](auto tiles_inside) {
+        for (int k = 0; k < K; ++k) {
+          lane_code<C> in_codes[W - 1];
+          const uint4 mine = load8_bits(in, n, own + lane_offset, inside_value(tiles_inside));
+          QR_UNROLL
+          for (int o = 0; o < W - 1; ++o) in_codes[o] = load_code<C, T>(src[o], t);
+          float acc[8];
+          unpack8<T>(mine, acc);
+          if (rotate) device::rotate_loaded<C>(acc);
+          if constexpr (W == 2) {
+            // (0 + y0) + y1 in rank order is (0 + own) + peer on either rank: a sum of two terms
+            // rounds the same in either order, and the leading 0 turns a -0 into +0 either way. Where
+            // the codec encodes -0 as +0, no code decodes to -0 (tests/host checks it), so own + peer
+            // is that sum up to the sign of a zero, which the codec's encode does not see (int4m's
+            // accumulate_lane may leave a -0 there): the same bytes, 8 additions a tile fewer.
+            if constexpr (codec::encodes_zero_sign<C>) {
+              QR_UNROLL
+              for (int e = 0; e < 8; ++e) acc[e] = 0.0f + acc[e];
+            }
+            accumulate_code<C, T>(in_codes[0], acc);
+          } else {
+            // Rank order, the same sum on every rank: peers s < r (offsets W-1-r ..), the own
+            // contribution, then peers s > r (offsets 0 .. W-2-r).
+            float own_v[8];
             QR_UNROLL
-            for (int e = 0; e < 8; ++e) acc[e] = 0.0f + acc[e];
+            for (int e = 0; e < 8; ++e) own_v[e] = acc[e], acc[e] = 0.0f;
+            QR_UNROLL
+            for (int o = 0; o < W - 1; ++o)
+              if (o >= W - 1 - r) accumulate_code<C, T>(in_codes[o], acc);
+            QR_UNROLL
+            for (int e = 0; e < 8; ++e) acc[e] += own_v[e];
+            QR_UNROLL
+            for (int o = 0; o < W - 1; ++o)
+              if (o < W - 1 - r) accumulate_code<C, T>(in_codes[o], acc);
           }
-          accumulate_code<C, T>(in_codes[0], acc);
-        } else {
-          // Rank order, the same sum on every rank: peers s < r (offsets W-1-r ..), the own
-          // contribution, then peers s > r (offsets 0 .. W-2-r).
-          float own_v[8];
+          const auto code = encode_lane<C, T>(acc);
+          if constexpr (stages_tiles<C>) {
+            store_lane<C>(stage.image[set], t, code);
+          } else if constexpr (stages_scales<C>) {
+            QR_UNROLL
+            for (int o = 0; o < W - 1; ++o) store_payload<C>(dst[o], t, code);
+            store_scale<C>(scales[0][k], t, code);
+          } else {
+            QR_UNROLL
+            for (int o = 0; o < W - 1; ++o) store_lane<C>(dst[o], t, code);
+          }
+          // The own reduced segment goes to the output from here, decoded as the peers decode its
+          // stored bytes: no store to and load from this rank's own gather slot.
+          emit(as_stored<C>(code, t), own + lane_offset, tiles_inside);
+          if constexpr (stages_tiles<C>) {
+            block_sync();
+            QR_UNROLL
+            for (int o = 0; o < W - 1; ++o) copy_tile<C>(dst[o], stage.image[set], t);
+            set ^= 1;
+          }
           QR_UNROLL
-          for (int e = 0; e < 8; ++e) own_v[e] = acc[e], acc[e] = 0.0f;
-          QR_UNROLL
-          for (int o = 0; o < W - 1; ++o)
-            if (o >= W - 1 - r) accumulate_code<C, T>(in_codes[o], acc);
-          QR_UNROLL
-          for (int e = 0; e < 8; ++e) acc[e] += own_v[e];
-          QR_UNROLL
-          for (int o = 0; o < W - 1; ++o)
-            if (o < W - 1 - r) accumulate_code<C, T>(in_codes[o], acc);
+          for (int o = 0; o < W - 1; ++o) {
+            src[o] += TB;
+            dst[o] += TB;
+          }
+          own += codec::tile_values;
         }
-        const auto code = encode_lane<C, T>(acc);
-        if constexpr (stages_tiles<C>) {
-          store_lane<C>(stage.image[set], t, code);
-        } else if constexpr (stages_scales<C>) {
-          QR_UNROLL
-          for (int o = 0; o < W - 1; ++o) store_payload<C>(dst[o], t, code);
-          store_scale<C>(scales[0][k], t, code);
-        } else {
-          QR_UNROLL
-          for (int o = 0; o < W - 1; ++o) store_lane<C>(dst[o], t, code);
-        }
-        // The own reduced segment goes to the output from here, decoded as the peers decode its
-        // stored bytes: no store to and load from this rank's own gather slot.
-        emit(as_stored<C>(code, t), own + lane_offset);
-        if constexpr (stages_tiles<C>) {
-          block_sync();
-          QR_UNROLL
-          for (int o = 0; o < W - 1; ++o) copy_tile<C>(dst[o], stage.image[set], t);
-          set ^= 1;
-        }
-        QR_UNROLL
-        for (int o = 0; o < W - 1; ++o) {
-          src[o] += TB;
-          dst[o] += TB;
-        }
-        own += codec::tile_values;
-      }
+      });
       if constexpr (stages_scales<C>) {
         block_sync();
         copy_scales<C, W, true>(dst, scales, K, t);

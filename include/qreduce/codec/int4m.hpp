@@ -95,12 +95,21 @@ struct int4m {
   QR_HOST_DEVICE static QR_FORCEINLINE float exponent_value(std::uint32_t s) { return numeric::bits_float(s << 23); }
   QR_HOST_DEVICE static QR_FORCEINLINE float exponent_inverse(std::uint32_t s) { return numeric::bits_float((254u - s) << 23); }
 
-  // (m + 1) / 16 * 2^(S-127), 0 for m = 0, without a branch: the float 2^19 + j / 16 (its ulp is 1/16)
-  // less 2^19 is j / 16 exactly, j = m + 1 (0 for m = 0).
-  QR_HOST_DEVICE static QR_FORCEINLINE float half_scale(std::uint32_t s, std::uint32_t m) {
-    const float mult = numeric::bits_float(0x49000000u | (m + std::uint32_t(m != 0u))) - 524288.0f;
-    return mult * exponent_value(s);
+  // mult(m) = (m + 1) / 16, 0 for m = 0, without a branch: the float 2^19 + j / 16 (its ulp is 1/16)
+  // less 2^19 is j / 16 exactly, j = m + min(m, 1).
+  QR_HOST_DEVICE static QR_FORCEINLINE float multiplier(std::uint32_t m) {
+#if QR_DEVICE_PASS && QR_BACKEND_CUDA
+    // one min.u32 and one three-input addition (written in C++, the compiler makes it a compare, a
+    // select of m or m + 1, and an or: four instructions)
+    std::uint32_t z;
+    asm("min.u32 %0, %1, 1;" : "=r"(z) : "r"(m));
+#else
+    const std::uint32_t z = m < 1u ? m : 1u;
+#endif
+    return numeric::bits_float(0x49000000u + m + z) - 524288.0f;
   }
+  // (m + 1) / 16 * 2^(S-127), 0 for m = 0.
+  QR_HOST_DEVICE static QR_FORCEINLINE float half_scale(std::uint32_t s, std::uint32_t m) { return multiplier(m) * exponent_value(s); }
 
   // The smallest multiplier whose range holds a half of largest magnitude `half_absmax`:
   // ceil(a' * K) - 1 with a' = half_absmax * 2^(127-S), K the float nearest 32/15, products in f32.
@@ -116,6 +125,20 @@ struct int4m {
     return std::uint32_t(multiplier_up_float(s, half_absmax));
   }
 
+  // 1 / n within 1 ulp for an integer n in [1, 16] (on the host, the quotient itself): where only
+  // a coarser rounding of a product with it is kept (the search's ratio below).
+  QR_HOST_DEVICE static QR_FORCEINLINE float approx_reciprocal(float n) {
+#if QR_DEVICE_PASS && QR_BACKEND_CUDA
+    float y;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(n));
+    return y;
+#elif QR_DEVICE_PASS && QR_BACKEND_HIP
+    return __builtin_amdgcn_rcpf(n);
+#else
+    return 1.0f / n;
+#endif
+  }
+
   // 1 / n, correctly rounded, for an integer n in [1, 16]. On a device without a division: the
   // approximate reciprocal (at most 1 ulp off: rcp.approx, v_rcp_f32) and one Newton step
   // (numeric::reciprocal_step), while 1 / n (exact, or a binary expansion of period at most 12 for
@@ -123,12 +146,8 @@ struct int4m {
   // branch to a slow path (tests/host checks every n from every start within 1 ulp; tests/gpu
   // compares the bytes).
   QR_HOST_DEVICE static QR_FORCEINLINE float small_reciprocal(float n) {
-#if QR_DEVICE_PASS && QR_BACKEND_CUDA
-    float y;
-    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(n));
-    return numeric::reciprocal_step(n, y);
-#elif QR_DEVICE_PASS && QR_BACKEND_HIP
-    return numeric::reciprocal_step(n, __builtin_amdgcn_rcpf(n));
+#if QR_DEVICE_PASS
+    return numeric::reciprocal_step(n, approx_reciprocal(n));
 #else
     return 1.0f / n;
 #endif
@@ -164,8 +183,11 @@ struct int4m {
   };
 
   // The search's ratio for a half of multiplier n = m_up as a float (n <= 1: a finite value, unused),
-  // and its offset.
-  QR_HOST_DEVICE static QR_FORCEINLINE numeric::half2 down_ratio(float n) { return numeric::h2_both((n + 1.0f) * small_reciprocal(fmaxf(n, 1.0f))); }
+  // and its offset. The ratio is (n + 1) / n rounded to binary16, from a reciprocal within 1 ulp: 1 + 1/n
+  // lies at least 1 / (15 * 2^11) from every binary16 rounding midpoint of [1, 2] (odd multiples of
+  // 2^-11; 1/n is never one, n <= 15), the f32 product within about 2^-21 of it (tests/host checks
+  // every n from every start).
+  QR_HOST_DEVICE static QR_FORCEINLINE numeric::half2 down_ratio(float n) { return numeric::h2_both((n + 1.0f) * approx_reciprocal(fmaxf(n, 1.0f))); }
   QR_HOST_DEVICE static QR_FORCEINLINE numeric::half2 down_offset(numeric::half2 ratio) {
     return numeric::h2_fma(ratio, numeric::h2_constant<0.5f>(), numeric::h2_constant<-0.5f>());
   }
@@ -503,10 +525,10 @@ struct int4m {
   // The scale of lane `lane`'s half, a NaN for a non-finite group (whatever byte 1 holds), without a
   // branch (a branch to nan_state cost the two-shot's reduce step a divergent region a tile).
   QR_HOST_DEVICE static QR_FORCEINLINE state load_scale(const std::byte* s, int lane) {
-    const std::uint16_t b = mem::load_small<std::uint16_t>(s);
-    const std::uint32_t e = b & 0xffu;
-    const float sc = half_scale(e, (lane >> 1) == 0 ? (b >> 8) & 0xfu : b >> 12);  // e = 0xff: replaced
-    return state{b, e == 0xffu ? nan_state().scale : sc};
+    const std::uint32_t b = mem::load_small<std::uint16_t>(s);
+    const std::uint32_t e = (b << 23) & 0x7f800000u;  // 2^(S-127)'s bits (S = 0xff: the infinity's)
+    const float sc = multiplier((lane >> 1) == 0 ? (b >> 8) & 0xfu : b >> 12) * numeric::bits_float(e);  // S = 0xff: replaced
+    return state{std::uint16_t(b), e == 0x7f800000u ? nan_state().scale : sc};
   }
 };
 

@@ -89,12 +89,23 @@ QR_DEVICE inline bool healthy(const device_handle& h) {
   return false;
 }
 
+// The verdicts of a block's waits (wait_flags), a word per phase (scatter_phase, gather_phase): 0
+// until a wait of that phase failed. Cleared by block_may_start; a wait only ever sets its word,
+// after which the block stops.
+QR_DEVICE QR_FORCEINLINE int* wait_verdicts() {
+  __shared__ int words[2];
+  return words;
+}
+
 // Every thread of the block calls this at kernel entry, before any remote write; a block that gets
 // false returns at once. So after a rank gave up, neither its later calls (a graph replays them
 // without the host) nor its peers' write into anyone's slots or raise a flag.
 QR_DEVICE inline bool block_may_start(const device_handle& h) {
   __shared__ int go;
-  if (threadIdx.x == 0) go = healthy(h) ? 1 : 0;
+  if (threadIdx.x == 0) {
+    go = healthy(h) ? 1 : 0;
+    wait_verdicts()[0] = wait_verdicts()[1] = 0;
+  }
   block_sync();
   const bool ok = go != 0;
   block_sync();
@@ -199,20 +210,19 @@ QR_DEVICE inline void fetch_calls(const device_handle& h, int ring, std::uint64_
 }
 
 // Waits until every rank's flag for `phase` of this block reached `seq` (acquire); every thread
-// calls it and reads the peers' data only after it returns true. Returns false if a peer did not
-// arrive in time (recorded) or another block of this rank gave up; the value is the same on every
-// thread of the block.
+// calls it, after block_may_start, and reads the peers' data only after it returns true. Returns
+// false if a peer did not arrive in time (recorded) or another block of this rank gave up; the value
+// is the same on every thread of the block. A block's consecutive waits alternate between the two
+// phases (the two-shot's do), so that one barrier a wait is enough: the waiting threads set their
+// phase's word only on a failure, and a wait writes a word only after every thread passed the barrier
+// of the wait before it, of the other phase, and so had read the word (three barriers a wait with
+// one shared word, which had to be reset: at 2 ranks 4 of the 10 barriers of a two-shot round).
 template <class Transport, int W>
 QR_DEVICE inline bool wait_flags(const device_handle& h, int phase, std::uint32_t seq) {
-  __shared__ int give_up;
   const int t = threadIdx.x;
-  if (t == 0) give_up = 0;
+  if (t < W && !wait_flag<Transport>(h, h.flag(h.rank, phase, blockIdx.x, t), seq, t, phase)) wait_verdicts()[phase] = 1;
   block_sync();
-  if (t < W && !wait_flag<Transport>(h, h.flag(h.rank, phase, blockIdx.x, t), seq, t, phase)) give_up = 1;
-  block_sync();
-  const bool ok = give_up == 0;
-  block_sync();  // nobody resets give_up (next call) before everyone read it
-  return ok;
+  return wait_verdicts()[phase] == 0;
 }
 
 }  // namespace qreduce::device
