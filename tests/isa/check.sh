@@ -66,6 +66,28 @@ expect_not_in_body() {
   elif grep -qE "$4" <<<"$body"; then fail=$((fail + 1)); echo "  FAIL  $5: '$4' found in the kernels matching '$3' of $(basename "$2")"
   else pass=$((pass + 1)); echo "  ok    $5"; fi
 }
+# A loop (a label and a later branch back to it) holding instructions that match every regex of `want`
+# (separated by spaces) and none that matches `avoid`, in the kernels an extractor finds: extractor,
+# file, name regex, want, avoid, meaning. Labels and branches as PTX ($L__BB0_1:, bra) and AMD
+# assembly (.LBB0_1:, s_branch, s_cbranch_*) write them.
+expect_loop() {
+  local body found
+  body=$("$1" "$2" "$3")
+  found=$(awk -v want="$4" -v avoid="$5" '{line[NR] = $0}
+    match($0, /^[$.]L[_A-Za-z0-9]*:/) {lab[substr($0, 1, RLENGTH - 1)] = NR}
+    match($0, /(bra(\.uni)?|s_branch|s_cbranch_[a-z0-9]+)[ \t]+[$.]L[_A-Za-z0-9]+/) {
+      t = substr($0, RSTART, RLENGTH); sub(/.*[ \t]/, "", t)
+      if (t in lab && lab[t] < NR) {nl++; from[nl] = lab[t]; to[nl] = NR}}
+    END {nw = split(want, w, " ")
+      for (i = 1; i <= nl; i++) {
+        delete got; n = 0; bad = 0
+        for (j = from[i]; j <= to[i]; j++) {
+          for (k = 1; k <= nw; k++) if (!(k in got) && line[j] ~ w[k]) {got[k] = 1; n++}
+          if (line[j] ~ avoid) bad = 1}
+        if (n == nw && !bad) {print "yes"; exit}}}' <<<"$body")
+  if [ "$found" = yes ]; then pass=$((pass + 1)); echo "  ok    $6"
+  else fail=$((fail + 1)); echo "  FAIL  $6: no loop with '$4' and without '$5' in the kernels matching '$3' of $(basename "$2")"; fi
+}
 # A PTX fused multiply-add by a float constant (a literal operand, or a register moved from it) in the
 # entries matching a regex: file, entry regex, constant (0fXXXXXXXX), meaning.
 expect_fma_by_constant() {
@@ -191,6 +213,10 @@ for arch in sm_90 sm_100a; do
     "$arch: the INT4M two-shot writes no f32 result (no cvt.rn.bf16x2.f32)"
   expect_fma_by_constant "$out/$arch.ptx" 'two_shot_kernel.*5int4m.*4bf16' 0f3D800000 \
     "$arch: the INT4M two-shot folds its rotation's 1/16 into the first butterflies (fma.rn.f32, rotate_loaded)"
+  expect_loop ptx_entries "$out/$arch.ptx" 'two_shot_kernel.*5int4m.*4bf16.*Li2E' 'ld\.global\.v4 st\.shared\.u16' 'ld\.global\.u16|setp\.[a-z]+\.[su]64' \
+    "$arch: the 2-rank INT4M two-shot encodes whole chunks in a loop without bound tests (split_bounds: 16-byte loads only)"
+  expect_loop ptx_entries "$out/$arch.ptx" 'two_shot_kernel.*5int4m.*4bf16.*Li2E' 'fma\.rn\.bf16x2 st\.global\.v4' 'st\.global\.u16|setp\.[a-z]+\.[su]64' \
+    "$arch: the 2-rank INT4M two-shot writes whole chunks' results in a loop without bound tests (16-byte stores only)"
   expect_fma_by_constant "$out/$arch.ptx" 'two_shot_kernel.*4int6' 0f3D000000 \
     "$arch: the INT6 two-shot (rotated on request) folds the rotation's 1/32 into the first butterflies"
 done
@@ -241,6 +267,8 @@ for arch in gfx942 gfx950; do
     expect_in_amd_kernel "$out/$arch.s" "$kern" "$store" "$arch: the $name two-shot puts its groups' scales into the LDS (stages_scales)"
     expect_in_amd_kernel "$out/$arch.s" "$kern" 'ds_read_b128' "$arch: the $name two-shot copies its scales out 16 bytes at a time (copy_scales)"
   done
+  expect_loop amd_kernels "$out/$arch.s" 'two_shot_kernel.*5int4m.*Li2E' 'global_load_dwordx4 ds_write_b16' 'global_load_ushort|v_cmp_[a-z]+_u64' \
+    "$arch: the 2-rank INT4M two-shot encodes whole chunks in a loop without bound tests (split_bounds: 16-byte loads only)"
   expect_in_amd_kernel "$out/$arch.s" 'isa_encode.*5int4m' 'v_pk_fma_f16' \
     "$arch: int4m searches its multipliers in packed binary16 (v_pk_fma_f16)"
   expect_in_amd_kernel "$out/$arch.s" 'isa_decode_rotated.*5int4m' 'v_pk_add_f16' \
