@@ -214,11 +214,15 @@ QR_DEVICE QR_FORCEINLINE void store_lane(std::byte* tile, int t, const lane_code
 }
 
 // Thread t's share of a tile as loaded (payload and its group's scale), not yet decoded: loading
-// several of these before decoding any keeps several loads in flight per thread.
+// several of these before decoding any keeps several loads in flight per thread. Its offsets in
+// unsigned arithmetic: as int, every load sign-extended them to 64 bits, and the two-shot's
+// 40-register (4-rank) kernels spilled (ptxas -v; the 2-rank INT4M reduce step 315 -> 303 SASS
+// instructions a tile).
 template <codec::codec_type C, class T>
 QR_DEVICE QR_FORCEINLINE lane_code<C> load_code(const std::byte* tile, int t) {
-  const int g = t / codec::lanes_per_group, l = t % codec::lanes_per_group;
-  return {C::load_lane(tile + g * C::payload_bytes, l), C::load_scale(tile + codec::tile_groups * C::payload_bytes + g * C::scale_bytes, l)};
+  const unsigned g = unsigned(t) / codec::lanes_per_group, l = unsigned(t) % codec::lanes_per_group;
+  return {C::load_lane(tile + g * C::payload_bytes, int(l)),
+          C::load_scale(tile + codec::tile_groups * C::payload_bytes + g * C::scale_bytes, int(l))};
 }
 
 // The code as a reader of the stored tile gets it: the payload as it is, the state as load_scale
