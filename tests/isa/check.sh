@@ -69,18 +69,19 @@ expect_not_in_body() {
 # A loop (a label and a later branch back to it) holding instructions that match every regex of `want`
 # (separated by spaces) and none that matches `avoid`, in the kernels an extractor finds: extractor,
 # file, name regex, want, avoid, meaning. Labels and branches as PTX ($L__BB0_1:, bra) and AMD
-# assembly (.LBB0_1:, s_branch, s_cbranch_*) write them.
+# assembly (.LBB0_1:, s_branch, s_cbranch_*) write them. The regexes reach awk through its
+# environment (-v would take their backslashes as escapes in gawk).
 expect_loop() {
   local body found
   body=$("$1" "$2" "$3")
-  found=$(awk -v want="$4" -v avoid="$5" '{line[NR] = $0}
+  found=$(want="$4" avoid="$5" awk '{line[NR] = $0}
     match($0, /^[$.]L[_A-Za-z0-9]*:/) {lab[substr($0, 1, RLENGTH - 1)] = NR}
     match($0, /(bra(\.uni)?|s_branch|s_cbranch_[a-z0-9]+)[ \t]+[$.]L[_A-Za-z0-9]+/) {
       t = substr($0, RSTART, RLENGTH); sub(/.*[ \t]/, "", t)
       if (t in lab && lab[t] < NR) {nl++; from[nl] = lab[t]; to[nl] = NR}}
-    END {nw = split(want, w, " ")
+    END {nw = split(ENVIRON["want"], w, " "); avoid = ENVIRON["avoid"]
       for (i = 1; i <= nl; i++) {
-        delete got; n = 0; bad = 0
+        split("", got); n = 0; bad = 0
         for (j = from[i]; j <= to[i]; j++) {
           for (k = 1; k <= nw; k++) if (!(k in got) && line[j] ~ w[k]) {got[k] = 1; n++}
           if (line[j] ~ avoid) bad = 1}

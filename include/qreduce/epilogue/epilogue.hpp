@@ -13,7 +13,9 @@
 // An optional
 //   __device__ void store_rounded(T* out, std::size_t n, std::size_t i, const uint4& v) const
 // takes values [i, i+8) already rounded to T (four pairs), where a codec decodes straight to T
-// (identity.hpp: the kernels skip the f32 values).
+// (identity.hpp: the kernels skip the f32 values). Its n is a bound, not the tensor's size: values
+// from n on are not written; the two-shot passes i + 8 where it knows the 8 values lie inside the
+// tensor (algorithm/two_shot.hpp, split_bounds), so that the store tests nothing.
 //
 // The concepts check what the host can see: the device calls (operator(), row()) are checked where
 // the kernels make them (clang's HIP passes do not see a __device__ member as callable from the host

@@ -97,17 +97,17 @@ QR_DEVICE QR_FORCEINLINE int* wait_verdicts() {
   return words;
 }
 
-// Every thread of the block calls this at kernel entry, before any remote write; a block that gets
-// false returns at once. So after a rank gave up, neither its later calls (a graph replays them
-// without the host) nor its peers' write into anyone's slots or raise a flag.
+// Every thread of the block calls this at kernel entry (and a kernel that runs several all-reduces,
+// before each), before any remote write; a block that gets false returns at once. So after a rank
+// gave up, neither its later calls (a graph replays them without the host) nor its peers' write into
+// anyone's slots or raise a flag. It clears the wait verdicts between its two barriers: after every
+// thread has left the all-reduce before (and read its last verdict), before any wait of this one.
 QR_DEVICE inline bool block_may_start(const device_handle& h) {
   __shared__ int go;
-  if (threadIdx.x == 0) {
-    go = healthy(h) ? 1 : 0;
-    wait_verdicts()[0] = wait_verdicts()[1] = 0;
-  }
+  if (threadIdx.x == 0) go = healthy(h) ? 1 : 0;
   block_sync();
   const bool ok = go != 0;
+  if (threadIdx.x == 0) wait_verdicts()[0] = wait_verdicts()[1] = 0;
   block_sync();
   return ok;
 }
@@ -209,8 +209,9 @@ QR_DEVICE inline void fetch_calls(const device_handle& h, int ring, std::uint64_
   if (t < W && t != h.rank) copy8_async(got + t, h.call_words(h.rank, ring, blockIdx.x, t));
 }
 
-// Waits until every rank's flag for `phase` of this block reached `seq` (acquire); every thread
-// calls it, after block_may_start, and reads the peers' data only after it returns true. Returns
+// Waits until every rank's flag for `phase` (scatter_phase or gather_phase) of this block reached
+// `seq` (acquire); every thread calls it, after block_may_start, and reads the peers' data only after
+// it returns true. Returns
 // false if a peer did not arrive in time (recorded) or another block of this rank gave up; the value
 // is the same on every thread of the block. A block's consecutive waits alternate between the two
 // phases (the two-shot's do), so that one barrier a wait is enough: the waiting threads set their
