@@ -435,36 +435,36 @@ TEST_CASE("scales: the reciprocal of every scale is the IEEE quotient 1 / scale"
           std::bit_cast<std::uint32_t>(1.0f / scale_e8m0::to_float(std::uint8_t(s))));
 }
 
+// Every float within 1 ulp of 1 / n: what an approximate reciprocal (rcp.approx, v_rcp_f32) may return.
+static std::vector<float> reciprocal_starts(int n) {
+  const float want = 1.0f / float(n);
+  std::vector<float> starts;
+  for (float y = std::nextafter(std::nextafter(want, 0.0f), 0.0f); y <= std::nextafter(std::nextafter(want, 2.0f), 2.0f);
+       y = std::nextafter(y, 2.0f)) {
+    const double ulp = double(std::nextafter(y, 2.0f)) - double(y);
+    if (std::fabs(double(y) - 1.0 / n) <= ulp) starts.push_back(y);
+  }
+  return starts;
+}
+
 TEST_CASE("reciprocals without a division: one Newton step from any start within 1 ulp gives the IEEE quotient") {
   // The devices' int4m::small_reciprocal: every integer n in [1, 16], from every float within 1 ulp
-  // of 1 / n (what rcp.approx and v_rcp_f32 may return).
+  // of 1 / n.
   for (int n = 1; n <= 16; ++n) {
     const float want = 1.0f / float(n);
-    int starts = 0;
-    for (float y = std::nextafter(std::nextafter(want, 0.0f), 0.0f); y <= std::nextafter(std::nextafter(want, 2.0f), 2.0f);
-         y = std::nextafter(y, 2.0f)) {
-      const double ulp = double(std::nextafter(y, 2.0f)) - double(y);
-      if (std::fabs(double(y) - 1.0 / n) > ulp) continue;
-      ++starts;
+    const std::vector<float> starts = reciprocal_starts(n);
+    for (const float y : starts)
       CHECK_MESSAGE(std::bit_cast<std::uint32_t>(numeric::reciprocal_step(float(n), y)) == std::bit_cast<std::uint32_t>(want),
                     "n " << n << " start " << y);
-    }
-    CHECK(starts >= 2);
+    CHECK(starts.size() >= 2);
   }
   // int4m::down_ratio on the devices: (n + 1) / n rounded to binary16 from a reciprocal without the
   // Newton step, every n it is used for (2 to 15) and 1, from every float within 1 ulp of 1 / n
   for (int n = 1; n <= 15; ++n) {
-    const float want = 1.0f / float(n);
     const std::uint32_t ratio = numeric::h2_bits(int4m::down_ratio(float(n)));
-    int starts = 0;
-    for (float y = std::nextafter(std::nextafter(want, 0.0f), 0.0f); y <= std::nextafter(std::nextafter(want, 2.0f), 2.0f);
-         y = std::nextafter(y, 2.0f)) {
-      const double ulp = double(std::nextafter(y, 2.0f)) - double(y);
-      if (std::fabs(double(y) - 1.0 / n) > ulp) continue;
-      ++starts;
-      CHECK_MESSAGE(numeric::h2_bits(numeric::h2_both((float(n) + 1.0f) * y)) == ratio, "n " << n << " start " << y);
-    }
-    CHECK(starts >= 2);
+    const std::vector<float> starts = reciprocal_starts(n);
+    for (const float y : starts) CHECK_MESSAGE(numeric::h2_bits(numeric::h2_both((float(n) + 1.0f) * y)) == ratio, "n " << n << " start " << y);
+    CHECK(starts.size() >= 2);
   }
   // scale_bf16::reciprocal's divisors: every 7th bf16 scale, from its quotient and both neighbours
   for (std::uint32_t s = 0x0080u; s <= 0x7e7fu; s += 7u) {
